@@ -1,0 +1,217 @@
+"""The plain, versioned records that cross process and storage boundaries.
+
+A node task returns ``NodeResult.to_dict()`` (plain data, safe to pickle across blasprof
+versions); the login shell rebuilds it with ``NodeResult.from_dict`` and stores it. Every
+record is frozen; the stored form carries ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BlasLibrary",
+    "NodeInfo",
+    "Measurement",
+    "Verification",
+    "NodeResult",
+    "gemm_flops",
+]
+
+SCHEMA_VERSION = 1
+
+
+def gemm_flops(n: int) -> float:
+    """Floating-point operations of one n x n x n GEMM (multiply and add counted)."""
+    return 2.0 * n * n * n
+
+
+@dataclass(frozen=True)
+class BlasLibrary:
+    """One BLAS or OpenMP runtime as threadpoolctl reports it."""
+
+    user_api: str
+    internal_api: str
+    version: str | None
+    threading_layer: str | None
+    architecture: str | None
+    num_threads: int
+    filepath: str
+    prefix: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlasLibrary:
+        return cls(
+            user_api=d["user_api"],
+            internal_api=d["internal_api"],
+            version=d.get("version"),
+            threading_layer=d.get("threading_layer"),
+            architecture=d.get("architecture"),
+            num_threads=int(d.get("num_threads") or 0),
+            filepath=d.get("filepath", ""),
+            prefix=d.get("prefix", ""),
+        )
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What one node is: CPU, topology, memory, allocation, BLAS stack, numpy build."""
+
+    hostname: str
+    cpu_model: str
+    vendor: str
+    microarchitecture: str | None
+    sockets: int
+    physical_cores: int
+    logical_cpus: int
+    numa_nodes: int
+    simd: tuple[str, ...]
+    clock_mhz: float | None
+    clock_source: str
+    memory_total_bytes: int
+    memory_available_bytes: int
+    affinity_cpus: tuple[int, ...]
+    cgroup_cpu_limit: float | None
+    usable_cpus: int
+    slurm: dict[str, str]
+    blas: tuple[BlasLibrary, ...]
+    numpy_version: str
+    numpy_blas: dict[str, Any]
+    python_version: str
+    platform: str
+    flops_per_cycle_f64: int | None
+    peak_gflops_f64: float | None
+    peak_note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NodeInfo:
+        d = dict(d)
+        d["simd"] = tuple(d.get("simd", ()))
+        d["affinity_cpus"] = tuple(d.get("affinity_cpus", ()))
+        d["blas"] = tuple(BlasLibrary.from_dict(b) for b in d.get("blas", ()))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def peak_gflops(self, dtype: str, threads: int) -> float | None:
+        """Theoretical peak for ``threads`` cores at the clock used for ``peak_gflops_f64``."""
+        if self.peak_gflops_f64 is None or self.usable_cpus < 1:
+            return None
+        cores = min(threads, self.usable_cpus, self.physical_cores or self.usable_cpus)
+        per_core = self.peak_gflops_f64 / min(
+            self.usable_cpus, self.physical_cores or self.usable_cpus
+        )
+        factor = 2.0 if dtype == "float32" else 1.0
+        return per_core * cores * factor
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One benchmark point: a GEMM of one size and dtype on one thread count."""
+
+    kernel: str
+    dtype: str
+    n: int
+    threads: int
+    median_s: float
+    min_s: float
+    cv: float
+    samples: tuple[float, ...]
+    loops: int
+    gflops: float
+    threads_verified: bool
+    threads_observed: tuple[int, ...] = ()
+    phase: str = "full"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        d = dict(d)
+        d["samples"] = tuple(d.get("samples", ()))
+        d["threads_observed"] = tuple(d.get("threads_observed", ()))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A fresh process started with the preset's environment, timed on one point."""
+
+    n: int
+    dtype: str
+    threads: int
+    sweep_gflops: float
+    fresh_gflops: float
+    threads_observed: tuple[int, ...]
+    ratio: float
+    passed: bool
+    note: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verification:
+        d = dict(d)
+        d["threads_observed"] = tuple(d.get("threads_observed", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """Everything one node task produced. ``status`` is complete, partial or failed."""
+
+    node_type: str
+    node: NodeInfo | None
+    measurements: tuple[Measurement, ...]
+    status: str
+    started_at: str
+    finished_at: str
+    settings: dict[str, Any]
+    verification: Verification | None = None
+    error: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "node_type": self.node_type,
+            "node": self.node.to_dict() if self.node else None,
+            "measurements": [m.to_dict() for m in self.measurements],
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "settings": dict(self.settings),
+            "verification": dataclasses.asdict(self.verification) if self.verification else None,
+            "error": self.error,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NodeResult:
+        version = int(d.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema version {version} is newer than this blasprof "
+                f"understands ({SCHEMA_VERSION}); upgrade blasprof"
+            )
+        return cls(
+            node_type=d["node_type"],
+            node=NodeInfo.from_dict(d["node"]) if d.get("node") else None,
+            measurements=tuple(Measurement.from_dict(m) for m in d.get("measurements", ())),
+            status=d["status"],
+            started_at=d["started_at"],
+            finished_at=d["finished_at"],
+            settings=dict(d.get("settings", {})),
+            verification=Verification.from_dict(d["verification"])
+            if d.get("verification")
+            else None,
+            error=d.get("error"),
+            schema_version=version,
+            extra=dict(d.get("extra", {})),
+        )

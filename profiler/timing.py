@@ -1,0 +1,172 @@
+"""One benchmark point: a GEMM of one size, dtype and thread count, timed robustly.
+
+Operands live in a ``Workspace`` allocated once per (size, dtype) with a preallocated
+output. Threads are limited through threadpoolctl and then read back from threadpoolctl's
+own report: a point whose limit did not hold is kept but marked unverified. The loop count
+doubles until one sample lasts ``min_time`` (capped, and stored with the point so the run
+can be reproduced), then ``samples`` samples are taken and summarised by their median, minimum
+and coefficient of variation.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from profiler.errors import UsageError
+from profiler.results import Measurement, gemm_flops
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "DTYPES",
+    "TimingSettings",
+    "Workspace",
+    "ThreadLimiter",
+    "operand_bytes",
+    "check_fits",
+    "time_gemm",
+]
+
+DTYPES = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How precisely each point is timed."""
+
+    min_time: float = 0.1
+    samples: int = 5
+    warmup: int = 1
+    max_loops: int = 1 << 22
+
+    def __post_init__(self) -> None:
+        if not self.min_time > 0:
+            raise UsageError(f"min_time must be > 0 seconds, got {self.min_time}")
+        if self.samples < 1:
+            raise UsageError(f"samples must be >= 1, got {self.samples}")
+        if self.warmup < 0:
+            raise UsageError(f"warmup must be >= 0, got {self.warmup}")
+
+
+def operand_bytes(n: int, dtype: str) -> int:
+    """Bytes for the three n x n operands of one GEMM (a, b and the output)."""
+    itemsize = {"float64": 8, "float32": 4}[dtype]
+    return 3 * n * n * itemsize
+
+
+def check_fits(n: int, dtype: str, available_bytes: int, fraction: float = 0.8) -> None:
+    """Refuse a size whose operands would not fit in ``fraction`` of the available memory."""
+    need = operand_bytes(n, dtype)
+    if need > available_bytes * fraction:
+        raise UsageError(
+            f"size {n} ({dtype}) needs {need:,} bytes for its three operands but only "
+            f"{available_bytes:,} bytes of memory are available; choose a smaller --sizes value"
+        )
+
+
+class Workspace:
+    """The operands of one (size, dtype): allocated once, filled with random values."""
+
+    def __init__(self, n: int, dtype: str, seed: int = 0) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        self.n = n
+        self.dtype = dtype
+        self.a: np.ndarray = rng.standard_normal((n, n)).astype(dtype)
+        self.b: np.ndarray = rng.standard_normal((n, n)).astype(dtype)
+        self.c: np.ndarray = np.empty((n, n), dtype=dtype)
+
+
+class ThreadLimiter:
+    """Sets the thread count of every loaded BLAS/OpenMP library and reads it back."""
+
+    def __init__(self) -> None:
+        import numpy  # noqa: F401  # the BLAS must be loaded before threadpoolctl looks
+        from threadpoolctl import ThreadpoolController
+
+        self._controller = ThreadpoolController()
+
+    @property
+    def libraries(self) -> list[dict[str, Any]]:
+        return self._controller.info()
+
+    def limit(self, threads: int) -> Any:
+        """A context manager that holds the limit; use ``observed()`` inside it."""
+        return self._controller.limit(limits=threads)
+
+    def observed(self) -> tuple[int, ...]:
+        """The thread count each BLAS library reports now (OpenMP runtimes excluded)."""
+        return tuple(
+            lib.num_threads for lib in self._controller.lib_controllers if lib.user_api == "blas"
+        )
+
+
+def _time_loops(matmul: Callable[..., Any], a: Any, b: Any, c: Any, loops: int) -> float:
+    # Kept as bare as the loop a user would write, so the harness adds nothing to a point.
+    timer = time.perf_counter
+    it = range(loops)
+    t0 = timer()
+    for _ in it:
+        matmul(a, b, out=c)
+    return timer() - t0
+
+
+def time_gemm(
+    workspace: Workspace,
+    threads: int | None,
+    limiter: ThreadLimiter,
+    settings: TimingSettings = TimingSettings(),
+    *,
+    phase: str = "full",
+) -> Measurement:
+    """Time ``c = a @ b`` on ``threads`` threads; return the point with its statistics.
+
+    ``threads=None`` leaves the libraries as the environment configured them (how a job
+    started from a preset runs) and records the count they report.
+    """
+    import contextlib
+
+    import numpy as np
+
+    matmul = np.matmul
+    a, b, c = workspace.a, workspace.b, workspace.c
+    context = limiter.limit(threads) if threads is not None else contextlib.nullcontext()
+    with context:
+        observed = limiter.observed()
+        if threads is None:
+            threads = observed[0] if observed else 0
+        for _ in range(settings.warmup):
+            matmul(a, b, out=c)
+        loops = 1
+        while True:
+            elapsed = _time_loops(matmul, a, b, c, loops)
+            if elapsed >= settings.min_time or loops >= settings.max_loops:
+                break
+            loops = min(loops * 2, settings.max_loops)
+        per_call = [
+            _time_loops(matmul, a, b, c, loops) / loops for _ in range(settings.samples)
+        ]
+    median = statistics.median(per_call)
+    mean = statistics.fmean(per_call)
+    cv = statistics.pstdev(per_call) / mean if mean > 0 else 0.0
+    return Measurement(
+        kernel="gemm",
+        dtype=workspace.dtype,
+        n=workspace.n,
+        threads=threads,
+        median_s=median,
+        min_s=min(per_call),
+        cv=cv,
+        samples=tuple(per_call),
+        loops=loops,
+        gflops=gemm_flops(workspace.n) / median / 1e9,
+        threads_verified=bool(observed) and all(t == threads for t in observed),
+        threads_observed=observed,
+        phase=phase,
+    )
