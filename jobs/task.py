@@ -22,6 +22,9 @@ from typing import Any
 
 __all__ = ["TaskSpec", "run_node_task", "read_checkpoint", "Checkpoint"]
 
+#: a fresh process started from the preset must reach this fraction of the sweep's figure
+VERIFY_MIN_RATIO = 0.9
+
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -128,9 +131,7 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
             if spec.stop_event is not None and spec.stop_event.is_set():
                 raise KeyboardInterrupt
 
-        outcome = run_sweep(
-            settings, counts, physical_cores=node.physical_cores, on_point=on_point
-        )
+        outcome = run_sweep(settings, counts, physical_cores=node.physical_cores, on_point=on_point)
         status = "complete" if outcome.completed else "partial"
         verification = None
         if outcome.completed and spec.verify:
@@ -215,27 +216,44 @@ def verify_preset(preset: Any, measurements: Any, settings: Any) -> Any:
         "profiler.verify",
         str(size_class.measured_n),
         dtype,
-        str(settings.timing.min_time),
+        str(max(settings.timing.min_time, 0.1)),
         str(max(3, settings.timing.samples)),
     ]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        data = json.loads(done.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, json.JSONDecodeError, IndexError, OSError) as exc:
-        return Verification(
-            n=size_class.measured_n, dtype=dtype, threads=threads, sweep_gflops=sweep_gflops,
-            fresh_gflops=0.0, threads_observed=(), ratio=0.0, passed=False,
-            note=f"the fresh process failed: {exc}",
-        )
-    fresh = float(data["gflops"])
-    observed = tuple(int(t) for t in data["threads_observed"])
-    ratio = fresh / sweep_gflops if sweep_gflops else 0.0
-    threads_ok = bool(observed) and all(t == threads for t in observed)
-    passed = threads_ok and ratio >= 0.9
+    # A shared machine is noisy: one retry before calling the preset unverified.
+    for _attempt in range(2):
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+            data = json.loads(done.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, json.JSONDecodeError, IndexError, OSError) as exc:
+            return Verification(
+                n=size_class.measured_n,
+                dtype=dtype,
+                threads=threads,
+                sweep_gflops=sweep_gflops,
+                fresh_gflops=0.0,
+                threads_observed=(),
+                ratio=0.0,
+                passed=False,
+                note=f"the fresh process failed: {exc}",
+            )
+        fresh = float(data["gflops"])
+        observed = tuple(int(t) for t in data["threads_observed"])
+        ratio = fresh / sweep_gflops if sweep_gflops else 0.0
+        threads_ok = bool(observed) and all(t == threads for t in observed)
+        passed = threads_ok and ratio >= VERIFY_MIN_RATIO
+        if passed or not threads_ok:
+            break
     note = "" if threads_ok else f"the fresh process ran {observed} threads, not {threads}"
     if threads_ok and not passed:
         note = f"the fresh process reached {ratio:.0%} of the sweep's figure"
     return Verification(
-        n=size_class.measured_n, dtype=dtype, threads=threads, sweep_gflops=sweep_gflops,
-        fresh_gflops=fresh, threads_observed=observed, ratio=ratio, passed=passed, note=note,
+        n=size_class.measured_n,
+        dtype=dtype,
+        threads=threads,
+        sweep_gflops=sweep_gflops,
+        fresh_gflops=fresh,
+        threads_observed=observed,
+        ratio=ratio,
+        passed=passed,
+        note=note,
     )

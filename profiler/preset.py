@@ -8,13 +8,44 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from profiler.errors import UsageError
 from profiler.results import Measurement
 
-__all__ = ["DEFAULT_TOLERANCE", "SizeClass", "Preset", "derive", "threads_for"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SizeClass",
+    "Preset",
+    "derive",
+    "threads_for",
+    "default_node_type",
+    "check_node_type",
+]
+
+_NODE_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_node_type(cpu_model: str, logical_cpus: int) -> str:
+    """A node type named after the CPU: ``AMD EPYC 7763 64-Core Processor``, 128 CPUs ->
+    ``amd-epyc-7763-64-core-processor-128c``. Only ``[a-z0-9._-]`` survives."""
+    name = re.sub(r"\((r|tm)\)", "", cpu_model.lower())
+    name = re.sub(r"[^a-z0-9.]+", "-", name).strip("-.")[:48].strip("-.") or "cpu"
+    return f"{name}-{logical_cpus}c"
+
+
+def check_node_type(name: str) -> str:
+    """Refuse node type names that could not be file names or shell words."""
+    if not _NODE_TYPE_RE.match(name):
+        raise UsageError(
+            f"--node-type: {name!r} is not a valid node type name; use 1 to 64 letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
 
 DEFAULT_TOLERANCE = 0.03
 
@@ -47,6 +78,8 @@ class Preset:
     created_at: str = ""
     blas: str = ""
     cpu_model: str = ""
+    logical_cpus: int = 0
+    partitions: tuple[str, ...] = ()
 
     @property
     def default_threads(self) -> int:
@@ -78,6 +111,8 @@ class Preset:
             created_at=d.get("created_at", ""),
             blas=d.get("blas", ""),
             cpu_model=d.get("cpu_model", ""),
+            logical_cpus=int(d.get("logical_cpus", 0)),
+            partitions=tuple(d.get("partitions", ())),
         )
 
 
@@ -111,6 +146,8 @@ def derive(
     created_at: str = "",
     blas: str = "",
     cpu_model: str = "",
+    logical_cpus: int = 0,
+    partitions: tuple[str, ...] = (),
 ) -> Preset:
     """Choose, per measured size, the smallest thread count within ``tolerance`` of the best.
 
@@ -177,6 +214,8 @@ def derive(
         created_at=created_at,
         blas=blas,
         cpu_model=cpu_model,
+        logical_cpus=logical_cpus,
+        partitions=partitions,
     )
 
 

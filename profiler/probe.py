@@ -316,8 +316,19 @@ def probe() -> NodeInfo:
         note = f"unknown: {missing} not known for {cpu.model!r}"
     mem = psutil.virtual_memory()
     numpy_version, numpy_blas = collect_numpy()
-    simd_flags = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "sve",
-                  "sve2", "asimd", "neon"}
+    simd_flags = {
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_bf16",
+        "amx_tile",
+        "sve",
+        "sve2",
+        "asimd",
+        "neon",
+    }
     return NodeInfo(
         hostname=socket.gethostname(),
         cpu_model=cpu.model,

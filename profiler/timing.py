@@ -149,9 +149,7 @@ def time_gemm(
             if elapsed >= settings.min_time or loops >= settings.max_loops:
                 break
             loops = min(loops * 2, settings.max_loops)
-        per_call = [
-            _time_loops(matmul, a, b, c, loops) / loops for _ in range(settings.samples)
-        ]
+        per_call = [_time_loops(matmul, a, b, c, loops) / loops for _ in range(settings.samples)]
     median = statistics.median(per_call)
     mean = statistics.fmean(per_call)
     cv = statistics.pstdev(per_call) / mean if mean > 0 else 0.0

@@ -1,0 +1,435 @@
+"""Reads: calibrations, jobs, measurements and presets, returned as frozen plain records.
+
+Each function takes an open ``Session`` and returns records built from ``profiler``'s
+dataclasses (``Measurement``, ``Verification``, ``BlasLibrary``, ``Preset``), never ORM
+objects, so callers can keep them after the session is gone. ``CalibrationRecord.to_json``
+is the document ``blasprof show ID --json`` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
+from profiler.errors import NotFound
+from profiler.preset import Preset
+from profiler.results import BlasLibrary, Measurement, Verification
+
+__all__ = [
+    "UNCOLLECTABLE_STATES",
+    "CalibrationRecord",
+    "CalibrationSummary",
+    "JobRecord",
+    "StoredMeasurement",
+    "calibration_ids_with_pending_jobs",
+    "get_calibration",
+    "latest_preset",
+    "list_calibrations",
+    "node_type_names",
+    "pending_jobs",
+]
+
+# Job states after which no result will ever arrive, so `collect` need not look again.
+# The vocabulary is Slurm's for every executor (see jobs.executors).
+UNCOLLECTABLE_STATES = (
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "INTERRUPTED",
+    "LOST",
+)
+
+_BLAS_JSON_KEYS = (
+    "internal_api",
+    "version",
+    "threading_layer",
+    "architecture",
+    "num_threads",
+    "filepath",
+)
+
+
+@dataclass(frozen=True)
+class CalibrationSummary:
+    """One line of ``blasprof list``. ``best_gflops`` is the best float64 figure, if any."""
+
+    id: int
+    node_type: str
+    status: str
+    executor: str
+    profile: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    n_jobs: int
+    n_measurements: int
+    hostnames: tuple[str, ...]
+    best_gflops: float | None
+
+    def summary_json(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict (ISO timestamps)."""
+        return {
+            "calibration_id": self.id,
+            "node_type": self.node_type,
+            "status": self.status,
+            "executor": self.executor,
+            "profile": self.profile,
+            "created_at": _iso(self.created_at),
+            "finished_at": _iso(self.finished_at),
+            "n_jobs": self.n_jobs,
+            "n_measurements": self.n_measurements,
+            "hostnames": list(self.hostnames),
+            "best_gflops": self.best_gflops,
+        }
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One node task of a calibration, with what its node reported."""
+
+    id: int
+    calibration_id: int
+    node_type: str
+    external_id: str | None
+    array_index: int | None
+    state: str
+    reason: str | None
+    log_tail: str | None
+    folder: str | None
+    hostname: str | None
+    submitted_at: dt.datetime
+    finished_at: dt.datetime | None
+    result_stored: bool
+    node_info: dict[str, Any] | None
+    blas: tuple[BlasLibrary, ...]
+    verification: Verification | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as a JSON-ready dict, with the full probe record its node reported."""
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "array_index": self.array_index,
+            "state": self.state,
+            "reason": self.reason,
+            "hostname": self.hostname,
+            "folder": self.folder,
+            "submitted_at": _iso(self.submitted_at),
+            "finished_at": _iso(self.finished_at),
+            "result_stored": self.result_stored,
+            "verification": _verification_json(self.verification),
+            "log_tail": self.log_tail,
+            "node_info": self.node_info,
+        }
+
+
+@dataclass(frozen=True)
+class StoredMeasurement:
+    """A ``Measurement`` as stored: with the job and host it was taken on."""
+
+    job_id: int
+    hostname: str | None
+    measurement: Measurement
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.measurement.to_dict()
+        d["samples"] = list(d["samples"])
+        d["threads_observed"] = list(d["threads_observed"])
+        return {**d, "job_id": self.job_id, "hostname": self.hostname}
+
+
+@dataclass(frozen=True)
+class CalibrationRecord(CalibrationSummary):
+    """Everything about one calibration: settings, jobs, measurements and its preset."""
+
+    settings: dict[str, Any]
+    blasprof_version: str
+    error: str | None
+    jobs: tuple[JobRecord, ...]
+    measurements: tuple[StoredMeasurement, ...]
+    preset: Preset | None
+
+    @property
+    def calibration_id(self) -> int:
+        return self.id
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """One entry per host that reported, from its latest job: CPU, cores and BLAS."""
+        by_host: dict[str, dict[str, Any]] = {}
+        for job in self.jobs:
+            info = job.node_info
+            if not info:
+                continue
+            by_host[info["hostname"]] = {
+                "hostname": info["hostname"],
+                "cpu_model": info.get("cpu_model"),
+                "microarchitecture": info.get("microarchitecture"),
+                "sockets": info.get("sockets"),
+                "cores": info.get("physical_cores"),
+                "logical_cpus": info.get("logical_cpus"),
+                "usable_cpus": info.get("usable_cpus"),
+                "numa_nodes": info.get("numa_nodes"),
+                "memory_total_bytes": info.get("memory_total_bytes"),
+                "peak_gflops_f64": info.get("peak_gflops_f64"),
+                "numpy_version": info.get("numpy_version"),
+                "blas": [{k: getattr(lib, k) for k in _BLAS_JSON_KEYS} for lib in job.blas],
+                "job_id": job.id,
+            }
+        return [by_host[host] for host in sorted(by_host)]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready dict ``show ID --json`` prints (see DESIGN.md for required keys)."""
+        return {
+            **self.summary_json(),
+            "blasprof_version": self.blasprof_version,
+            "error": self.error,
+            "settings": self.settings,
+            "nodes": self.nodes(),
+            "jobs": [job.to_json() for job in self.jobs],
+            "measurements": [m.to_json() for m in self.measurements],
+            "preset": self.preset.to_dict() if self.preset else None,
+        }
+
+
+def list_calibrations(
+    session: Session,
+    *,
+    node_type: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int | None = None,
+) -> list[CalibrationSummary]:
+    """Calibrations newest first, optionally of one node type, created at or after ``since``."""
+    query = _calibrations().order_by(Calibration.created_at.desc(), Calibration.id.desc())
+    if node_type is not None:
+        query = query.where(NodeType.name == node_type)
+    if since is not None:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        query = query.where(Calibration.created_at >= since)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = session.execute(query).all()
+    stats = _stats(session, [calibration.id for calibration, _ in rows])
+    return [_summary(calibration, name, stats) for calibration, name in rows]
+
+
+def get_calibration(session: Session, calibration_id: int) -> CalibrationRecord:
+    """Everything about one calibration; ``NotFound`` when the id does not exist."""
+    row = session.execute(_calibrations().where(Calibration.id == calibration_id)).first()
+    if row is None:
+        raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
+    calibration, node_type = row
+    summary = _summary(calibration, node_type, _stats(session, [calibration_id]))
+    jobs = tuple(
+        _job_record(job, node_type)
+        for job in session.scalars(
+            select(Job).where(Job.calibration_id == calibration_id).order_by(Job.id)
+        )
+    )
+    hostnames = {job.id: job.hostname for job in jobs}
+    measurements = tuple(
+        StoredMeasurement(
+            job_id=m.job_id, hostname=hostnames.get(m.job_id), measurement=_measurement(m)
+        )
+        for m in session.scalars(
+            select(MeasurementRow)
+            .join(Job)
+            .where(Job.calibration_id == calibration_id)
+            .order_by(MeasurementRow.id)
+        )
+    )
+    preset = session.scalars(
+        select(PresetRow.data)
+        .where(PresetRow.calibration_id == calibration_id)
+        .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
+        .limit(1)
+    ).first()
+    return CalibrationRecord(
+        **{name: getattr(summary, name) for name in CalibrationSummary.__dataclass_fields__},
+        settings=calibration.settings,
+        blasprof_version=calibration.blasprof_version,
+        error=calibration.error,
+        jobs=jobs,
+        measurements=measurements,
+        preset=Preset.from_dict(preset) if preset is not None else None,
+    )
+
+
+def latest_preset(session: Session, node_type: str) -> Preset | None:
+    """The newest preset stored for ``node_type``, or None when there is none."""
+    data = session.scalars(
+        select(PresetRow.data)
+        .join(NodeType, PresetRow.node_type_id == NodeType.id)
+        .where(NodeType.name == node_type)
+        .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
+        .limit(1)
+    ).first()
+    return Preset.from_dict(data) if data is not None else None
+
+
+def node_type_names(session: Session) -> list[str]:
+    """Every node type name in the database, sorted."""
+    return list(session.scalars(select(NodeType.name).order_by(NodeType.name)))
+
+
+def pending_jobs(session: Session, calibration_id: int | None = None) -> list[JobRecord]:
+    """Jobs without a stored result that may still deliver one, oldest first."""
+    query = (
+        select(Job, NodeType.name)
+        .join(Calibration, Job.calibration_id == Calibration.id)
+        .join(NodeType, Calibration.node_type_id == NodeType.id)
+        .where(*_pending())
+        .order_by(Job.id)
+    )
+    if calibration_id is not None:
+        query = query.where(Job.calibration_id == calibration_id)
+    return [_job_record(job, name) for job, name in session.execute(query)]
+
+
+def calibration_ids_with_pending_jobs(session: Session) -> list[int]:
+    """Ids of calibrations that still have pending jobs, ascending."""
+    return list(
+        session.scalars(
+            select(Job.calibration_id).where(*_pending()).distinct().order_by(Job.calibration_id)
+        )
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _calibrations() -> Select[tuple[Calibration, str]]:
+    return select(Calibration, NodeType.name).join(
+        NodeType, Calibration.node_type_id == NodeType.id
+    )
+
+
+def _pending() -> tuple[Any, ...]:
+    return (Job.result_stored.is_(False), Job.state.not_in(UNCOLLECTABLE_STATES))
+
+
+@dataclass
+class _Stats:
+    n_jobs: dict[int, int]
+    n_measurements: dict[int, int]
+    best_gflops: dict[int, float]
+    hostnames: dict[int, tuple[str, ...]]
+
+
+def _stats(session: Session, ids: Iterable[int]) -> _Stats:
+    """Per-calibration counts, hosts and best float64 GFLOP/s, a few grouped queries."""
+    ids = list(ids)
+    stats = _Stats({}, {}, {}, {})
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        stats.n_jobs.update(
+            session.execute(
+                select(Job.calibration_id, func.count(Job.id))
+                .where(Job.calibration_id.in_(chunk))
+                .group_by(Job.calibration_id)
+            ).all()
+        )
+        by_measurements = (
+            select(Job.calibration_id)
+            .join(MeasurementRow, MeasurementRow.job_id == Job.id)
+            .where(Job.calibration_id.in_(chunk))
+            .group_by(Job.calibration_id)
+        )
+        stats.n_measurements.update(
+            session.execute(by_measurements.add_columns(func.count(MeasurementRow.id))).all()
+        )
+        stats.best_gflops.update(
+            session.execute(
+                by_measurements.add_columns(func.max(MeasurementRow.gflops)).where(
+                    MeasurementRow.dtype == "float64"
+                )
+            ).all()
+        )
+        hosts: defaultdict[int, list[str]] = defaultdict(list)
+        for calibration_id, hostname in session.execute(
+            select(Job.calibration_id, Job.hostname)
+            .distinct()
+            .where(Job.calibration_id.in_(chunk), Job.hostname.is_not(None))
+            .order_by(Job.calibration_id, Job.hostname)
+        ).tuples():
+            hosts[calibration_id].append(hostname)
+        stats.hostnames.update({k: tuple(v) for k, v in hosts.items()})
+    return stats
+
+
+def _summary(calibration: Calibration, node_type: str, stats: _Stats) -> CalibrationSummary:
+    best = stats.best_gflops.get(calibration.id)
+    return CalibrationSummary(
+        id=calibration.id,
+        node_type=node_type,
+        status=calibration.status,
+        executor=calibration.executor,
+        profile=calibration.profile,
+        created_at=calibration.created_at,
+        finished_at=calibration.finished_at,
+        n_jobs=stats.n_jobs.get(calibration.id, 0),
+        n_measurements=stats.n_measurements.get(calibration.id, 0),
+        hostnames=stats.hostnames.get(calibration.id, ()),
+        best_gflops=float(best) if best is not None else None,
+    )
+
+
+def _job_record(job: Job, node_type: str) -> JobRecord:
+    info = job.node_info
+    return JobRecord(
+        id=job.id,
+        calibration_id=job.calibration_id,
+        node_type=node_type,
+        external_id=job.external_id,
+        array_index=job.array_index,
+        state=job.state,
+        reason=job.reason,
+        log_tail=job.log_tail,
+        folder=job.folder,
+        hostname=job.hostname,
+        submitted_at=job.submitted_at,
+        finished_at=job.finished_at,
+        result_stored=job.result_stored,
+        node_info=info,
+        blas=tuple(BlasLibrary.from_dict(b) for b in (info or {}).get("blas", ())),
+        verification=Verification.from_dict(job.verification) if job.verification else None,
+    )
+
+
+def _measurement(row: MeasurementRow) -> Measurement:
+    return Measurement(
+        kernel=row.kernel,
+        dtype=row.dtype,
+        n=row.n,
+        threads=row.threads,
+        median_s=row.median_s,
+        min_s=row.min_s,
+        cv=row.cv,
+        samples=tuple(row.samples),
+        loops=row.loops,
+        gflops=row.gflops,
+        threads_verified=row.threads_verified,
+        threads_observed=tuple(row.threads_observed),
+        phase=row.phase,
+    )
+
+
+def _verification_json(verification: Verification | None) -> dict[str, Any] | None:
+    if verification is None:
+        return None
+    d = dataclasses.asdict(verification)
+    d["threads_observed"] = list(d["threads_observed"])
+    return d
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,378 @@
+"""Writes: calibrations, jobs, node results and presets, each inside the caller's transaction.
+
+Every function takes an open ``Session`` already in a transaction (``db.engine.Database``
+provides one) and plain records from ``profiler``; nothing here commits. Rows that several
+processes may create at once (node types, nodes, BLAS environments) are inserted with the
+dialect's "on conflict do nothing" and then read back, so concurrent writers never trip on
+a unique constraint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import numbers
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from db.models import (
+    CALIBRATION_STATUSES,
+    BlasEnvironment,
+    Calibration,
+    Job,
+    MeasurementRow,
+    Node,
+    NodeType,
+    PresetRow,
+    utcnow,
+)
+from profiler.errors import DatabaseError, NotFound, UsageError
+from profiler.preset import Preset
+from profiler.results import BlasLibrary, NodeInfo, NodeResult
+
+__all__ = [
+    "add_job",
+    "blas_fingerprint",
+    "create_calibration",
+    "finish_calibration",
+    "store_node_result",
+    "store_preset",
+    "update_job",
+]
+
+# What identifies a BLAS library; the thread count a process ran with does not.
+_BLAS_IDENTITY = (
+    "user_api",
+    "internal_api",
+    "version",
+    "threading_layer",
+    "architecture",
+    "filepath",
+    "prefix",
+)
+
+
+def create_calibration(
+    session: Session,
+    node_type: str,
+    *,
+    executor: str,
+    profile: str,
+    settings: dict[str, Any],
+    status: str = "running",
+) -> int:
+    """Insert a calibration (creating its node type if new); return its id."""
+    _check_status(status)
+    if not node_type:
+        raise UsageError("a calibration needs a node type name; got an empty one")
+    calibration = Calibration(
+        node_type_id=_node_type_id(session, node_type),
+        status=status,
+        executor=executor,
+        profile=profile,
+        settings=_plain_json(settings),
+        created_at=utcnow(),
+        blasprof_version=_blasprof_version(),
+    )
+    session.add(calibration)
+    session.flush()
+    return calibration.id
+
+
+def add_job(
+    session: Session,
+    calibration_id: int,
+    *,
+    external_id: str | None,
+    folder: str | None,
+    state: str,
+    array_index: int | None = None,
+) -> int:
+    """Insert a job of ``calibration_id``; return its row id."""
+    _calibration(session, calibration_id)
+    job = Job(
+        calibration_id=calibration_id,
+        external_id=external_id,
+        folder=folder,
+        state=state,
+        array_index=array_index,
+        submitted_at=utcnow(),
+        result_stored=False,
+    )
+    session.add(job)
+    session.flush()
+    return job.id
+
+
+def update_job(
+    session: Session,
+    job_row_id: int,
+    *,
+    state: str | None = None,
+    reason: str | None = None,
+    log_tail: str | None = None,
+    external_id: str | None = None,
+    hostname: str | None = None,
+) -> None:
+    """Set the given fields of a job; ``None`` leaves a field unchanged."""
+    job = _job(session, job_row_id)
+    changes = {
+        "state": state,
+        "reason": reason,
+        "log_tail": log_tail,
+        "external_id": external_id,
+        "hostname": hostname,
+    }
+    for name, value in changes.items():
+        if value is not None:
+            setattr(job, name, value)
+
+
+def store_node_result(session: Session, job_row_id: int, result: NodeResult) -> bool:
+    """Store a node's result for a job exactly once; False if it was stored before.
+
+    The job is claimed first with a conditional UPDATE (``result_stored`` false -> true);
+    a second writer, in this process or another, finds nothing to claim once the first
+    commits, and stores nothing. Everything else happens in the same transaction, so a
+    failure part-way leaves the job unclaimed.
+    """
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_row_id, Job.result_stored.is_(False))
+        .values(result_stored=True)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    job = session.get(Job, job_row_id)
+    if job is None:
+        raise NotFound(f"no job with row id {job_row_id}")
+    if not claimed:
+        return False
+    calibration = _calibration(session, job.calibration_id)
+    node_type = session.get_one(NodeType, calibration.node_type_id)
+    if result.node_type != node_type.name:
+        raise DatabaseError(
+            f"job {job_row_id} belongs to calibration {calibration.id} of node type "
+            f"{node_type.name!r}, but the result is for node type {result.node_type!r}"
+        )
+    if result.node is not None:
+        job.node_id = _upsert_node(session, node_type.id, result.node)
+        job.blas_environment_id = _blas_environment_id(session, result.node)
+        job.hostname = result.node.hostname
+        job.node_info = _plain_json(result.node.to_dict())
+    if result.verification is not None:
+        job.verification = _plain_json(dataclasses.asdict(result.verification))
+    job.state = result.status
+    if result.error:
+        job.reason = result.error
+    job.finished_at = _parse_time(result.finished_at) or utcnow()
+    if result.measurements:
+        session.execute(
+            insert(MeasurementRow),
+            [_measurement_row(job_row_id, m.to_dict()) for m in result.measurements],
+        )
+    return True
+
+
+def finish_calibration(
+    session: Session, calibration_id: int, status: str, error: str | None = None
+) -> None:
+    """Set a calibration's final status, error text and finish time."""
+    _check_status(status)
+    calibration = _calibration(session, calibration_id)
+    calibration.status = status
+    calibration.error = error
+    calibration.finished_at = utcnow()
+
+
+def store_preset(session: Session, calibration_id: int, preset: Preset) -> int:
+    """Store ``preset`` as derived from ``calibration_id``; return its row id."""
+    _calibration(session, calibration_id)
+    if preset.calibration_id is None:
+        preset = dataclasses.replace(preset, calibration_id=calibration_id)
+    row = PresetRow(
+        calibration_id=calibration_id,
+        node_type_id=_node_type_id(session, preset.node_type),
+        created_at=utcnow(),
+        data=_plain_json(preset.to_dict()),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def blas_fingerprint(node: NodeInfo) -> str:
+    """A hash of what identifies a node's BLAS stack: libraries and numpy's version/build."""
+    return hashlib.sha256(
+        json.dumps(_blas_identity(node), sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _check_status(status: str) -> None:
+    if status not in CALIBRATION_STATUSES:
+        raise UsageError(
+            f"unknown calibration status {status!r}; valid: {', '.join(CALIBRATION_STATUSES)}"
+        )
+
+
+def _calibration(session: Session, calibration_id: int) -> Calibration:
+    calibration = session.get(Calibration, calibration_id)
+    if calibration is None:
+        raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
+    return calibration
+
+
+def _job(session: Session, job_row_id: int) -> Job:
+    job = session.get(Job, job_row_id)
+    if job is None:
+        raise NotFound(f"no job with row id {job_row_id}")
+    return job
+
+
+def _insert_missing(
+    session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
+) -> None:
+    """Insert ``values`` unless a row with the same ``keys`` exists (or appears meanwhile)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        exists = select(model.id).filter_by(**{k: values[k] for k in keys})
+        if session.scalars(exists).first() is None:
+            session.execute(insert(model).values(**values))
+        return
+    session.execute(
+        dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
+
+
+def _node_type_id(session: Session, name: str) -> int:
+    _insert_missing(session, NodeType, {"name": name, "created_at": utcnow()}, ["name"])
+    return session.scalars(select(NodeType.id).where(NodeType.name == name)).one()
+
+
+def _upsert_node(session: Session, node_type_id: int, info: NodeInfo) -> int:
+    now = utcnow()
+    described = {
+        "cpu_model": info.cpu_model,
+        "microarchitecture": info.microarchitecture,
+        "sockets": info.sockets,
+        "physical_cores": info.physical_cores,
+        "logical_cpus": info.logical_cpus,
+        "numa_nodes": info.numa_nodes,
+        "memory_total_bytes": info.memory_total_bytes,
+        "last_seen": now,
+    }
+    key = {"node_type_id": node_type_id, "hostname": info.hostname}
+    _insert_missing(session, Node, {**key, **described, "first_seen": now}, list(key))
+    node = session.scalars(select(Node).filter_by(**key)).one()
+    for name, value in described.items():
+        setattr(node, name, value)
+    return node.id
+
+
+def _blas_identity(node: NodeInfo) -> dict[str, Any]:
+    libraries = sorted(
+        ({k: getattr(lib, k) for k in _BLAS_IDENTITY} for lib in node.blas),
+        key=lambda d: json.dumps(d, sort_keys=True, default=str),
+    )
+    return {
+        "libraries": libraries,
+        "numpy_version": node.numpy_version,
+        "numpy_blas": node.numpy_blas,
+    }
+
+
+def _blas_summary(libraries: tuple[BlasLibrary, ...]) -> str:
+    parts = []
+    for lib in libraries:
+        words = [lib.internal_api, lib.version or "?"]
+        if lib.threading_layer:
+            words.append(lib.threading_layer)
+        parts.append(" ".join(words))
+    return ", ".join(parts)[:500]
+
+
+def _blas_environment_id(session: Session, node: NodeInfo) -> int:
+    fingerprint = blas_fingerprint(node)
+    identity = _plain_json(_blas_identity(node))
+    _insert_missing(
+        session,
+        BlasEnvironment,
+        {
+            "fingerprint": fingerprint,
+            "summary": _blas_summary(node.blas),
+            "libraries": identity["libraries"],
+            "numpy_version": node.numpy_version,
+            "numpy_blas": identity["numpy_blas"],
+            "first_seen": utcnow(),
+        },
+        ["fingerprint"],
+    )
+    return session.scalars(
+        select(BlasEnvironment.id).where(BlasEnvironment.fingerprint == fingerprint)
+    ).one()
+
+
+def _measurement_row(job_row_id: int, m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job_row_id,
+        "kernel": m["kernel"],
+        "dtype": m["dtype"],
+        "n": int(m["n"]),
+        "threads": int(m["threads"]),
+        "median_s": float(m["median_s"]),
+        "min_s": float(m["min_s"]),
+        "cv": float(m["cv"]),
+        "gflops": float(m["gflops"]),
+        "samples": [float(s) for s in m["samples"]],
+        "loops": int(m["loops"]),
+        "threads_verified": bool(m["threads_verified"]),
+        "threads_observed": [int(t) for t in m["threads_observed"]],
+        "phase": m["phase"],
+    }
+
+
+def _parse_time(value: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples become lists, NaN and infinities None).
+
+    PostgreSQL's JSON refuses NaN, and storing exactly what a read returns keeps records
+    equal across a round trip.
+    """
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v) for v in value]
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(value) else None
+    raise UsageError(f"cannot store a {type(value).__name__} as JSON: {value!r}")
+
+
+def _blasprof_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("blasprof")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,56 @@
+"""The blasprof command line: wires the sub-commands, nothing else.
+
+Heavy modules (numpy, sqlalchemy, submitit) are imported inside the commands that need
+them, so that ``blasprof --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from profiler.cli import _common, calibrate, dbcmd, presets, probe, query
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="blasprof",
+    help=(
+        "Calibrate how many BLAS/OpenMP threads each node type should use, remember every "
+        "calibration, and give batch jobs a matching environment preset.\n\n"
+        "Start with:  blasprof calibrate --profile quick"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="BLASPROF_DB",
+            help="SQLAlchemy URL of the database (default: SQLite in $BLASPROF_HOME).",
+        ),
+    ] = None,
+) -> None:
+    _common.STATE.db_url = db
+
+
+app.command("probe")(probe.probe_command)
+app.command("calibrate")(calibrate.calibrate_command)
+app.command("list")(query.list_command)
+app.command("show")(query.show_command)
+app.command("preset")(presets.preset_command)
+app.add_typer(presets.presets_app, name="presets")
+app.add_typer(dbcmd.db_app, name="db")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,97 @@
+"""What every command shares: the global options, error handling, output helpers."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from profiler.errors import BlasprofError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from db import Database
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+]
+NodeTypeOption = Annotated[
+    str | None, typer.Option("--node-type", help="Node type name (see `blasprof list`).")
+]
+
+
+class State:
+    """Options given before the sub-command, shared by all commands."""
+
+    db_url: str | None = None
+
+
+STATE = State()
+
+
+def err(message: str) -> None:
+    """One line on stderr, prefixed so that it is clear who speaks."""
+    print(f"blasprof: {message}", file=sys.stderr)
+
+
+def handle_errors(func: F) -> F:
+    """Turn blasprof's own errors into one line and an exit code (2 bad input, 1 failure)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BlasprofError as exc:
+            err(f"error: {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_db(migrate: bool = True) -> Database:
+    """The database named by --db / BLASPROF_DB, or the default SQLite file."""
+    from db import open_database
+
+    return open_database(STATE.db_url, migrate=migrate)
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console; when not on a terminal, wide enough that tables are not truncated."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+
+
+def print_json(doc: Any) -> None:
+    json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,84 @@
+"""`blasprof preset NODE_TYPE` and `blasprof presets write`: presets from stored calibrations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from profiler.cli._common import handle_errors, open_db
+from profiler.errors import NotFound
+
+if TYPE_CHECKING:
+    from db import Database
+    from profiler.preset import Preset
+
+presets_app = typer.Typer(help="Write presets for every node type.", no_args_is_help=True)
+
+
+class Format(StrEnum):
+    sh = "sh"
+    py = "py"
+    json = "json"
+    lua = "lua"
+
+
+def _latest(database: Database, node_type: str) -> Preset:
+    preset = database.latest_preset(node_type)
+    if preset is None:
+        known = ", ".join(database.node_type_names()) or "none yet"
+        raise NotFound(
+            f"no preset for node type {node_type!r}; known node types: {known} "
+            "(run `blasprof calibrate --node-type NAME` first)"
+        )
+    return preset
+
+
+@handle_errors
+def preset_command(
+    node_type: Annotated[str, typer.Argument(help="Node type (see `blasprof list`).")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.sh,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (atomically).")
+    ] = None,
+) -> None:
+    """Print the latest preset of a node type (sh, py, json or lua).
+
+    Examples:
+
+      blasprof preset amd-epyc-2c > preset.sh && . ./preset.sh
+
+      blasprof preset typea --format py -o blas_preset_typea.py
+    """
+    from profiler.cli._common import write_atomic
+    from profiler.render import render
+
+    text = render(_latest(open_db(), node_type), format.value)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@presets_app.command("write")
+@handle_errors
+def presets_write_command(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory (default: $BLASPROF_PRESETS).")
+    ] = None,
+) -> None:
+    """Write every node type's latest preset in every format, plus the dispatchers.
+
+    Example:  blasprof presets write --out /shared/blasprof/presets
+    """
+    from profiler.cli.calibrate import write_presets
+
+    database = open_db()
+    presets = [p for n in database.node_type_names() if (p := database.latest_preset(n))]
+    if not presets:
+        raise NotFound("no presets stored yet; run `blasprof calibrate` first")
+    paths = write_presets(database, presets, out)
+    typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
