@@ -360,7 +360,7 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
             .distinct()
             .where(Job.calibration_id.in_(chunk), Job.hostname.is_not(None))
             .order_by(Job.calibration_id, Job.hostname)
-        ).tuples():
+        ):
             hosts[calibration_id].append(hostname)
         stats.hostnames.update({k: tuple(v) for k, v in hosts.items()})
     return stats

@@ -18,7 +18,13 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from profiler.results import Measurement, NodeInfo
+    from profiler.sweep import SweepSettings
 
 __all__ = ["TaskSpec", "run_node_task", "read_checkpoint", "Checkpoint"]
 
@@ -106,7 +112,7 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
     from profiler.errors import UsageError
     from profiler.preset import derive
     from profiler.probe import probe
-    from profiler.results import Measurement, NodeResult
+    from profiler.results import NodeResult
     from profiler.sweep import SweepSettings, check_memory, resolve_threads, run_sweep
 
     started = _now()
@@ -160,7 +166,15 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
         _restore_term_handler(previous)
 
 
-def _result(spec, node, measurements, status, started, settings, error=None):  # noqa: ANN001, ANN202
+def _result(
+    spec: TaskSpec,
+    node: NodeInfo | None,
+    measurements: Sequence[Measurement],
+    status: str,
+    started: str,
+    settings: SweepSettings,
+    error: str | None = None,
+) -> dict[str, Any]:
     from profiler.results import NodeResult
 
     return NodeResult(

@@ -283,8 +283,11 @@ def derive_preset(
 
     from profiler.preset import derive
 
-    measurements = [m for r in results if r is not None for m in r.measurements]
-    nodes = [r.node for r in results if r is not None and r.node is not None]
+    # Only nodes that finished their sweep: a preset from half a sweep would replace a good
+    # one with a guess.
+    complete = [r for r in results if r is not None and r.status == "complete"]
+    measurements = [m for r in complete for m in r.measurements]
+    nodes = [r.node for r in complete if r.node is not None]
     if not measurements or not nodes:
         return None
     node = nodes[0]
@@ -298,7 +301,7 @@ def derive_preset(
             measurements,
             node_type=node_type,
             calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float(results[0].settings.get("tolerance", 0.03)) if results[0] else 0.03,
+            tolerance=float(complete[0].settings.get("tolerance", 0.03)),
             calibration_id=cal_id,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             blas=blas,
@@ -433,7 +436,11 @@ def calibrate_command(
 
 def _print_paths(report: CalibrationReport) -> None:
     if not report.preset_paths:
-        print("no preset written (nothing usable was measured)")
+        print(
+            "no preset written: no node finished its sweep; earlier presets are kept"
+            if report.status != "complete"
+            else "no preset written: nothing usable was measured"
+        )
         return
     directory = report.preset_paths[0].parent
     names = ", ".join(p.name for p in report.preset_paths)

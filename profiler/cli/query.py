@@ -85,7 +85,9 @@ def list_command(
 
 @handle_errors
 def show_command(
-    calibration_id: Annotated[int, typer.Argument(help="Calibration id (see `blasprof list`).")],
+    calibration_id: Annotated[
+        int, typer.Argument(metavar="ID", help="Calibration id (see `blasprof list`).")
+    ],
     json_output: JsonOption = False,
 ) -> None:
     """Show one calibration: nodes, BLAS, every point, the preset chosen.

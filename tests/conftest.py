@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated blasprof home per test, the console script, and one real
+calibration (tiny sizes, short samples) that read-only tests share."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: settings small enough that a whole calibration takes a few seconds on 2 cores
+TINY = ["--sizes", "64,192", "--dtypes", "float64", "--min-time", "0.01", "--samples", "3"]
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLASPROF_", "SLURM_"))}
+    env["BLASPROF_HOME"] = str(home)
+    return env
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh BLASPROF_HOME for this test, in this process and in its subprocesses."""
+    for name in list(os.environ):
+        if name.startswith(("BLASPROF_", "SLURM_")):
+            monkeypatch.delenv(name)
+    path = tmp_path / "home"
+    monkeypatch.setenv("BLASPROF_HOME", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def blasprof_exe() -> str:
+    """The installed console script (the README's install puts it on PATH)."""
+    exe = shutil.which("blasprof") or str(Path(sys.executable).with_name("blasprof"))
+    if not Path(exe).exists():
+        pytest.fail("the blasprof console script is not installed; run pip install -e '.[test]'")
+    return exe
+
+
+def run_blasprof(
+    exe: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real console script; return the finished process (stdout/stderr as text)."""
+    return subprocess.run(
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else dict(os.environ),
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def calibrated(
+    tmp_path_factory: pytest.TempPathFactory, blasprof_exe: str
+) -> Iterator[dict[str, Any]]:
+    """One real `blasprof calibrate --json` through the local executor, shared read-only.
+
+    Yields the JSON document it printed plus ``home`` and ``env`` for further commands.
+    """
+    home = tmp_path_factory.mktemp("calibrated") / "home"
+    env = _clean_env(home)
+    proc = run_blasprof(
+        blasprof_exe, "calibrate", "--node-type", "tiny-node", *TINY, "--json", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    yield {"doc": doc, "home": home, "env": env}

@@ -1,0 +1,308 @@
+"""The command line end to end: the real console script in a subprocess, and typer's runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from profiler.cli import app
+from tests.conftest import TINY, run_blasprof
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command_and_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from profiler.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(r.output)\n"
+        "print('HEAVY', sorted(m for m in ('numpy', 'sqlalchemy', 'submitit', 'matplotlib')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("probe", "calibrate", "list", "show", "preset", "presets", "db"):
+        assert command in out
+    assert "HEAVY []" in out
+
+
+def test_probe_json_describes_this_machine(blasprof_exe: str, home: Path) -> None:
+    proc = run_blasprof(blasprof_exe, "probe", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["usable_cpus"] == len(os.sched_getaffinity(0))
+    assert doc["logical_cpus"] >= doc["usable_cpus"] >= 1
+    assert doc["physical_cores"] >= 1
+    apis = {lib["internal_api"] for lib in doc["blas"]}
+    assert apis & {"openblas", "mkl", "blis", "flexiblas"}, doc["blas"]
+    for lib in doc["blas"]:
+        assert lib["version"] and lib["filepath"] and lib["num_threads"] >= 1
+    assert doc["numpy_version"] == __import__("numpy").__version__
+    # the peak is either computed (with the clock it used) or honestly unknown
+    if doc["peak_gflops_f64"] is not None:
+        assert doc["peak_gflops_f64"] > 0 and "GHz" in doc["peak_note"]
+    else:
+        assert "unknown" in doc["peak_note"]
+
+
+def test_probe_table_is_human_readable(home: Path) -> None:
+    result = runner.invoke(app, ["probe"])
+    assert result.exit_code == 0, result.output
+    assert "cpu" in result.output and "blas" in result.output.lower()
+
+
+def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> None:
+    doc = calibrated["doc"]
+    for key in ("calibration_id", "status", "node_type", "nodes", "measurements", "preset"):
+        assert key in doc
+    assert doc["status"] == "complete"
+    assert doc["node_type"] == "tiny-node"
+    (node,) = doc["nodes"]
+    assert node["hostname"] == os.uname().nodename
+    assert node["cpu_model"] and node["cores"] >= 1
+    assert node["blas"] and all(b["version"] and b["threading_layer"] for b in node["blas"])
+    usable = len(os.sched_getaffinity(0))
+    sizes = {m["n"] for m in doc["measurements"]}
+    assert sizes == {64, 192}
+    for m in doc["measurements"]:
+        assert {"kernel", "dtype", "n", "threads", "median_s", "gflops", "samples", "cv"} <= set(m)
+        assert m["kernel"] == "gemm" and m["dtype"] == "float64"
+        assert 1 <= m["threads"] <= usable
+        assert len(m["samples"]) == 3 and m["median_s"] > 0
+        # GFLOP/s is 2n^3 over the median, not something else
+        assert m["gflops"] == pytest.approx(2 * m["n"] ** 3 / m["median_s"] / 1e9, rel=1e-6)
+        assert m["threads_verified"], m
+    preset = doc["preset"]
+    assert preset["node_type"] == "tiny-node"
+    assert [c["measured_n"] for c in preset["size_classes"]] == [64, 192]
+    assert all(1 <= c["threads"] <= usable for c in preset["size_classes"])
+    assert preset["layouts"][0]["workers"] == 1
+    assert doc["preset_files"] and all(Path(p).is_file() for p in doc["preset_files"])
+
+
+def test_the_chosen_count_is_the_smallest_within_tolerance(calibrated: dict[str, Any]) -> None:
+    doc = calibrated["doc"]
+    tolerance = doc["preset"]["tolerance"]
+    for size_class in doc["preset"]["size_classes"]:
+        points = [m for m in doc["measurements"] if m["n"] == size_class["measured_n"]]
+        best = max(m["gflops"] for m in points)
+        good = [m["threads"] for m in points if m["gflops"] >= best * (1 - tolerance)]
+        assert size_class["threads"] == min(good)
+
+
+def test_list_and_show_find_the_stored_calibration(
+    calibrated: dict[str, Any], blasprof_exe: str
+) -> None:
+    env, doc = calibrated["env"], calibrated["doc"]
+    listed = run_blasprof(blasprof_exe, "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["calibration_id"] for r in rows] == [doc["calibration_id"]]
+    assert rows[0]["n_measurements"] == len(doc["measurements"])
+    shown = run_blasprof(blasprof_exe, "show", str(doc["calibration_id"]), "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    again = json.loads(shown.stdout)
+    assert again["measurements"] == doc["measurements"]
+    assert again["preset"] == doc["preset"]
+    table = run_blasprof(blasprof_exe, "show", str(doc["calibration_id"]), env=env)
+    assert "GFLOP/s" in table.stdout and "chosen threads" in table.stdout
+    none = run_blasprof(blasprof_exe, "list", "--node-type", "other", "--json", env=env)
+    assert json.loads(none.stdout) == []
+
+
+def test_preset_command_prints_each_format(calibrated: dict[str, Any], blasprof_exe: str) -> None:
+    env = calibrated["env"]
+    sh = run_blasprof(blasprof_exe, "preset", "tiny-node", "--format", "sh", env=env)
+    assert sh.returncode == 0 and "export OMP_NUM_THREADS=" in sh.stdout
+    js = run_blasprof(blasprof_exe, "preset", "tiny-node", "--format", "json", env=env)
+    assert json.loads(js.stdout)["node_type"] == "tiny-node"
+    lua = run_blasprof(blasprof_exe, "preset", "tiny-node", "--format", "lua", env=env)
+    assert 'setenv("OMP_NUM_THREADS"' in lua.stdout
+
+
+def test_debug_executor_stores_the_same_shape(home: Path) -> None:
+    result = runner.invoke(
+        app, ["calibrate", "--executor", "debug", *TINY, "--no-verify", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "complete" and doc["measurements"]
+    assert doc["node_type"].endswith(f"-{os.cpu_count()}c")
+
+
+def test_db_upgrade_reports_the_revision(home: Path) -> None:
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (home / "blasprof.sqlite").is_file()
+    again = runner.invoke(app, ["db", "upgrade"])
+    assert again.exit_code == 0 and "already" in again.output.lower()
+
+
+# -- bad input: one line, exit code 2, no traceback ----------------------------------------
+
+too_many = str(len(os.sched_getaffinity(0)) + 1)
+
+BAD_INPUTS = [
+    (["calibrate", "--threads", "0"], "--threads"),
+    (["calibrate", "--threads", "-1"], "--threads"),
+    (["calibrate", "--threads", too_many], "--threads"),
+    (["calibrate", "--threads", "two"], "--threads"),
+    (["calibrate", "--sizes", "0"], "--sizes"),
+    (["calibrate", "--sizes", "-64"], "--sizes"),
+    (["calibrate", "--sizes", "abc"], "--sizes"),
+    (["calibrate", "--sizes", "1.5"], "--sizes"),
+    (["calibrate", "--sizes", "999999999"], "--sizes"),
+    (["calibrate", "--sizes", "60000"], "bytes"),
+    (["calibrate", "--dtypes", "float16"], "--dtypes"),
+    (["calibrate", "--node-type", "a;rm -rf ~"], "--node-type"),
+    (["calibrate", "--node-type", "$(reboot)"], "--node-type"),
+    (["calibrate", "--node-type", "../etc"], "--node-type"),
+    (["calibrate", "--min-time", "0"], "--min-time"),
+    (["calibrate", "--samples", "0"], "--samples"),
+    (["calibrate", "--tolerance", "1.5"], "--tolerance"),
+    (["calibrate", "--profile", "huge"], "--profile"),
+    (["calibrate", "--executor", "cloud"], "--executor"),
+    (["show", "424242"], "no calibration with id 424242"),
+    (["show", "abc"], "valid integer"),
+    (["preset", "no-such-type"], "no preset for node type"),
+    (["preset", "x", "--format", "xml"], "--format"),
+    (["list", "--since", "yesterday"], "--since"),
+    (["--db", "nosuchdb://x", "list"], "nosuchdb"),
+    (["--db", "sqlite:////nonexistent-dir/x.sqlite", "list"], "does not exist"),
+    (["--db", "postgresql+psycopg://u:pw@127.0.0.1:1/x", "list"], "Connection refused"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_clear_line_and_exit_2(
+    args: list[str], needle: str, home: Path, blasprof_exe: str
+) -> None:
+    proc = run_blasprof(blasprof_exe, *args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert needle in proc.stderr
+    assert proc.stdout == ""
+    # the line that names the problem is one line
+    assert len([line for line in proc.stderr.splitlines() if needle in line]) == 1
+
+
+def test_corrupt_database_file_is_refused_without_damage(home: Path, blasprof_exe: str) -> None:
+    home.mkdir(parents=True)
+    db = home / "blasprof.sqlite"
+    db.write_bytes(b"this is not a database" * 100)
+    before = db.read_bytes()
+    proc = run_blasprof(blasprof_exe, "list")
+    assert proc.returncode == 2
+    assert "not a SQLite database" in proc.stderr and "Traceback" not in proc.stderr
+    assert db.read_bytes() == before
+
+
+def test_locked_database_fails_with_what_to_do(home: Path, blasprof_exe: str) -> None:
+    import sqlite3
+
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    holder = sqlite3.connect(home / "blasprof.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        proc = run_blasprof(
+            blasprof_exe, "calibrate", *TINY, "--no-verify", "--executor", "debug", timeout=60
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == 2, proc.stderr
+    assert "database is locked" in proc.stderr and "retry" in proc.stderr
+
+
+def _wait_for_points(folder: Path, count: int, proc: subprocess.Popen[str], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        points = sum(
+            1
+            for f in folder.glob("**/*.points.jsonl")
+            for line in f.read_text().splitlines()
+            if '"kind": "point"' in line
+        )
+        if points >= count:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"calibrate ended early: {proc.communicate()}")
+        time.sleep(0.1)
+    pytest.fail(f"no {count} points measured within {limit} s")
+
+
+def test_ctrl_c_keeps_the_points_measured_marked_partial(home: Path, blasprof_exe: str) -> None:
+    proc = subprocess.Popen(
+        [blasprof_exe, "calibrate", "--sizes", "64,128,256,512,1024,1536,2048",
+         "--min-time", "0.2", "--samples", "5", "--no-verify", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_points(home / "jobs", 2, proc, limit=120)
+        # as a terminal does: SIGINT to the whole process group, job processes included
+        os.killpg(proc.pid, signal.SIGINT)
+        out, errors = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, errors
+    assert "Traceback" not in errors
+    doc = json.loads(out)
+    assert doc["status"] == "partial"
+    assert len(doc["measurements"]) >= 2
+    assert len(doc["measurements"]) < 7 * 2 * len(os.sched_getaffinity(0))
+    listed = runner.invoke(app, ["list", "--json"])
+    assert json.loads(listed.stdout)[0]["status"] == "partial"
+
+
+def test_a_job_killed_mid_run_keeps_its_points_and_the_previous_preset(
+    home: Path, blasprof_exe: str
+) -> None:
+    import psutil
+
+    first = run_blasprof(blasprof_exe, "calibrate", "--node-type", "k", *TINY, "--no-verify")
+    assert first.returncode == 0, first.stderr
+    preset_file = home / "presets" / "k.sh"
+    before = preset_file.read_text()
+    proc = subprocess.Popen(
+        [blasprof_exe, "calibrate", "--node-type", "k", "--sizes", "64,128,256,512,1024,2048",
+         "--min-time", "0.2", "--samples", "5", "--no-verify", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        _wait_for_points(home / "jobs" / "2", 2, proc, limit=120)
+        tasks = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "submitit.core._submit" in " ".join(p.cmdline())
+        ]
+        assert len(tasks) == 1
+        tasks[0].kill()  # SIGKILL: no chance to hand anything back
+        out, errors = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, errors
+    assert "Traceback" not in errors
+    doc = json.loads(out)
+    assert doc["status"] == "partial"
+    assert len(doc["measurements"]) >= 2  # read back from the checkpoint
+    (job,) = doc["jobs"]
+    assert job["state"] == "FAILED" and "without returning a result" in job["reason"]
+    assert doc["preset"] is None and preset_file.read_text() == before
