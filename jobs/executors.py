@@ -9,9 +9,11 @@ means adding one class to ``BACKENDS``.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -167,8 +169,9 @@ class _SubmititHandle:
             state = self.state()
             if state in ("RUNNING", "PENDING", "UNKNOWN", "FINISHED", "COMPLETED"):
                 state = "INTERRUPTED"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else state
-            return Outcome(state, reason=first, log_tail=self._log_tail())
+            # submitit's message names the missing result pickle; say what it means instead
+            reason = f"the job ended without returning a result (state {state}); killed?"
+            return Outcome(state, reason=reason, log_tail=self._log_tail() or tail(str(exc)))
         return Outcome("COMPLETED", result=result)
 
     def cancel(self) -> None:
@@ -188,8 +191,34 @@ class LocalBackend(Backend):
 
         executor = submitit.LocalExecutor(folder=self.folder / "%j")
         executor.update_parameters(timeout_min=int(self.params.get("timeout_min", 60)))
-        jobs = executor.map_array(run_node_task, list(specs))
-        return [_SubmititHandle(spec, job) for spec, job in zip(specs, jobs, strict=True)]
+        # A Ctrl-C in the terminal reaches the whole process group. The job processes start
+        # with SIGINT ignored, so that only this process sees it and stops them with SIGTERM
+        # (see _LocalHandle.cancel), which the node task turns into a partial result.
+        with _sigint_ignored():
+            jobs = executor.map_array(run_node_task, list(specs))
+        return [_LocalHandle(spec, job) for spec, job in zip(specs, jobs, strict=True)]
+
+
+class _LocalHandle(_SubmititHandle):
+    def cancel(self) -> None:
+        # submitit's cancel sends SIGINT to its controller, which kills the task a second
+        # later; SIGTERM is forwarded to the task and gives it time to return what it has.
+        process = getattr(self.job, "_process", None)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Children started inside inherit SIGINT ignored (Python then installs no handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # jobs.slurm builds on the classes above, hence the late import; it imports no submitit.
