@@ -200,10 +200,10 @@ class Database:
 
     def finish_calibration(
         self, calibration_id: int, status: str, error: str | None = None
-    ) -> None:
-        """Set a calibration's final status (and error text) and its finish time."""
+    ) -> bool:
+        """Finish a pending or running calibration; False if it was finished already."""
         with self._write() as session:
-            store.finish_calibration(session, calibration_id, status, error)
+            return store.finish_calibration(session, calibration_id, status, error)
 
     def store_preset(self, calibration_id: int, preset: Preset) -> int:
         """Store a preset derived from ``calibration_id``; return its row id."""

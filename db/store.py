@@ -180,13 +180,25 @@ def store_node_result(session: Session, job_row_id: int, result: NodeResult) -> 
 
 def finish_calibration(
     session: Session, calibration_id: int, status: str, error: str | None = None
-) -> None:
-    """Set a calibration's final status, error text and finish time."""
+) -> bool:
+    """Set a calibration's final status, error text and finish time, once.
+
+    Only a calibration still pending or running is finished (a conditional UPDATE, so of
+    two collectors finishing it at once exactly one wins); returns whether this call did.
+    """
     _check_status(status)
-    calibration = _calibration(session, calibration_id)
-    calibration.status = status
-    calibration.error = error
-    calibration.finished_at = utcnow()
+    _calibration(session, calibration_id)
+    return bool(
+        session.execute(
+            update(Calibration)
+            .where(
+                Calibration.id == calibration_id,
+                Calibration.status.in_(("pending", "running")),
+            )
+            .values(status=status, error=error, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
 
 
 def store_preset(session: Session, calibration_id: int, preset: Preset) -> int:

@@ -194,7 +194,10 @@ class LocalBackend(Backend):
         # A Ctrl-C in the terminal reaches the whole process group. The job processes start
         # with SIGINT ignored, so that only this process sees it and stops them with SIGTERM
         # (see _LocalHandle.cancel), which the node task turns into a partial result.
-        with _sigint_ignored():
+        # submitit's job process imports numpy before it unpickles the task, so the thread
+        # environment for the largest count is set here and inherited.
+        counts = [s.max_threads for s in specs if s.max_threads]
+        with _sigint_ignored(), _thread_environment(max(counts) if counts else None):
             jobs = executor.map_array(run_node_task, list(specs))
         return [_LocalHandle(spec, job) for spec, job in zip(specs, jobs, strict=True)]
 
@@ -206,6 +209,28 @@ class _LocalHandle(_SubmititHandle):
         process = getattr(self.job, "_process", None)
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int | None) -> Iterator[None]:
+    """Set the BLAS thread variables in ``os.environ`` for the processes started inside."""
+    import os
+
+    from jobs.task import THREAD_ENV
+
+    if not threads:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in THREAD_ENV}
+    os.environ.update(dict.fromkeys(THREAD_ENV, str(threads)))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -8,12 +8,10 @@ Tests marked ``slurm`` use the cluster ``SLURM_CONF`` points to, or start one wi
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,7 @@ from jobs.executors import Handle, get_backend
 from jobs.slurm import SlurmBackend, reattach
 from jobs.task import TaskSpec, read_checkpoint
 from profiler.errors import UsageError
-
-ROOT = Path(__file__).resolve().parents[1]
-UP = ROOT / "deploy" / "slurm-local" / "up.sh"
-DOWN = ROOT / "deploy" / "slurm-local" / "down.sh"
-STATE_DIR = Path(os.environ.get("BLASPROF_SLURM_DIR", "/tmp/blasprof-slurm"))
+from tests.conftest import ROOT
 
 #: a calibration that takes a few seconds
 TINY: dict[str, Any] = {
@@ -63,45 +57,6 @@ partition = "typea"
 [node_types.typeb]
 partition = "typeb"
 """
-
-
-def _cluster_answers() -> bool:
-    try:
-        done = subprocess.run(
-            ["sinfo", "--noheader", "--partition=typea,typeb", "--format=%P %T"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0 and "typea" in done.stdout and "typeb" in done.stdout
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[Path]:
-    """SLURM_CONF of a running local cluster with partitions typea and typeb."""
-    ci = bool(os.environ.get("CI"))
-    absent = pytest.fail if ci else pytest.skip
-    started = False
-    with pytest.MonkeyPatch.context() as mp:
-        if not (os.environ.get("SLURM_CONF") and _cluster_answers()):
-            if shutil.which("sbatch") is None and not ci:
-                pytest.skip("no Slurm here (sbatch is not on PATH)")
-            if os.geteuid() != 0:
-                absent("no local Slurm cluster and up.sh needs root; run deploy/slurm-local/up.sh")
-            done = subprocess.run([str(UP)], capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                absent(f"deploy/slurm-local/up.sh failed:\n{done.stdout}\n{done.stderr}")
-            started = "already running" not in done.stdout
-            mp.setenv("SLURM_CONF", str(STATE_DIR / "slurm.conf"))
-            if not _cluster_answers():
-                absent("the local Slurm cluster does not answer after up.sh")
-        try:
-            yield Path(os.environ["SLURM_CONF"])
-        finally:
-            if started:
-                subprocess.run([str(DOWN)], capture_output=True, timeout=120)
 
 
 def _cluster(tmp_path: Path, limit_min: int = 5) -> Cluster:

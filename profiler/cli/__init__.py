@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from profiler.cli import _common, calibrate, dbcmd, presets, probe, query
+from profiler.cli import _common, calibrate, dbcmd, jobsview, presets, probe, query
 
 __all__ = ["app", "main"]
 
@@ -44,6 +44,8 @@ def _root(
 
 app.command("probe")(probe.probe_command)
 app.command("calibrate")(calibrate.calibrate_command)
+app.command("status")(jobsview.status_command)
+app.command("collect")(jobsview.collect_command)
 app.command("list")(query.list_command)
 app.command("show")(query.show_command)
 app.command("preset")(presets.preset_command)

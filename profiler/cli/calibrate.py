@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,7 +19,8 @@ from profiler.errors import UsageError
 
 if TYPE_CHECKING:
     from db import Database
-    from jobs import Handle
+    from jobs import Handle, TaskSpec
+    from jobs.cluster import Cluster
     from profiler.preset import Preset
     from profiler.results import NodeResult
     from profiler.sweep import SweepSettings
@@ -31,8 +33,10 @@ class Profile(StrEnum):
 
 
 class ExecutorName(StrEnum):
+    auto = "auto"
     debug = "debug"
     local = "local"
+    slurm = "slurm"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class CalibrationRequest:
     node_types: tuple[str, ...]
     settings: SweepSettings
     verify: bool = True
+    cluster: Cluster | None = None
+    nodes_per_type: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ def build_request(
     exhaustive: bool,
     tolerance: float | None,
     verify: bool,
+    cluster: Path | None = None,
+    nodes_per_type: int | None = None,
 ) -> CalibrationRequest:
     """Parse and check the options; every problem is a UsageError naming the option."""
     from profiler.preset import check_node_type
@@ -93,15 +101,53 @@ def build_request(
     names = tuple(check_node_type(n) for n in node_types)
     if len(set(names)) != len(names):
         raise UsageError("--node-type: the same node type is named twice")
-    if executor in ("debug", "local") and len(names) > 1:
-        raise UsageError(
-            f"--executor {executor} calibrates this machine only, so give at most one "
-            "--node-type (several node types need --executor slurm)"
-        )
-    return CalibrationRequest(executor, names, settings, verify)
+    if nodes_per_type is not None and not 1 <= nodes_per_type <= 10_000:
+        raise UsageError(f"--nodes-per-type: must be 1 to 10000, got {nodes_per_type}")
+    loaded = _load_cluster(cluster) if cluster is not None else None
+    executor = _resolve_executor(executor, loaded)
+    if executor == "slurm":
+        assert loaded is not None  # _resolve_executor refuses slurm without a cluster file
+        for name in names:
+            loaded.node_type(name)
+        names = names or tuple(loaded.node_types)
+    else:
+        if len(names) > 1:
+            raise UsageError(
+                f"--executor {executor} calibrates this machine only, so give at most one "
+                "--node-type (several node types need --executor slurm and --cluster)"
+            )
+        if nodes_per_type not in (None, 1):
+            raise UsageError("--nodes-per-type: only with --executor slurm")
+    return CalibrationRequest(executor, names, settings, verify, loaded, nodes_per_type)
 
 
-def _check_here(settings: SweepSettings) -> tuple[int, str, int, str]:
+def _load_cluster(path: Path) -> Cluster:
+    from jobs.cluster import load_cluster
+
+    return load_cluster(path)
+
+
+def _resolve_executor(executor: str, cluster: Cluster | None) -> str:
+    """``auto``: Slurm when a cluster file is given and sbatch is on PATH, else local."""
+    from jobs.slurm import slurm_available
+
+    if executor == "auto":
+        return "slurm" if cluster is not None and slurm_available() else "local"
+    if executor == "slurm":
+        if not slurm_available():
+            raise UsageError(
+                "--executor slurm: no Slurm here (sbatch is not on PATH); run it from a "
+                "login node of the cluster, or use --executor local"
+            )
+        if cluster is None:
+            raise UsageError(
+                "--executor slurm: needs --cluster FILE describing the node types "
+                "(see deploy/slurm-local/cluster.toml)"
+            )
+    return executor
+
+
+def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     """Checks that need this machine: CPUs, memory. Returns facts the plan uses."""
     import psutil
 
@@ -112,66 +158,201 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int, str]:
     counts = resolve_threads(settings.threads, usable)
     check_memory(settings, int(psutil.virtual_memory().available))
     cpu = collect_cpu()
-    return max(counts), cpu.model, cpu.logical_cpus, f"{len(counts)} thread counts"
+    return max(counts), cpu.model, cpu.logical_cpus
+
+
+@dataclass
+class _Submitted:
+    """One node type's calibration in flight: its id, handles and job rows."""
+
+    calibration_id: int
+    node_type: str
+    handles: list[Handle]
+    rows: list[int]
 
 
 def run_calibration(
-    request: CalibrationRequest, database: Database, *, show_progress: bool = True
+    request: CalibrationRequest,
+    database: Database,
+    *,
+    show_progress: bool = True,
+    wait: bool = True,
 ) -> list[CalibrationReport]:
-    """Calibrate, store and write presets; returns one report per node type."""
-    from jobs import TaskSpec, get_backend
-    from profiler.paths import jobs_dir
-    from profiler.preset import default_node_type
+    """Calibrate, store and write presets; returns one report per node type.
 
-    max_threads, cpu_model, logical, _ = _check_here(request.settings)
-    node_type = (
-        request.node_types[0] if request.node_types else default_node_type(cpu_model, logical)
-    )
+    Without ``wait`` (Slurm only) the jobs are recorded as pending and left to
+    ``blasprof collect``. Ctrl-C while waiting on Slurm stops the waiting, not the jobs.
+    """
+    from jobs import get_backend
+
     settings = request.settings
+    if request.executor == "slurm":
+        assert request.cluster is not None
+        submitted = [_submit_slurm(request, database, name) for name in request.node_types]
+        max_threads = max(
+            (request.cluster.node_type(n).cpus_per_task or 1 for n in request.node_types),
+            default=1,
+        )
+    else:
+        from profiler.preset import default_node_type
+
+        max_threads, cpu_model, logical = _check_here(settings)
+        node_type = (
+            request.node_types[0] if request.node_types else default_node_type(cpu_model, logical)
+        )
+        cal_id, folder = _new_calibration(database, request, node_type, None)
+        specs = [_spec(node_type, settings, folder, 0, request.verify, max_threads)]
+        handles = get_backend(request.executor, folder).submit(specs)
+        submitted = [_record_jobs(database, cal_id, node_type, handles, folder)]
+    if not wait:
+        return [CalibrationReport(s.calibration_id, s.node_type, "running", ()) for s in submitted]
+    handles = [h for s in submitted for h in s.handles]
+    interrupted = wait_for(
+        handles,
+        settings,
+        max_threads,
+        show_progress=show_progress,
+        stop_jobs=request.executor != "slurm",
+    )
+    if interrupted and request.executor == "slurm":
+        ids = " ".join(str(s.calibration_id) for s in submitted)
+        err(f"stopped waiting; the jobs keep running. Collect them later: blasprof collect {ids}")
+        return [CalibrationReport(s.calibration_id, s.node_type, "running", ()) for s in submitted]
+    reports = []
+    for s in submitted:
+        for handle, row in zip(s.handles, s.rows, strict=True):
+            collect_one(database, handle, row)
+        reports.append(finish(database, s.calibration_id, interrupted=interrupted))
+    return reports
+
+
+def _new_calibration(
+    database: Database, request: CalibrationRequest, node_type: str, base: Path | None
+) -> tuple[int, Path]:
+    from profiler.paths import jobs_dir
+
     cal_id = database.create_calibration(
         node_type,
         executor=request.executor,
-        profile=settings.profile,
-        settings=settings.to_dict(),
+        profile=request.settings.profile,
+        settings=request.settings.to_dict(),
         status="running",
     )
-    folder = jobs_dir() / str(cal_id)
+    folder = (base or jobs_dir()) / str(cal_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    spec = TaskSpec(
+    return cal_id, folder
+
+
+def _spec(
+    node_type: str,
+    settings: SweepSettings,
+    folder: Path,
+    index: int,
+    verify: bool,
+    max_threads: int | None,
+) -> TaskSpec:
+    from jobs import TaskSpec
+
+    return TaskSpec(
         node_type=node_type,
         settings=settings.to_dict(),
-        checkpoint=str(folder / "task-0.points.jsonl"),
-        verify=request.verify,
+        checkpoint=str(folder / f"task-{index}.points.jsonl"),
+        verify=verify,
+        index=index,
         max_threads=max_threads,
     )
-    handles = get_backend(request.executor, folder).submit([spec])
+
+
+def _record_jobs(
+    database: Database, cal_id: int, node_type: str, handles: Sequence[Handle], folder: Path
+) -> _Submitted:
     rows = [
         database.add_job(
-            cal_id, external_id=h.external_id, folder=str(folder), state="RUNNING", array_index=i
+            cal_id, external_id=h.external_id, folder=str(folder), state="PENDING", array_index=i
         )
         for i, h in enumerate(handles)
     ]
-    interrupted = wait_for(handles, settings, max_threads, show_progress=show_progress)
-    results = [collect_one(database, h, row) for h, row in zip(handles, rows, strict=True)]
-    status = _calibration_status(results, interrupted)
-    database.finish_calibration(
+    return _Submitted(cal_id, node_type, list(handles), rows)
+
+
+def _submit_slurm(request: CalibrationRequest, database: Database, name: str) -> _Submitted:
+    """One node type's tasks as one Slurm array, recorded before anything is awaited."""
+    from jobs import get_backend
+
+    assert request.cluster is not None
+    node_type = request.cluster.node_type(name)
+    count = request.nodes_per_type or node_type.nodes
+    cal_id, folder = _new_calibration(database, request, name, request.cluster.folder)
+    specs = [
+        _spec(name, request.settings, folder, i, request.verify, node_type.cpus_per_task)
+        for i in range(count)
+    ]
+    try:
+        handles = get_backend("slurm", folder, cluster=request.cluster).submit(specs)
+    except BaseException as exc:
+        database.finish_calibration(cal_id, "failed", error=str(exc) or type(exc).__name__)
+        raise
+    return _record_jobs(database, cal_id, name, handles, folder)
+
+
+def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> CalibrationReport:
+    """Once every job of a calibration has ended: its status, its preset, the preset files.
+
+    Works from what is stored, so ``calibrate`` and a later ``collect`` end the same way.
+    Only jobs that completed their sweep feed the preset: a preset from half a sweep would
+    replace a good one with a guess.
+    """
+    import datetime as dt
+
+    from profiler.preset import derive
+    from profiler.results import NodeInfo
+
+    record = database.get_calibration(cal_id)
+    complete = {j.id for j in record.jobs if j.state == "COMPLETED" and j.result_stored}
+    if record.jobs and len(complete) == len(record.jobs):
+        status = "complete"
+    elif record.measurements:
+        status = "partial"
+    else:
+        status = "cancelled" if interrupted else "failed"
+    if not database.finish_calibration(
         cal_id, status, error="interrupted by the user" if interrupted else None
-    )
-    paths: tuple[Path, ...] = ()
-    preset = derive_preset(database, cal_id, node_type, results)
-    if preset is not None:
-        database.store_preset(cal_id, preset)
-        paths = write_presets(database, [preset])
-    return [CalibrationReport(cal_id, node_type, status, paths)]
-
-
-def _calibration_status(results: Sequence[NodeResult | None], interrupted: bool) -> str:
-    stored = [r for r in results if r is not None]
-    if stored and all(r.status == "complete" for r in stored) and len(stored) == len(results):
-        return "complete"
-    if any(r.measurements for r in stored):
-        return "partial"
-    return "cancelled" if interrupted else "failed"
+    ):  # another collector finished it (and wrote its presets) first
+        now = database.get_calibration(cal_id).status
+        return CalibrationReport(cal_id, record.node_type, now, ())
+    nodes = [
+        NodeInfo.from_dict(j.node_info) for j in record.jobs if j.id in complete and j.node_info
+    ]
+    points = [m.measurement for m in record.measurements if m.job_id in complete]
+    if not nodes or not points:
+        return CalibrationReport(cal_id, record.node_type, status, ())
+    node = nodes[0]
+    settings = record.settings or {}
+    partitions: tuple[str, ...] = ()
+    if record.executor == "slurm":
+        partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
+    try:
+        preset = derive(
+            points,
+            node_type=record.node_type,
+            calibrated_cpus=min(n.usable_cpus for n in nodes),
+            tolerance=float(settings.get("tolerance", 0.03)),
+            calibration_id=cal_id,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            blas="; ".join(
+                f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
+                for b in node.blas
+                if b.user_api == "blas"
+            ),
+            cpu_model=node.cpu_model,
+            logical_cpus=node.logical_cpus,
+            partitions=partitions,
+        )
+    except ValueError as exc:
+        err(f"calibration {cal_id}: no preset derived: {exc}")
+        return CalibrationReport(cal_id, record.node_type, status, ())
+    database.store_preset(cal_id, preset)
+    return CalibrationReport(cal_id, record.node_type, status, write_presets(database, [preset]))
 
 
 def wait_for(
@@ -181,8 +362,13 @@ def wait_for(
     *,
     show_progress: bool = True,
     poll_s: float = 0.2,
+    stop_jobs: bool = True,
 ) -> bool:
-    """Wait for every handle, showing points measured; True when the user pressed Ctrl-C."""
+    """Wait for every handle, showing points measured; True when the user pressed Ctrl-C.
+
+    On Ctrl-C the jobs are asked to stop (and given a moment to hand back their points)
+    when ``stop_jobs``; batch jobs are left running.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -214,6 +400,11 @@ def wait_for(
                         last = (
                             f"n={m['n']} {m['dtype']} {m['threads']} thr {m['gflops']:.1f} GFLOP/s"
                         )
+                if not stop_jobs:  # batch jobs: say where they are
+                    states = Counter(h.state() for h in handles)
+                    last = " ".join(f"{n} {st}" for st, n in sorted(states.items())) + (
+                        f"; {last}" if last else ""
+                    )
                 progress.update(task, completed=min(counts, total), description=last)
                 if all(h.done() for h in handles):
                     progress.update(
@@ -223,8 +414,11 @@ def wait_for(
                 time.sleep(poll_s)
         except KeyboardInterrupt:
             interrupted = True
-            progress.update(task, description="interrupted: keeping the points measured")
-            _stop(handles)
+            if stop_jobs:
+                progress.update(task, description="interrupted: keeping the points measured")
+                _stop(handles)
+            else:
+                progress.update(task, description="stopped waiting")
     return interrupted
 
 
@@ -240,7 +434,10 @@ def _stop(handles: Sequence[Handle], grace_s: float = 20.0) -> None:
 
 
 def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | None:
-    """Store one task's outcome; a failed task keeps the points of its checkpoint."""
+    """Store one task's outcome; a failed task keeps the points of its checkpoint.
+
+    Returns the result, or None when another process had stored it already.
+    """
     from jobs import read_checkpoint
     from profiler.results import Measurement, NodeInfo, NodeResult
 
@@ -249,7 +446,8 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
     state = outcome.state if outcome else "INTERRUPTED"
     if outcome is not None and outcome.result is not None:
         result = NodeResult.from_dict(outcome.result)
-        if result.status != "complete":
+        if result.status != "complete" and state == "COMPLETED":
+            # the job ran to its end but the sweep did not: say why in the job's state
             state = "INTERRUPTED" if result.error == "interrupted" else "FAILED"
     else:
         cp = read_checkpoint(handle.spec.checkpoint)
@@ -264,7 +462,8 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
             settings=handle.spec.settings,
             error=(outcome.reason if outcome else "interrupted") or state.lower(),
         )
-    database.store_node_result(row, result)
+    if not database.store_node_result(row, result):
+        return None
     database.update_job(
         row,
         state=state,
@@ -273,44 +472,6 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
         hostname=result.node.hostname if result.node else None,
     )
     return result
-
-
-def derive_preset(
-    database: Database, cal_id: int, node_type: str, results: Sequence[NodeResult | None]
-) -> Preset | None:
-    """The preset for this calibration, or None when nothing usable was measured."""
-    import datetime as dt
-
-    from profiler.preset import derive
-
-    # Only nodes that finished their sweep: a preset from half a sweep would replace a good
-    # one with a guess.
-    complete = [r for r in results if r is not None and r.status == "complete"]
-    measurements = [m for r in complete for m in r.measurements]
-    nodes = [r.node for r in complete if r.node is not None]
-    if not measurements or not nodes:
-        return None
-    node = nodes[0]
-    blas = "; ".join(
-        f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
-        for b in node.blas
-        if b.user_api == "blas"
-    )
-    try:
-        return derive(
-            measurements,
-            node_type=node_type,
-            calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float(complete[0].settings.get("tolerance", 0.03)),
-            calibration_id=cal_id,
-            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            blas=blas,
-            cpu_model=node.cpu_model,
-            logical_cpus=node.logical_cpus,
-        )
-    except ValueError as exc:
-        err(f"no preset derived: {exc}")
-        return None
 
 
 def write_presets(
@@ -356,9 +517,10 @@ def calibrate_command(
     executor: Annotated[
         ExecutorName,
         typer.Option(
-            help="Where the calibration runs: debug (this process) or local (a separate process)."
+            help="Where it runs: debug (this process), local (a separate process), slurm "
+            "(jobs per node type), or auto (slurm with --cluster and sbatch, else local)."
         ),
-    ] = ExecutorName.local,
+    ] = ExecutorName.auto,
     node_type: Annotated[
         list[str] | None,
         typer.Option("--node-type", help="Node type name (default: named after this CPU)."),
@@ -388,6 +550,25 @@ def calibrate_command(
     verify: Annotated[
         bool, typer.Option(help="Check the preset in a fresh process started with it.")
     ] = True,
+    cluster: Annotated[
+        Path | None,
+        typer.Option(
+            "--cluster",
+            help="TOML file describing the cluster's node types (see deploy/slurm-local).",
+            dir_okay=False,
+        ),
+    ] = None,
+    nodes_per_type: Annotated[
+        int | None,
+        typer.Option(help="Slurm: calibrate this many nodes of each type (default: file's)."),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Slurm: --no-wait records the jobs and returns; `blasprof collect` later.",
+        ),
+    ] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Measure GEMM speed per size and thread count, store it, and write presets.
@@ -399,6 +580,8 @@ def calibrate_command(
       blasprof calibrate --sizes 256,1024,4096 --threads all --json
 
       blasprof calibrate --node-type login-amd --exhaustive
+
+      blasprof calibrate --cluster cluster.toml --node-type A --node-type B --no-wait
     """
     request = build_request(
         executor=executor.value,
@@ -412,9 +595,20 @@ def calibrate_command(
         exhaustive=exhaustive,
         tolerance=tolerance,
         verify=verify,
+        cluster=cluster,
+        nodes_per_type=nodes_per_type,
     )
+    if not wait and request.executor != "slurm":
+        raise UsageError("--no-wait: only with --executor slurm (local runs end with the command)")
     database = open_db()
-    reports = run_calibration(request, database, show_progress=os.isatty(2) or not json_output)
+    reports = run_calibration(
+        request, database, show_progress=os.isatty(2) or not json_output, wait=wait
+    )
+    if any(r.status == "running" for r in reports):
+        _print_pending(database, reports, json_output)
+        if wait:  # Ctrl-C while waiting on Slurm: the jobs go on
+            raise typer.Exit(130)
+        return
     docs = [database.get_calibration(r.calibration_id).to_json() for r in reports]
     if json_output:
         for doc, r in zip(docs, reports, strict=True):
@@ -432,6 +626,21 @@ def calibrate_command(
         )
         err(f"calibration did not complete: {bad}; the points measured are stored")
         raise typer.Exit(1)
+
+
+def _print_pending(
+    database: Database, reports: Sequence[CalibrationReport], json_output: bool
+) -> None:
+    docs = [database.get_calibration(r.calibration_id).to_json() for r in reports]
+    if json_output:
+        print_json(docs[0] if len(docs) == 1 else {"calibrations": docs})
+        return
+    ids = " ".join(str(r.calibration_id) for r in reports)
+    for doc in docs:
+        jobs = ", ".join(str(j["external_id"]) for j in doc["jobs"])
+        print(f"calibration {doc['calibration_id']} ({doc['node_type']}): Slurm jobs {jobs}")
+    print(f"follow them:  blasprof status {ids}")
+    print(f"store them:   blasprof collect {ids}   (safe to run again)")
 
 
 def _print_paths(report: CalibrationReport) -> None:

@@ -1,0 +1,176 @@
+"""`blasprof calibrate --executor slurm`, `status` and `collect` against the real local cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, TINY, run_blasprof
+
+CLUSTER = ROOT / "deploy" / "slurm-local" / "cluster.toml"
+
+
+def _cluster_file(tmp_path: Path, limit_min: int = 5) -> Path:
+    path = tmp_path / "cluster.toml"
+    path.write_text(
+        f'[slurm]\nfolder = "{tmp_path / "shared"}"\n\n'
+        f"[defaults]\nexclusive = false\ncpus_per_task = 2\ntime_limit_min = {limit_min}\n\n"
+        '[node_types.typea]\npartition = "typea"\n\n[node_types.typeb]\npartition = "typeb"\n'
+    )
+    return path
+
+
+def _json(proc: subprocess.CompletedProcess[str]) -> Any:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slurm
+def test_calibrate_two_node_types_stores_job_ids_hosts_and_presets(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path)
+    doc = _json(
+        run_blasprof(
+            blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typea",
+            "--node-type", "typeb", *TINY, "--no-verify", "--json",
+        )
+    )  # fmt: skip
+    calibrations = {c["node_type"]: c for c in doc["calibrations"]}
+    assert set(calibrations) == {"typea", "typeb"}
+    for name, cal in calibrations.items():
+        assert cal["status"] == "complete" and cal["executor"] == "slurm"
+        (job,) = cal["jobs"]
+        assert job["external_id"].split("_")[0].isdigit()
+        assert job["state"] == "COMPLETED" and job["hostname"] == os.uname().nodename
+        assert cal["measurements"]
+        assert cal["preset"]["partitions"] == [name]
+    # the job folder is on the cluster file's shared folder, private to the user
+    shared = tmp_path / "shared"
+    assert shared.is_dir()
+    for sub in shared.iterdir():
+        assert sub.stat().st_mode & 0o077 == 0
+    # the dispatcher picks the type from the Slurm partition a job runs in
+    presets = home / "presets"
+    out = subprocess.run(
+        ["sh", "-c", f". {presets}/blasprof.sh; echo $BLASPROF_NODE_TYPE"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "SLURM_JOB_PARTITION": "typeb"},
+    )  # fmt: skip
+    assert out.stdout.strip() == "typeb"
+
+
+@pytest.mark.slurm
+def test_no_wait_then_status_then_collect_twice_stores_once(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path)
+    submitted = _json(
+        run_blasprof(
+            blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typeb",
+            "--nodes-per-type", "3", *TINY, "--no-verify", "--no-wait", "--json",
+        )
+    )  # fmt: skip
+    cal_id = submitted["calibration_id"]
+    assert submitted["status"] == "running" and len(submitted["jobs"]) == 3
+    arrays = {j["external_id"].split("_")[0] for j in submitted["jobs"]}
+    assert len(arrays) == 1  # one array, one sbatch call
+    status = _json(run_blasprof(blasprof_exe, "status", str(cal_id), "--json"))
+    assert {j["state"] for j in status[0]["jobs"]} <= {"PENDING", "RUNNING", "COMPLETED"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = {
+            j["state"] for j in _json(run_blasprof(blasprof_exe, "status", "--json"))[0]["jobs"]
+        }
+        if states == {"COMPLETED"}:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"jobs did not complete: {states}")
+    # two collectors at once: each result is stored exactly once
+    procs = [
+        subprocess.Popen(
+            [blasprof_exe, "collect", str(cal_id), "--json"], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    docs = [json.loads(p.communicate(timeout=120)[0])[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(d["stored_now"] for d in docs)[-1] >= 1
+    assert sum(d["stored_now"] for d in docs) == 3
+    again = _json(run_blasprof(blasprof_exe, "collect", str(cal_id), "--json"))
+    assert again[0]["stored_now"] == 0
+    shown = _json(run_blasprof(blasprof_exe, "show", str(cal_id), "--json"))
+    assert shown["status"] == "complete"
+    per_job = {}
+    for m in shown["measurements"]:
+        per_job.setdefault(m["job_id"], []).append((m["n"], m["threads"]))
+    assert len(per_job) == 3
+    assert all(len(points) == len(set(points)) for points in per_job.values())  # no duplicates
+
+
+@pytest.mark.slurm
+def test_ctrl_c_stops_waiting_not_the_jobs(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path)
+    proc = subprocess.Popen(
+        [blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typea",
+         *TINY, "--min-time", "0.3", "--no-verify"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 130, errors
+    assert "blasprof collect 1" in errors and "Traceback" not in errors
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        doc = _json(run_blasprof(blasprof_exe, "collect", "1", "--json"))[0]
+        if doc["status"] != "running":
+            break
+        time.sleep(2)
+    assert doc["status"] == "complete"  # the job went on and its result was collected
+
+
+def test_slurm_executor_without_slurm_or_cluster_is_exit_2(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    no_sbatch = {**os.environ, "PATH": "/nonexistent"}
+    proc = run_blasprof(
+        blasprof_exe, "calibrate", "--executor", "slurm", "--cluster", str(CLUSTER), env=no_sbatch
+    )
+    assert proc.returncode == 2 and "no Slurm here" in proc.stderr
+    if subprocess.run(["which", "sbatch"], capture_output=True).returncode == 0:
+        proc = run_blasprof(blasprof_exe, "calibrate", "--executor", "slurm")
+        assert proc.returncode == 2 and "needs --cluster" in proc.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[node_types.typea]\npartition = "typea"\ncpus = 4\n')
+    proc = run_blasprof(blasprof_exe, "calibrate", "--cluster", str(bad))
+    assert proc.returncode == 2 and "cpus" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_blasprof(blasprof_exe, "calibrate", "--cluster", str(tmp_path / "missing.toml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    proc = run_blasprof(
+        blasprof_exe, "calibrate", "--cluster", str(CLUSTER), "--node-type", "nosuch"
+    )
+    assert proc.returncode == 2 and "nosuch" in proc.stderr
+
+
+def test_no_wait_without_slurm_is_exit_2(home: Path, blasprof_exe: str) -> None:
+    proc = run_blasprof(blasprof_exe, "calibrate", "--executor", "local", "--no-wait")
+    assert proc.returncode == 2 and "--no-wait" in proc.stderr
+
+
+def test_status_and_collect_of_an_unknown_id_are_exit_2(home: Path, blasprof_exe: str) -> None:
+    for command in ("status", "collect"):
+        proc = run_blasprof(blasprof_exe, command, "777")
+        assert proc.returncode == 2 and "777" in proc.stderr
+        proc = run_blasprof(blasprof_exe, command, "--", "-3")
+        assert proc.returncode == 2
