@@ -137,7 +137,9 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
             if spec.stop_event is not None and spec.stop_event.is_set():
                 raise KeyboardInterrupt
 
-        outcome = run_sweep(settings, counts, physical_cores=node.physical_cores, on_point=on_point)
+        outcome = run_sweep(
+            settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
+        )
         status = "complete" if outcome.completed else "partial"
         verification = None
         if outcome.completed and spec.verify:

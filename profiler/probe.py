@@ -260,6 +260,21 @@ def _usable(affinity: tuple[int, ...], quota: float | None) -> int:
     return count
 
 
+def usable_cores(affinity: tuple[int, ...], usable: int) -> int:
+    """Physical cores among the CPUs this process may use (SMT siblings count once).
+
+    Read from sysfs topology; where that is missing, every usable CPU counts as a core.
+    """
+    cores = set()
+    for cpu in affinity:
+        base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        package, core = _read(base / "physical_package_id"), _read(base / "core_id")
+        if package is None or core is None:
+            return usable
+        cores.add((package.strip(), core.strip()))
+    return max(1, min(len(cores), usable))
+
+
 def usable_cpus() -> int:
     """How many CPUs this process can really keep busy: affinity, capped by the cgroup quota."""
     affinity, quota, _ = collect_allocation()
@@ -303,7 +318,7 @@ def probe() -> NodeInfo:
     usable = _usable(affinity, quota)
     arch = microarchitecture(cpu)
     fpc = FLOPS_PER_CYCLE_F64.get(arch) if arch else None
-    cores_for_peak = min(usable, cpu.physical_cores)
+    cores_for_peak = usable_cores(affinity, usable)
     if fpc and cpu.clock_mhz:
         peak = cores_for_peak * cpu.clock_mhz / 1000.0 * fpc
         note = (
@@ -355,4 +370,5 @@ def probe() -> NodeInfo:
         flops_per_cycle_f64=fpc,
         peak_gflops_f64=round(peak, 3) if peak else None,
         peak_note=note,
+        usable_cores=cores_for_peak,
     )

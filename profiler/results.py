@@ -85,6 +85,8 @@ class NodeInfo:
     flops_per_cycle_f64: int | None
     peak_gflops_f64: float | None
     peak_note: str
+    #: physical cores among the usable CPUs (an allocation may hold part of an SMT node)
+    usable_cores: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,10 +104,11 @@ class NodeInfo:
         """Theoretical peak for ``threads`` cores at the clock used for ``peak_gflops_f64``."""
         if self.peak_gflops_f64 is None or self.usable_cpus < 1:
             return None
-        cores = min(threads, self.usable_cpus, self.physical_cores or self.usable_cpus)
-        per_core = self.peak_gflops_f64 / min(
+        cores_used = self.usable_cores or min(
             self.usable_cpus, self.physical_cores or self.usable_cpus
         )
+        cores = min(threads, cores_used)
+        per_core = self.peak_gflops_f64 / cores_used
         factor = 2.0 if dtype == "float32" else 1.0
         return per_core * cores * factor
 
