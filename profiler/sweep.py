@@ -213,9 +213,11 @@ def search_threads(
     for t in coarse_ladder(cands, anchors):
         at(t)
 
-    # Refine the peak: bisect towards each measured neighbour of the best while a new
-    # point beats the best by more than half the tolerance (noise-level gains cannot move
-    # the answer by more than that).
+    # Refine the peak: bisect towards each measured neighbour of the best. Go on while a
+    # midpoint beats the best by more than a quarter of the tolerance, or comes within half
+    # of it across a gap still wider than an eighth of the best count: a peak can hide
+    # between two points that both fall short of it. Gains below that cannot move the
+    # answer by more than the tolerance.
     while True:
         best = max(seen, key=seen.__getitem__)
         improved = False
@@ -228,7 +230,12 @@ def search_threads(
             if not between:
                 continue
             mid = between[len(between) // 2]
-            if mid not in seen and at(mid) > seen[best] * (1 + tolerance / 2):
+            if mid in seen:
+                continue
+            value = at(mid)
+            if value > seen[best] * (1 + tolerance / 4):
+                improved = True
+            elif value >= seen[best] * (1 - tolerance / 2) and abs(nb - best) > max(2, best // 8):
                 improved = True
         if not improved:
             break
