@@ -44,6 +44,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def finish(name: str, payload: dict[str, Any], report: Any, write: bool) -> dict[str, Any]:
+    """Print a benchmark's report and, unless told not to, write its JSON."""
+    report(payload)
+    if write:
+        print(f"\nwrote {write_result(name, payload)}")
+    return payload
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _common import Goal, environment, median, parser, print_goals, print_table, write_result
+from _common import Goal, environment, finish, median, parser, print_goals, print_table
 
 NAME = "harness"
 SIZES = (64, 256)
@@ -128,11 +128,7 @@ def report(payload: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    payload = run(quick=args.quick)
-    report(payload)
-    if not args.no_write:
-        print(f"\nwrote {write_result(NAME, payload)}")
-    return payload
+    return finish(NAME, run(quick=args.quick), report, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from _common import Goal, environment, parser, print_goals, print_table, write_result
+from _common import Goal, environment, finish, parser, print_goals, print_table
 
 NAME = "peak"
 PROFILE = "standard"
@@ -100,11 +100,7 @@ def report(payload: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    payload = run(quick=args.quick)
-    report(payload)
-    if not args.no_write:
-        print(f"\nwrote {write_result(NAME, payload)}")
-    return payload
+    return finish(NAME, run(quick=args.quick), report, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _common import Goal, environment, median, parser, print_goals, print_table, write_result
+from _common import Goal, environment, finish, median, parser, print_goals, print_table
 
 NAME = "search"
 GOAL_COST = 0.25
@@ -493,11 +493,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--replay-only", action="store_true", help="skip the sweeps on this machine")
     args = p.parse_args(argv)
-    payload = run(quick=args.quick, replay_only=args.replay_only)
-    report(payload)
-    if not args.no_write:
-        print(f"\nwrote {write_result(NAME, payload)}")
-    return payload
+    return finish(
+        NAME, run(quick=args.quick, replay_only=args.replay_only), report, write=not args.no_write
+    )
 
 
 if __name__ == "__main__":

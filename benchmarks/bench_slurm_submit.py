@@ -28,11 +28,11 @@ from _common import (
     REPO_ROOT,
     Goal,
     environment,
+    finish,
     median,
     parser,
     print_goals,
     print_table,
-    write_result,
 )
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -173,11 +173,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     if not _cluster_answers():
         sys.exit("bench_slurm_submit: no Slurm cluster answers; . /tmp/blasprof-slurm/env.sh first")
-    payload = run(quick=args.quick)
-    report(payload)
-    if not args.no_write:
-        print(f"\nwrote {write_result(NAME, payload)}")
-    return payload
+    return finish(NAME, run(quick=args.quick), report, write=not args.no_write)
 
 
 if __name__ == "__main__":
