@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
 from profiler.errors import NotFound
 from profiler.preset import Preset
-from profiler.results import BlasLibrary, Measurement, Verification
+from profiler.results import ENDED_JOB_STATES, BlasLibrary, Measurement, Verification
 
 __all__ = [
     "UNCOLLECTABLE_STATES",
@@ -38,17 +38,7 @@ __all__ = [
 ]
 
 # Job states after which no result will ever arrive, so `collect` need not look again.
-# The vocabulary is Slurm's for every executor (see jobs.executors).
-UNCOLLECTABLE_STATES = (
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "INTERRUPTED",
-    "LOST",
-)
+UNCOLLECTABLE_STATES = ENDED_JOB_STATES
 
 _BLAS_JSON_KEYS = (
     "internal_api",

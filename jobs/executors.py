@@ -23,18 +23,6 @@ from profiler.errors import JobError, UsageError
 
 __all__ = ["Outcome", "Handle", "Backend", "BACKENDS", "get_backend", "tail"]
 
-# States, the Slurm vocabulary used for every backend.
-TERMINAL_STATES = (
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "INTERRUPTED",
-)
-
 
 @dataclass(frozen=True)
 class Outcome:

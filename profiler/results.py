@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ENDED_JOB_STATES",
     "BlasLibrary",
     "NodeInfo",
     "Measurement",
@@ -22,6 +23,19 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
+#: job states after which no result will come: Slurm's vocabulary, used for every executor
+#: (LOST: the batch system forgot a job that left nothing behind)
+ENDED_JOB_STATES = (
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "INTERRUPTED",
+    "LOST",
+)
 
 
 def gemm_flops(n: int) -> float:

@@ -233,10 +233,11 @@ def search_threads(
             if mid in seen:
                 continue
             value = at(mid)
-            if value > seen[best] * (1 + tolerance / 4):
-                improved = True
-            elif value >= seen[best] * (1 - tolerance / 2) and abs(nb - best) > max(2, best // 8):
-                improved = True
+            beats = value > seen[best] * (1 + tolerance / 4)
+            close_across_a_wide_gap = value >= seen[best] * (1 - tolerance / 2) and abs(
+                nb - best
+            ) > max(2, best // 8)
+            improved = improved or beats or close_across_a_wide_gap
         if not improved:
             break
 
