@@ -34,7 +34,7 @@ def test_help_lists_every_command_and_does_not_import_heavy_modules() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("probe", "calibrate", "list", "show", "preset", "presets", "db"):
+    for command in ("probe", "calibrate", "status", "collect", "list", "show", "preset", "db"):
         assert command in out
     assert "HEAVY []" in out
 
