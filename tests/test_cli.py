@@ -244,7 +244,10 @@ def _wait_for_points(folder: Path, count: int, proc: subprocess.Popen[str], limi
     pytest.fail(f"no {count} points measured within {limit} s")
 
 
-def test_ctrl_c_keeps_the_points_measured_marked_partial(home: Path, blasprof_exe: str) -> None:
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_the_points_measured_marked_partial(
+    home: Path, blasprof_exe: str, how: str
+) -> None:
     proc = subprocess.Popen(
         [blasprof_exe, "calibrate", "--sizes", "64,128,256,512,1024,1536,2048",
          "--min-time", "0.2", "--samples", "5", "--no-verify", "--json"],
@@ -255,8 +258,11 @@ def test_ctrl_c_keeps_the_points_measured_marked_partial(home: Path, blasprof_ex
     )  # fmt: skip
     try:
         _wait_for_points(home / "jobs", 2, proc, limit=120)
-        # as a terminal does: SIGINT to the whole process group, job processes included
-        os.killpg(proc.pid, signal.SIGINT)
+        if how == "ctrl-c":
+            # as a terminal does: SIGINT to the whole process group, job processes included
+            os.killpg(proc.pid, signal.SIGINT)
+        else:  # as kill(1) or a closing login session does: the blasprof process only
+            proc.send_signal(signal.SIGTERM)
         out, errors = proc.communicate(timeout=90)
     finally:
         proc.kill()

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -601,9 +601,10 @@ def calibrate_command(
     if not wait and request.executor != "slurm":
         raise UsageError("--no-wait: only with --executor slurm (local runs end with the command)")
     database = open_db()
-    reports = run_calibration(
-        request, database, show_progress=os.isatty(2) or not json_output, wait=wait
-    )
+    with _terminate_as_interrupt():
+        reports = run_calibration(
+            request, database, show_progress=os.isatty(2) or not json_output, wait=wait
+        )
     if any(r.status == "running" for r in reports):
         _print_pending(database, reports, json_output)
         if wait:  # Ctrl-C while waiting on Slurm: the jobs go on
@@ -626,6 +627,23 @@ def calibrate_command(
         )
         err(f"calibration did not complete: {bad}; the points measured are stored")
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM or a hang-up (the login shell went away) ends a calibration as Ctrl-C does:
+    what was measured is stored, marked partial."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_pending(
