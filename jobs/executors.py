@@ -9,6 +9,7 @@ means adding one class to ``BACKENDS``.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import signal
 import threading
@@ -51,7 +52,7 @@ def tail(text: str | None, lines: int = 20) -> str | None:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-class Backend:
+class Backend(abc.ABC):
     """Submits node tasks somewhere."""
 
     name: ClassVar[str]
@@ -62,8 +63,9 @@ class Backend:
         self.folder = folder
         self.params = params
 
+    @abc.abstractmethod
     def submit(self, specs: Sequence[TaskSpec]) -> list[Handle]:
-        raise NotImplementedError  # each backend defines it
+        """Start one job per spec; the handles come back in the specs' order."""
 
 
 class _ThreadHandle:
