@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from profiler.cli._common import JsonOption, handle_errors, print_json
+from profiler.cli._common import console as _console
 
 
 def _gib(n: int) -> str:
@@ -15,7 +16,6 @@ def probe_command(json_output: JsonOption = False) -> None:
 
     Example:  blasprof probe --json | jq .peak_gflops_f64
     """
-    from rich.console import Console
     from rich.table import Table
 
     from profiler.probe import probe
@@ -24,7 +24,7 @@ def probe_command(json_output: JsonOption = False) -> None:
     if json_output:
         print_json(info.to_dict())
         return
-    console = Console()
+    console = _console()
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
