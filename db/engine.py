@@ -171,32 +171,20 @@ class Database:
                 array_index=array_index,
             )
 
-    def update_job(
+    def store_node_result(
         self,
         job_row_id: int,
+        result: NodeResult,
         *,
         state: str | None = None,
         reason: str | None = None,
         log_tail: str | None = None,
-        external_id: str | None = None,
-        hostname: str | None = None,
-    ) -> None:
-        """Change the given fields of a job; ``None`` leaves a field as it is."""
+    ) -> bool:
+        """Store one node's result and its job's end state once; False if already stored."""
         with self._write() as session:
-            store.update_job(
-                session,
-                job_row_id,
-                state=state,
-                reason=reason,
-                log_tail=log_tail,
-                external_id=external_id,
-                hostname=hostname,
+            return store.store_node_result(
+                session, job_row_id, result, state=state, reason=reason, log_tail=log_tail
             )
-
-    def store_node_result(self, job_row_id: int, result: NodeResult) -> bool:
-        """Store one node's result once; False (and nothing written) if already stored."""
-        with self._write() as session:
-            return store.store_node_result(session, job_row_id, result)
 
     def finish_calibration(
         self, calibration_id: int, status: str, error: str | None = None

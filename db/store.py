@@ -42,7 +42,6 @@ __all__ = [
     "finish_calibration",
     "store_node_result",
     "store_preset",
-    "update_job",
 ]
 
 # What identifies a BLAS library; the thread count a process ran with does not.
@@ -109,31 +108,15 @@ def add_job(
     return job.id
 
 
-def update_job(
+def store_node_result(
     session: Session,
     job_row_id: int,
+    result: NodeResult,
     *,
     state: str | None = None,
     reason: str | None = None,
     log_tail: str | None = None,
-    external_id: str | None = None,
-    hostname: str | None = None,
-) -> None:
-    """Set the given fields of a job; ``None`` leaves a field unchanged."""
-    job = _job(session, job_row_id)
-    changes = {
-        "state": state,
-        "reason": reason,
-        "log_tail": log_tail,
-        "external_id": external_id,
-        "hostname": hostname,
-    }
-    for name, value in changes.items():
-        if value is not None:
-            setattr(job, name, value)
-
-
-def store_node_result(session: Session, job_row_id: int, result: NodeResult) -> bool:
+) -> bool:
     """Store a node's result for a job exactly once; False if it was stored before.
 
     The job is claimed first with a conditional UPDATE (``result_stored`` false -> true);
@@ -166,9 +149,13 @@ def store_node_result(session: Session, job_row_id: int, result: NodeResult) -> 
         job.node_info = _plain_json(result.node.to_dict())
     if result.verification is not None:
         job.verification = _plain_json(dataclasses.asdict(result.verification))
-    job.state = result.status
-    if result.error:
-        job.reason = result.error
+    # The job's state in the batch system's words (COMPLETED, TIMEOUT, ...), stored in the
+    # same transaction as the result: a reader never sees one without the other.
+    job.state = state or ("COMPLETED" if result.status == "complete" else "FAILED")
+    if reason or result.error:
+        job.reason = reason or result.error
+    if log_tail:
+        job.log_tail = log_tail
     job.finished_at = _parse_time(result.finished_at) or utcnow()
     if result.measurements:
         session.execute(
@@ -239,13 +226,6 @@ def _calibration(session: Session, calibration_id: int) -> Calibration:
     if calibration is None:
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
     return calibration
-
-
-def _job(session: Session, job_row_id: int) -> Job:
-    job = session.get(Job, job_row_id)
-    if job is None:
-        raise NotFound(f"no job with row id {job_row_id}")
-    return job
 
 
 def _insert_missing(

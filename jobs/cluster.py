@@ -28,17 +28,26 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import UsageError
+from profiler.preset import NODE_TYPE_PATTERN, NODE_TYPE_RULE
 
 __all__ = ["NodeType", "Cluster", "load_cluster", "parse_cluster"]
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SLURM_WORD_RE = re.compile(r"^[A-Za-z0-9._,:\[\]-]+$")
-_MEM_RE = re.compile(r"^[0-9]+[KMGT]?$")
-_SBATCH_RE = re.compile(r"^--([a-z][a-z0-9-]*)(?:=(.+))?$")
-# Options blasprof sets itself: a cluster file must not fight them.
+# Every pattern is applied with fullmatch: "$" would let a trailing newline through.
+_SLURM_WORD_RE = re.compile(r"[A-Za-z0-9._,:\[\]-]+")
+_MEM_RE = re.compile(r"[0-9]+[KMGT]?")
+_SBATCH_RE = re.compile(r"--([a-z][a-z0-9-]*)(?:=([^\n]+))?")
+# Options blasprof sets itself, or that the cluster file has a key for: a line must not
+# fight them.
 _RESERVED_SBATCH = frozenset(
-    {"array", "output", "error", "job-name", "open-mode", "signal", "wrap", "parsable"}
-)
+    {
+        "array", "output", "error", "job-name", "open-mode", "signal", "wrap", "parsable",
+        "partition", "time", "cpus-per-task", "ntasks", "ntasks-per-node", "nodes",
+        "exclusive", "mem", "constraint", "nodelist", "account", "qos",
+    }
+)  # fmt: skip
+#: upper bounds that catch typos (a time limit of years, a million CPUs)
+_MAX_CPUS = 100_000
+_MAX_MINUTES = 366 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class NodeType:
                 params[name] = value
         extra: dict[str, Any] = {}
         for line in self.sbatch:
-            match = _SBATCH_RE.match(line)
+            match = _SBATCH_RE.fullmatch(line)
             assert match is not None  # checked on load
             extra[match.group(1)] = True if match.group(2) is None else match.group(2)
         if extra:
@@ -107,21 +116,28 @@ def _str(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip()) and "\n" not in value
 
 
+def _name(value: Any) -> bool:
+    """An account or QOS name: one word that needs no quoting."""
+    return isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z0-9._@-]{1,128}", value))
+
+
 def _slurm_word(value: Any) -> bool:
-    return isinstance(value, str) and bool(_SLURM_WORD_RE.match(value))
+    return isinstance(value, str) and bool(_SLURM_WORD_RE.fullmatch(value))
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _positive_int(value: Any, most: int = 10**9) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
 
 
 def _mem(value: Any) -> bool:
-    return isinstance(value, str) and bool(_MEM_RE.match(value))
+    return isinstance(value, str) and bool(_MEM_RE.fullmatch(value))
 
 
 def _sbatch_lines(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(v, str) and (m := _SBATCH_RE.match(v)) and m.group(1) not in _RESERVED_SBATCH
+        isinstance(v, str)
+        and (m := _SBATCH_RE.fullmatch(v)) is not None
+        and m.group(1) not in _RESERVED_SBATCH
         for v in value
     )
 
@@ -134,13 +150,22 @@ _NODE_KEYS: dict[str, tuple[Any, str]] = {
     "partition": (_slurm_word, "a Slurm partition name (or a comma-separated list)"),
     "constraint": (_str, "a Slurm features expression, e.g. 'epyc&ib'"),
     "nodelist": (_slurm_word, "a Slurm node list, e.g. 'node[01-04]'"),
-    "cpus_per_task": (_positive_int, "an integer >= 1"),
+    "cpus_per_task": (
+        lambda v: _positive_int(v, _MAX_CPUS),
+        f"an integer from 1 to {_MAX_CPUS:,}",
+    ),
     "mem": (_mem, "a Slurm memory size such as '4G', '4000M' or '0' (all of the node's)"),
-    "time_limit_min": (_positive_int, "an integer >= 1 (minutes)"),
-    "account": (_str, "a Slurm account name"),
-    "qos": (_str, "a Slurm QOS name"),
+    "time_limit_min": (
+        lambda v: _positive_int(v, _MAX_MINUTES),
+        f"an integer from 1 to {_MAX_MINUTES:,} (minutes)",
+    ),
+    "account": (_name, "a Slurm account name (letters, digits, '.', '_', '@', '-')"),
+    "qos": (_name, "a Slurm QOS name (letters, digits, '.', '_', '@', '-')"),
     "exclusive": (lambda v: isinstance(v, bool), "true or false"),
-    "nodes": (_positive_int, "an integer >= 1 (nodes of this type to calibrate)"),
+    "nodes": (
+        lambda v: _positive_int(v, 10_000),
+        "an integer from 1 to 10,000 (nodes of this type to calibrate)",
+    ),
     "sbatch": (
         _sbatch_lines,
         "a list of sbatch options such as ['--reservation=maint', '--hint=nomultithread'], "
@@ -201,10 +226,9 @@ def parse_cluster(data: Mapping[str, Any], path: Path) -> Cluster:
         )
     node_types: dict[str, NodeType] = {}
     for name, settings in table.items():
-        if not _NAME_RE.match(name):
+        if not NODE_TYPE_PATTERN.fullmatch(name):
             raise UsageError(
-                f"{path}: [node_types.{name}] {name!r} is not a valid node type name; use 1 to "
-                "64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
+                f"{path}: [node_types.{name!r}] is not a valid node type name; use {NODE_TYPE_RULE}"
             )
         where = f"node_types.{name}"
         _check_table(where, settings, _NODE_KEYS, path)
@@ -233,6 +257,8 @@ def load_cluster(path: str | Path) -> Cluster:
         text = path.read_text()
     except OSError as exc:
         raise UsageError(f"--cluster: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--cluster: {path} is not a UTF-8 text file (TOML)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

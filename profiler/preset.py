@@ -24,9 +24,15 @@ __all__ = [
     "threads_for",
     "default_node_type",
     "check_node_type",
+    "NODE_TYPE_PATTERN",
+    "NODE_TYPE_RULE",
 ]
 
-_NODE_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: what a node type name may be: a file name, a shell word, a Python identifier part
+NODE_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+NODE_TYPE_RULE = (
+    "1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
 
 
 def default_node_type(cpu_model: str, logical_cpus: int) -> str:
@@ -39,10 +45,9 @@ def default_node_type(cpu_model: str, logical_cpus: int) -> str:
 
 def check_node_type(name: str) -> str:
     """Refuse node type names that could not be file names or shell words."""
-    if not _NODE_TYPE_RE.match(name):
+    if not NODE_TYPE_PATTERN.fullmatch(name):
         raise UsageError(
-            f"--node-type: {name!r} is not a valid node type name; use 1 to 64 letters, "
-            "digits, '.', '_' or '-', starting with a letter or digit"
+            f"--node-type: {name!r} is not a valid node type name; use {NODE_TYPE_RULE}"
         )
     return name
 

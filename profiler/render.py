@@ -73,6 +73,32 @@ def _summary(preset: Preset) -> list[str]:
     return lines
 
 
+def _sh_rule(fallback_cpus: int) -> str:
+    """POSIX sh that sets ``_bp_threads`` from ``_bp_best``: the one rule every preset applies.
+
+    Counts from the environment are taken only as plain decimal integers of 1 to 5 digits
+    (leading zeros dropped: dash reads "08" as bad octal and ends the sourcing shell);
+    anything else falls back with a warning, never an error, since it runs in a job.
+    """
+    return f"""\
+_bp_count() {{  # $1 as a positive integer without leading zeros, or fail
+    case "$1" in ''|*[!0-9]*) return 1 ;; esac
+    set -- "${{1#"${{1%%[!0]*}}"}}"
+    case "$1" in ''|??????*) return 1 ;; esac
+    echo "$1"
+}}
+_bp_cpus=$(_bp_count "${{SLURM_CPUS_PER_TASK:-}}") \\
+    || _bp_cpus=$(_bp_count "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)") \\
+    || _bp_cpus={fallback_cpus}
+_bp_workers=$(_bp_count "${{BLASPROF_WORKERS:-1}}") || {{
+    echo "blasprof preset: BLASPROF_WORKERS=$BLASPROF_WORKERS is not a positive integer; using 1" >&2
+    _bp_workers=1
+}}
+_bp_threads=$((_bp_cpus / _bp_workers))
+[ "$_bp_threads" -ge 1 ] || _bp_threads=1
+[ "$_bp_threads" -le "$_bp_best" ] || _bp_threads=$_bp_best"""
+
+
 def render_sh(preset: Preset) -> str:
     """A POSIX sh fragment to source: exports the thread variables for this job."""
     header = "\n".join("# " + line for line in _summary(preset))
@@ -92,23 +118,12 @@ case "$_bp_class" in
     *) echo "blasprof preset: unknown BLASPROF_SIZE_CLASS=$_bp_class (accepted: {names}); using {preset.default_class}" >&2
        _bp_best={preset.default_threads} ;;
 esac
-_bp_cpus=${{SLURM_CPUS_PER_TASK:-}}
-case "$_bp_cpus" in
-    ''|*[!0-9]*|0) _bp_cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo {preset.calibrated_cpus}) ;;
-esac
-_bp_workers=${{BLASPROF_WORKERS:-1}}
-case "$_bp_workers" in
-    ''|*[!0-9]*|0) echo "blasprof preset: BLASPROF_WORKERS=$_bp_workers is not a positive integer; using 1" >&2
-       _bp_workers=1 ;;
-esac
-_bp_share=$((_bp_cpus / _bp_workers))
-[ "$_bp_share" -ge 1 ] || _bp_share=1
-_bp_threads=$_bp_best
-[ "$_bp_threads" -le "$_bp_share" ] || _bp_threads=$_bp_share
+{_sh_rule(preset.calibrated_cpus)}
 {exports}
 export BLASPROF_NODE_TYPE={_sh_quote(preset.node_type)}
 export BLASPROF_PRESET_THREADS="$_bp_threads"
-unset _bp_class _bp_best _bp_cpus _bp_workers _bp_share _bp_threads
+unset _bp_class _bp_best _bp_cpus _bp_workers _bp_threads
+unset -f _bp_count
 """
 
 
@@ -119,10 +134,18 @@ import sys as _sys
 VARIABLES = {variables!r}
 
 
+def _count(value):
+    """A positive integer of 1 to 5 plain digits (as the sh preset reads it), or None."""
+    digits = value.lstrip("0")
+    if value.isascii() and value.isdigit() and 1 <= len(digits) <= 5:
+        return int(digits)
+    return None
+
+
 def _job_cpus():
-    value = _os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    cpus = _count(_os.environ.get("SLURM_CPUS_PER_TASK", ""))
+    if cpus:
+        return cpus
     try:
         return len(_os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
@@ -133,8 +156,9 @@ def _positive(name, default):
     value = _os.environ.get(name, "")
     if not value:
         return default
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    count = _count(value)
+    if count:
+        return count
     print("blasprof preset: %s=%s is not a positive integer; using %s" % (name, value, default),
           file=_sys.stderr)
     return default
@@ -159,7 +183,8 @@ def apply(workers=None, size_class=None):
               "read its thread count (import the preset first)", file=_sys.stderr)
     count = str(threads(workers, size_class))
     env = dict.fromkeys(VARIABLES, count)
-    env["BLASPROF_NODE_TYPE"] = NODE_TYPE
+    if NODE_TYPE:
+        env["BLASPROF_NODE_TYPE"] = NODE_TYPE
     env["BLASPROF_PRESET_THREADS"] = count
     _os.environ.update(env)
     return env
@@ -254,6 +279,10 @@ def render_dispatcher_sh(directory: str, matches: Sequence[NodeTypeMatch]) -> st
 # Known node types: {known}
 _bp_dir={_sh_quote(directory)}
 _bp_type=${{BLASPROF_NODE_TYPE:-}}
+case "$_bp_type" in
+    *[!a-z0-9._-]*|[._-]*) echo "blasprof: BLASPROF_NODE_TYPE=$_bp_type is not a node type name; ignored" >&2
+       _bp_type= ;;
+esac
 if [ -z "$_bp_type" ] && [ -n "${{SLURM_JOB_PARTITION:-}}" ]; then
     case "$SLURM_JOB_PARTITION" in
 {partitions}
@@ -272,13 +301,11 @@ if [ -n "$_bp_type" ] && [ -f "$_bp_dir/$_bp_type.sh" ]; then
     . "$_bp_dir/$_bp_type.sh"
 else
     echo "blasprof: no preset for this node (type '${{_bp_type:-unknown}}'; known: {known}); using one thread per CPU share" >&2
-    _bp_cpus=${{SLURM_CPUS_PER_TASK:-$(nproc 2>/dev/null || echo 1)}}
-    _bp_workers=${{BLASPROF_WORKERS:-1}}
-    case "$_bp_workers" in ''|*[!0-9]*|0) _bp_workers=1 ;; esac
-    _bp_threads=$((_bp_cpus / _bp_workers))
-    [ "$_bp_threads" -ge 1 ] || _bp_threads=1
+    _bp_best=99999
+{_sh_rule(1)}
 {chr(10).join(f'    export {v}="$_bp_threads"' for v in THREAD_VARIABLES)}
-    unset _bp_cpus _bp_workers _bp_threads
+    unset _bp_best _bp_cpus _bp_workers _bp_threads
+    unset -f _bp_count
 fi
 unset _bp_dir _bp_type _bp_model _bp_ncpu
 """
@@ -288,6 +315,7 @@ def render_dispatcher_py(matches: Sequence[NodeTypeMatch]) -> str:
     """``blas_preset.py``: the Python twin of the sh dispatcher."""
     table = {m.name: (m.cpu_model, m.logical_cpus, list(m.partitions)) for m in matches}
     modules = {m.name: python_module_name(m.name) for m in matches}
+    rules = _PY_RULES.format(variables=THREAD_VARIABLES)
     return f'''"""blasprof dispatcher: ``import blas_preset`` before numpy sets the BLAS thread variables.
 
 Node type: $BLASPROF_NODE_TYPE if set, else the Slurm partition, else the CPU model and count.
@@ -298,6 +326,10 @@ import sys as _sys
 
 NODE_TYPES = {table!r}
 MODULES = {modules!r}
+# The rule for a node without a preset: one thread per CPU share.
+THREADS = {{"all": 99999}}
+DEFAULT_CLASS = "all"
+{rules}
 
 
 def detect():
@@ -328,7 +360,8 @@ NODE_TYPE = detect()
 if NODE_TYPE in MODULES:
     preset = _importlib.import_module(MODULES[NODE_TYPE])
 else:
-    print("blasprof: no preset for this node (type %r; known: %s)"
-          % (NODE_TYPE, ", ".join(NODE_TYPES)), file=_sys.stderr)
+    print("blasprof: no preset for this node (type %r; known: %s); using one thread per CPU"
+          " share" % (NODE_TYPE, ", ".join(NODE_TYPES)), file=_sys.stderr)
     preset = None
+    apply(size_class="all")
 '''

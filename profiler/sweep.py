@@ -96,24 +96,34 @@ PROFILES: dict[str, SweepSettings] = {
 
 
 def _split(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in re.split(r"[,\s]+", text.strip()) if t.strip()]
-    if not items:
+    items = [t.strip() for t in re.split(r"\s*,\s*|\s+", text.strip())]
+    if not any(items):
         raise UsageError(f"{what}: got an empty list; give comma-separated values")
+    if not all(items):
+        raise UsageError(f"{what}: {text!r} has an empty item; give comma-separated values")
     return items
+
+
+def _integer(item: str, what: str, example: str) -> int:
+    """An ASCII integer of at most 9 digits (longer ones are typos, and slow to convert)."""
+    if not re.fullmatch(r"-?[0-9]{1,9}", item):
+        raise UsageError(f"{what}: {item[:40]!r} is not a positive integer; give {example}")
+    return int(item)
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
     """``"256,1024"`` -> (256, 1024); every size a positive integer up to MAX_SIZE."""
     sizes = []
     for item in _split(text, "--sizes"):
-        if not re.fullmatch(r"\d+", item) or int(item) < 1:
+        size = _integer(item, "--sizes", "matrix orders such as 256,1024,4096")
+        if size < 1:
             raise UsageError(
                 f"--sizes: {item!r} is not a positive integer; give matrix orders such as "
                 "256,1024,4096"
             )
-        if int(item) > MAX_SIZE:
+        if size > MAX_SIZE:
             raise UsageError(f"--sizes: {item} is larger than the largest supported {MAX_SIZE}")
-        sizes.append(int(item))
+        sizes.append(size)
     return tuple(sorted(set(sizes)))
 
 
@@ -134,13 +144,10 @@ def parse_threads(text: str) -> tuple[int, ...] | None:
         return None
     counts = []
     for item in _split(text, "--threads"):
-        if not re.fullmatch(r"-?\d+", item):
-            raise UsageError(
-                f"--threads: {item!r} is not an integer; give counts such as 1,2,4 or 'all'"
-            )
-        if int(item) < 1:
+        count = _integer(item, "--threads", "counts such as 1,2,4 or 'all'")
+        if count < 1:
             raise UsageError(f"--threads: {item} is below 1; thread counts start at 1")
-        counts.append(int(item))
+        counts.append(count)
     return tuple(sorted(set(counts)))
 
 

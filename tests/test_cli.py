@@ -183,10 +183,28 @@ BAD_INPUTS = [
     (["--db", "nosuchdb://x", "list"], "nosuchdb"),
     (["--db", "sqlite:////nonexistent-dir/x.sqlite", "list"], "does not exist"),
     (["--db", "postgresql+psycopg://u:pw@127.0.0.1:1/x", "list"], "Connection refused"),
+    (["calibrate", "--node-type", "abc\n"], "--node-type"),
+    (["calibrate", "--node-type", "Upper"], "--node-type"),
+    (["calibrate", "--sizes", "64,,128"], "empty item"),
+    (["calibrate", "--sizes", "9" * 5000], "--sizes"),
+    (["calibrate", "--threads", "9" * 5000], "--threads"),
+    (["calibrate", "--sizes", "\u0666\u0664"], "--sizes"),
+    (["calibrate", "--min-time", "inf"], "--min-time"),
+    (["calibrate", "--min-time", "abc"], "--min-time"),
+    (["calibrate", "--samples", "99999999999"], "--samples"),
+    (["calibrate", "--no-wait"], "--no-wait"),
+    (["show", "99999999999999999999"], "out of range"),
+    (["status", "99999999999999999999"], "out of range"),
+    (["collect", "0"], "out of range"),
+    (["list", "--since", "999999999d"], "--since"),
+    (["list", "--node-type", "bad name"], "--node-type"),
+    (["nosuchcommand"], "nosuchcommand"),
 ]
 
 
-@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("args", "needle"), BAD_INPUTS, ids=[" ".join(a)[:40] for a, _ in BAD_INPUTS]
+)
 def test_bad_input_is_one_clear_line_and_exit_2(
     args: list[str], needle: str, home: Path, blasprof_exe: str
 ) -> None:
@@ -195,8 +213,20 @@ def test_bad_input_is_one_clear_line_and_exit_2(
     assert "Traceback" not in proc.stderr
     assert needle in proc.stderr
     assert proc.stdout == ""
-    # the line that names the problem is one line
-    assert len([line for line in proc.stderr.splitlines() if needle in line]) == 1
+    # one line, which names the problem
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_an_unusable_presets_dir_is_refused_before_any_work(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("")
+    env = {**os.environ, "BLASPROF_PRESETS": str(a_file)}
+    proc = run_blasprof(blasprof_exe, "calibrate", *TINY, "--json", env=env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "a file of that name exists" in proc.stderr
+    assert json.loads(run_blasprof(blasprof_exe, "list", "--json").stdout) == []
 
 
 def test_corrupt_database_file_is_refused_without_damage(home: Path, blasprof_exe: str) -> None:

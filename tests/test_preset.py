@@ -266,3 +266,42 @@ def test_written_presets_work_from_a_real_calibration(calibrated: dict[str, Any]
     imported = _import(directory, "blas_preset", _base_env())
     assert imported["env"]["OPENBLAS_NUM_THREADS"] == expected
     assert imported["heavy"] == []
+
+
+ODD_COUNTS = ["", "0", "00", "08", "010", "-3", "abc", "2x", "99999999999999999999", "²", " 4"]
+
+
+@pytest.mark.parametrize("name", ["SLURM_CPUS_PER_TASK", "BLASPROF_WORKERS"])
+@pytest.mark.parametrize("value", ODD_COUNTS)
+def test_odd_counts_never_end_the_job_and_both_twins_agree(
+    tmp_path: Path, preset: Preset, name: str, value: str
+) -> None:
+    _write(tmp_path, preset, "py")
+    sh = _write(tmp_path, preset, "sh")
+    env = {**_base_env(), "SLURM_CPUS_PER_TASK": "8", name: value}
+    # the shell goes on after sourcing: a preset must never stop a job script
+    done = subprocess.run(
+        ["sh", "-c", f'. {sh}; echo "threads=$OMP_NUM_THREADS after"'],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.endswith(" after\n"), done.stderr
+    from_sh = done.stdout.split("=")[1].split()[0]
+    assert from_sh.isdigit() and int(from_sh) >= 1
+    from_py = _import(tmp_path, python_module_name("node-x"), env)["env"]["OMP_NUM_THREADS"]
+    assert from_py == from_sh, (value, done.stderr)
+
+
+def test_dispatchers_without_a_matching_type_use_one_thread_per_cpu_share(
+    tmp_path: Path, preset: Preset
+) -> None:
+    matches = [NodeTypeMatch("node-x", "No Such CPU", 999, ("px",))]
+    (tmp_path / "blasprof.sh").write_text(render_dispatcher_sh(str(tmp_path), matches))
+    (tmp_path / "blas_preset.py").write_text(render_dispatcher_py(matches))
+    for bad_type in ("", "../../etc/passwd", "other"):
+        env = {**_base_env(), "SLURM_CPUS_PER_TASK": "6", "BLASPROF_WORKERS": "2"}
+        if bad_type:
+            env["BLASPROF_NODE_TYPE"] = bad_type
+        values, stderr = _sh_env(f". {tmp_path / 'blasprof.sh'}", env)
+        assert values["OMP_NUM_THREADS"] == "3", stderr
+        assert "no preset for this node" in stderr
+        assert _import(tmp_path, "blas_preset", env)["env"]["OMP_NUM_THREADS"] == "3"

@@ -148,6 +148,13 @@ def test_slurm_executor_without_slurm_or_cluster_is_exit_2(
         blasprof_exe, "calibrate", "--executor", "slurm", "--cluster", str(CLUSTER), env=no_sbatch
     )
     assert proc.returncode == 2 and "no Slurm here" in proc.stderr
+    # auto with a cluster file but no Slurm: refused, never a quiet local run under that name
+    proc = run_blasprof(blasprof_exe, "calibrate", "--cluster", str(CLUSTER), env=no_sbatch)
+    assert proc.returncode == 2 and "no Slurm here" in proc.stderr
+    proc = run_blasprof(
+        blasprof_exe, "calibrate", "--cluster", str(CLUSTER), "--threads", "1,4", env=no_sbatch
+    )
+    assert proc.returncode == 2
     if subprocess.run(["which", "sbatch"], capture_output=True).returncode == 0:
         proc = run_blasprof(blasprof_exe, "calibrate", "--executor", "slurm")
         assert proc.returncode == 2 and "needs --cluster" in proc.stderr
@@ -161,6 +168,16 @@ def test_slurm_executor_without_slurm_or_cluster_is_exit_2(
         blasprof_exe, "calibrate", "--cluster", str(CLUSTER), "--node-type", "nosuch"
     )
     assert proc.returncode == 2 and "nosuch" in proc.stderr
+
+
+@pytest.mark.slurm
+def test_threads_beyond_the_job_allocation_are_refused_before_submitting(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path)  # cpus_per_task = 2
+    proc = run_blasprof(blasprof_exe, "calibrate", "--cluster", str(cluster), "--threads", "1,4")
+    assert proc.returncode == 2 and "cpus_per_task" in proc.stderr
+    assert json.loads(run_blasprof(blasprof_exe, "list", "--json").stdout) == []
 
 
 def test_no_wait_without_slurm_is_exit_2(home: Path, blasprof_exe: str) -> None:

@@ -54,5 +54,22 @@ app.add_typer(dbcmd.db_app, name="db")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a wrong command line is one line on stderr and exit 2."""
+    import sys
+
+    try:
+        code = app(prog_name="blasprof", standalone_mode=False)
+    except Exception as exc:
+        # typer's (vendored) click exceptions: recognised by shape, not by a private import
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "blasprof"
+        message = " ".join(format_message().split())
+        print(f"blasprof: error: {message} (see `{where} --help`)", file=sys.stderr)
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    sys.exit(code or 0)

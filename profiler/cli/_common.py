@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from profiler.errors import BlasprofError
+from profiler.errors import BlasprofError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,6 +37,16 @@ class State:
 
 
 STATE = State()
+
+
+def check_id(calibration_id: int) -> int:
+    """A calibration id as the database can hold it; anything else is a usage error."""
+    if not 1 <= calibration_id < 2**63:
+        raise UsageError(
+            f"calibration id {calibration_id} is out of range; ids are positive integers "
+            "(see `blasprof list`)"
+        )
+    return calibration_id
 
 
 def err(message: str) -> None:
@@ -76,6 +86,19 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
 
+def ensure_dir(path: Path, mode: int = 0o755) -> Path:
+    """Create ``path`` (and parents) or say, in one line, why it cannot be a directory."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
+    except FileExistsError:
+        raise UsageError(f"cannot use {path} as a directory: a file of that name exists") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create directory {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write in {path}: permission denied")
+    return path
+
+
 def print_json(doc: Any) -> None:
     json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
@@ -83,8 +106,13 @@ def print_json(doc: Any) -> None:
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory; give a file path")
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

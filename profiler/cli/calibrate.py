@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from profiler.cli._common import JsonOption, err, handle_errors, open_db, print_json
+from profiler.cli._common import JsonOption, ensure_dir, err, handle_errors, open_db, print_json
 from profiler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -79,10 +79,10 @@ def build_request(
     from profiler.preset import check_node_type
     from profiler.sweep import PROFILES, parse_dtypes, parse_sizes, parse_threads, with_overrides
 
-    if min_time is not None and not min_time > 0:
-        raise UsageError(f"--min-time: must be > 0 seconds, got {min_time}")
-    if samples is not None and samples < 1:
-        raise UsageError(f"--samples: must be at least 1, got {samples}")
+    if min_time is not None and not 0 < min_time <= 60:
+        raise UsageError(f"--min-time: must be > 0 and at most 60 seconds, got {min_time}")
+    if samples is not None and not 1 <= samples <= 1000:
+        raise UsageError(f"--samples: must be 1 to 1000, got {samples}")
     if tolerance is not None and not 0 <= tolerance < 1:
         raise UsageError(f"--tolerance: must be in [0, 1), got {tolerance}")
     settings = with_overrides(
@@ -110,6 +110,14 @@ def build_request(
         for name in names:
             loaded.node_type(name)
         names = names or tuple(loaded.node_types)
+        for name in names:
+            cpus = loaded.node_type(name).cpus_per_task
+            if settings.threads and cpus and max(settings.threads) > cpus:
+                raise UsageError(
+                    f"--threads: {max(settings.threads)} is more than the {cpus} CPUs a job of "
+                    f"node type {name} gets (cpus_per_task in {loaded.path}); accepted: 1 to "
+                    f"{cpus}, or 'all'"
+                )
     else:
         if len(names) > 1:
             raise UsageError(
@@ -132,7 +140,13 @@ def _resolve_executor(executor: str, cluster: Cluster | None) -> str:
     from jobs.slurm import slurm_available
 
     if executor == "auto":
-        return "slurm" if cluster is not None and slurm_available() else "local"
+        if cluster is not None and not slurm_available():
+            raise UsageError(
+                "--cluster: given, but there is no Slurm here (sbatch is not on PATH); run "
+                "from a login node of the cluster, or leave --cluster out to calibrate this "
+                "machine"
+            )
+        return "slurm" if cluster is not None else "local"
     if executor == "slurm":
         if not slurm_available():
             raise UsageError(
@@ -184,8 +198,13 @@ def run_calibration(
     ``blasprof collect``. Ctrl-C while waiting on Slurm stops the waiting, not the jobs.
     """
     from jobs import get_backend
+    from profiler.paths import jobs_dir, presets_dir
 
     settings = request.settings
+    # Where results and presets go is checked before anything runs.
+    ensure_dir(presets_dir())
+    base = request.cluster.folder if request.cluster and request.cluster.folder else None
+    ensure_dir(base or jobs_dir(), 0o700)
     if request.executor == "slurm":
         assert request.cluster is not None
         submitted = [_submit_slurm(request, database, name) for name in request.node_types]
@@ -202,7 +221,11 @@ def run_calibration(
         )
         cal_id, folder = _new_calibration(database, request, node_type, None)
         specs = [_spec(node_type, settings, folder, 0, request.verify, max_threads)]
-        handles = get_backend(request.executor, folder).submit(specs)
+        try:
+            handles = get_backend(request.executor, folder).submit(specs)
+        except BaseException as exc:
+            database.finish_calibration(cal_id, "failed", error=str(exc) or type(exc).__name__)
+            raise
         submitted = [_record_jobs(database, cal_id, node_type, handles, folder)]
     if not wait:
         return [CalibrationReport(s.calibration_id, s.node_type, "running", ()) for s in submitted]
@@ -239,7 +262,11 @@ def _new_calibration(
         status="running",
     )
     folder = (base or jobs_dir()) / str(cal_id)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        ensure_dir(folder, 0o700).chmod(0o700)
+    except BaseException as exc:
+        database.finish_calibration(cal_id, "failed", error=str(exc) or type(exc).__name__)
+        raise
     return cal_id, folder
 
 
@@ -462,16 +489,14 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
             settings=handle.spec.settings,
             error=(outcome.reason if outcome else "interrupted") or state.lower(),
         )
-    if not database.store_node_result(row, result):
-        return None
-    database.update_job(
+    stored = database.store_node_result(
         row,
+        result,
         state=state,
         reason=(outcome.reason if outcome else None) or result.error,
         log_tail=outcome.log_tail if outcome else None,
-        hostname=result.node.hostname if result.node else None,
     )
-    return result
+    return result if stored else None
 
 
 def write_presets(

@@ -13,8 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from profiler.cli._common import JsonOption, console, err, handle_errors, open_db, print_json
-from profiler.errors import UsageError
+from profiler.cli._common import (
+    JsonOption,
+    check_id,
+    console,
+    err,
+    handle_errors,
+    open_db,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from db import Database, JobRecord
@@ -175,7 +182,9 @@ def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) ->
     for d in docs:
         line = (
             f"calibration {d['calibration_id']} ({d['node_type']}): stored {d['stored_now']} "
-            f"result(s) now, {d['still_running']} job(s) still running; status {d['status']}"
+            f"result(s) now, {d['still_running']} job(s) still running"
+            + (f", {d['not_collectable']} not collectable" if d["not_collectable"] else "")
+            + f"; status {d['status']}"
         )
         print(line)
         if d["preset_files"]:
@@ -186,5 +195,4 @@ def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) ->
 
 def _check_ids(ids: list[int] | None) -> None:
     for cal_id in ids or []:
-        if cal_id < 1:
-            raise UsageError(f"calibration id must be a positive integer, got {cal_id}")
+        check_id(cal_id)

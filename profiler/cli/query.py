@@ -11,21 +11,26 @@ import typer
 from profiler.cli._common import (
     JsonOption,
     NodeTypeOption,
+    check_id,
     console,
     handle_errors,
     open_db,
     print_json,
 )
 from profiler.errors import UsageError
+from profiler.preset import check_node_type
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_since(text: str) -> dt.datetime:
     """``30d``, ``12h``, ``2w``, ``45m`` or an ISO date -> an aware UTC datetime."""
-    match = re.fullmatch(r"(\d+)([mhdw])", text.strip())
+    match = re.fullmatch(r"([0-9]{1,9})([mhdw])", text.strip())
     if match:
-        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        try:
+            return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        except OverflowError:
+            raise UsageError(f"--since: {text!r} reaches back before year 1") from None
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
@@ -48,7 +53,9 @@ def list_command(
 
     Examples:  blasprof list --since 30d     blasprof list --node-type typea --json
     """
-    when = parse_since(since) if since else None
+    if node_type is not None:
+        check_node_type(node_type)
+    when = parse_since(since) if since is not None else None
     rows = open_db().list_calibrations(node_type=node_type, since=when)
     if json_output:
         print_json([r.summary_json() for r in rows])
@@ -94,7 +101,7 @@ def show_command(
 
     Example:  blasprof show 3 --json | jq '.measurements[] | [.n, .threads, .gflops]'
     """
-    doc = open_db().get_calibration(calibration_id).to_json()
+    doc = open_db().get_calibration(check_id(calibration_id)).to_json()
     if json_output:
         print_json(doc)
         return
