@@ -18,7 +18,6 @@ from profiler.cli._common import (
     print_json,
 )
 from profiler.errors import UsageError
-from profiler.preset import check_node_type
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -54,6 +53,8 @@ def list_command(
     Examples:  blasprof list --since 30d     blasprof list --node-type typea --json
     """
     if node_type is not None:
+        from profiler.preset import check_node_type
+
         check_node_type(node_type)
     when = parse_since(since) if since is not None else None
     rows = open_db().list_calibrations(node_type=node_type, since=when)
