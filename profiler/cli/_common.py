@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import tempfile
@@ -100,6 +99,8 @@ def ensure_dir(path: Path, mode: int = 0o755) -> Path:
 
 
 def print_json(doc: Any) -> None:
+    import json
+
     json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
 

@@ -7,10 +7,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -39,8 +38,9 @@ class ExecutorName(StrEnum):
     slurm = "slurm"
 
 
-@dataclass(frozen=True)
-class CalibrationRequest:
+# NamedTuples rather than dataclasses: this module is imported for `blasprof --help`, and
+# each dataclass costs a millisecond there.
+class CalibrationRequest(NamedTuple):
     """A calibration checked at the edge: everything the plain function needs."""
 
     executor: str
@@ -51,8 +51,7 @@ class CalibrationRequest:
     nodes_per_type: int | None = None
 
 
-@dataclass(frozen=True)
-class CalibrationReport:
+class CalibrationReport(NamedTuple):
     calibration_id: int
     node_type: str
     status: str
@@ -175,8 +174,7 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     return max(counts), cpu.model, cpu.logical_cpus
 
 
-@dataclass
-class _Submitted:
+class _Submitted(NamedTuple):
     """One node type's calibration in flight: its id, handles and job rows."""
 
     calibration_id: int
