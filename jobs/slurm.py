@@ -286,6 +286,13 @@ class SlurmHandle(_SubmititHandle):
     def done(self) -> bool:
         return self._finished_state() is not None
 
+    def waiting_reason(self) -> str | None:
+        """Why Slurm has not started the job yet (squeue's reason, e.g. Resources), if any."""
+        known = _SQUEUE.lookup(self.external_id)
+        if isinstance(known, tuple) and known[0] == "PENDING":
+            return _reason(known[1])
+        return None
+
     def outcome(self) -> Outcome:
         while (final := self._finished_state()) is None:
             time.sleep(1.0)

@@ -60,6 +60,12 @@ def _live_state(job: JobRecord, executor: str) -> tuple[str, Handle | None]:
     return (handle.state() if handle else job.state), handle
 
 
+def _waiting_reason(handle: Handle | None) -> str | None:
+    """Why a batch job still waits, where the executor can say (Slurm's pending reason)."""
+    reason = getattr(handle, "waiting_reason", None)
+    return reason() if reason is not None else None
+
+
 def _points(job: JobRecord, handle: Handle | None) -> int:
     if handle is None:
         return 0
@@ -90,7 +96,7 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
                     "hostname": job.hostname,
                     "result_stored": job.result_stored,
                     "points_so_far": _points(job, handle) if not job.result_stored else None,
-                    "reason": job.reason,
+                    "reason": job.reason or _waiting_reason(handle),
                 }
             )
         docs.append(
@@ -111,7 +117,7 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
-    for col in ("calibration", "node type", "job", "state", "host", "stored", "points"):
+    for col in ("calibration", "node type", "job", "state", "host", "stored", "points", "reason"):
         table.add_column(col, no_wrap=True)
     for doc in docs:
         for j in doc["jobs"]:
@@ -123,6 +129,7 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
                 j["hostname"] or "-",
                 "yes" if j["result_stored"] else "no",
                 "" if j["points_so_far"] is None else str(j["points_so_far"]),
+                j["reason"] or "",
             )
     console().print(table)
 
