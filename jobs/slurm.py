@@ -37,6 +37,7 @@ from profiler.errors import JobError, UsageError
 
 __all__ = [
     "SlurmBackend",
+    "nodes_of",
     "SlurmHandle",
     "reattach",
     "cancel_jobs",
@@ -68,6 +69,23 @@ _STEPD_MARK = re.compile(
 _OOM_MARK = re.compile(r"oom[-_ ]kill|out of memory", re.IGNORECASE)
 _MARK_STATE = {None: "CANCELLED", "TIME LIMIT": "TIMEOUT", "NODE FAILURE": "NODE_FAIL"}
 _MARK_STATE["PREEMPTION"] = "PREEMPTED"
+
+
+def nodes_of(node_type: NodeType) -> list[str]:
+    """The hosts of a node type that can take a job now: its partition's nodes (within its
+    nodelist, if any) that are not down, drained or failing. Features are not filtered."""
+    command = ["sinfo", "--noheader", "--Node", "--partition", node_type.partition]
+    command += ["--states=idle,mixed,allocated,completing", "--format=%N"]
+    if node_type.nodelist:
+        command += ["--nodes", node_type.nodelist]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise JobError(f"cannot list the nodes of {node_type.name}: {exc}") from exc
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise JobError(f"sinfo failed for {node_type.name}: {lines[-1] if lines else done}")
+    return sorted({line.strip() for line in done.stdout.splitlines() if line.strip()})
 
 
 def slurm_available() -> bool:
@@ -418,8 +436,17 @@ class SlurmBackend(Backend):
         return executor
 
     def submit(self, specs: Sequence[TaskSpec]) -> list[Handle]:
-        """Submit every task; on any sbatch failure, cancel what went out and raise JobError."""
-        types = {spec.node_type: self.cluster.node_type(spec.node_type) for spec in specs}
+        """Submit every task; on any sbatch failure, cancel what went out and raise JobError.
+
+        Tasks of one node type go out as arrays; a task bound to a host (``spec.host``)
+        goes out on its own with that nodelist, since array tasks share one node request.
+        """
+        groups: dict[tuple[str, str | None], NodeType] = {}
+        for spec in specs:
+            node_type = self.cluster.node_type(spec.node_type)
+            if spec.host is not None:
+                node_type = replace(node_type, nodelist=spec.host, nodes=1)
+            groups[(spec.node_type, spec.host)] = node_type
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
         _quiet_sacct()
@@ -427,9 +454,11 @@ class SlurmBackend(Backend):
         submitted: list[str] = []
         chunk = self._chunk_size()
         try:
-            for name, node_type in types.items():
+            for (name, host), node_type in groups.items():
                 executor = self._executor(node_type)
-                indices = [i for i, spec in enumerate(specs) if spec.node_type == name]
+                indices = [
+                    i for i, spec in enumerate(specs) if (spec.node_type, spec.host) == (name, host)
+                ]
                 for start in range(0, len(indices), chunk):
                     part = indices[start : start + chunk]
                     jobs = self._map_array(executor, [specs[i] for i in part])

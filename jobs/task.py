@@ -44,6 +44,8 @@ class TaskSpec:
     verify: bool = True
     index: int = 0
     max_threads: int | None = None
+    #: the node this task must run on (batch executors; None: any node of the type)
+    host: str | None = None
     stop_event: threading.Event | None = field(default=None, compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Tests marked ``slurm`` use the cluster ``SLURM_CONF`` points to, or start one wi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -138,6 +139,27 @@ def test_many_tasks_go_out_as_one_array_per_max_array_size_chunk(
     outcomes = [h.outcome() for h in handles]
     assert [o.state for o in outcomes] == ["COMPLETED"] * 5, outcomes
     assert all(o.result and o.result["node"]["hostname"] for o in outcomes)
+
+
+@pytest.mark.slurm
+def test_tasks_bound_to_a_host_go_out_one_job_each_with_that_nodelist(
+    slurm_cluster: Path, tmp_path: Path
+) -> None:
+    from jobs.slurm import nodes_of
+
+    cluster = _cluster(tmp_path)
+    hosts = nodes_of(cluster.node_type("typea"))
+    assert hosts == [os.uname().nodename.split(".")[0]]
+    folder = tmp_path / "jobs" / "h"
+    specs = [replace(s, host=hosts[0]) for s in _specs(folder, ["typea"] * 2, TINY)]
+    backend = SlurmBackend(folder, cluster=cluster)
+    handles = backend.submit(specs)
+    # one group (same type, same host): one sbatch call, with the host as its nodelist
+    assert backend.sbatch_calls == 1
+    scripts = list(folder.glob("*/*_submission.sh"))
+    assert scripts and all(f"--nodelist={hosts[0]}" in p.read_text() for p in scripts)
+    _wait(handles, 180)
+    assert [h.outcome().state for h in handles] == ["COMPLETED"] * 2
 
 
 @pytest.mark.slurm

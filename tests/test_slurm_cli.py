@@ -191,3 +191,21 @@ def test_status_and_collect_of_an_unknown_id_are_exit_2(home: Path, blasprof_exe
         assert proc.returncode == 2 and "777" in proc.stderr
         proc = run_blasprof(blasprof_exe, command, "--", "-3")
         assert proc.returncode == 2
+
+
+@pytest.mark.slurm
+def test_all_nodes_calibrates_each_node_of_the_type_up(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path)
+    doc = _json(
+        run_blasprof(
+            blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typeb",
+            "--all-nodes", *TINY, "--no-verify", "--json",
+        )
+    )  # fmt: skip
+    (job,) = doc["jobs"]  # the local cluster has one node
+    assert job["hostname"] == os.uname().nodename and job["state"] == "COMPLETED"
+    script = next((tmp_path / "shared").glob("*/*/*_submission.sh"))
+    assert f"--nodelist={os.uname().nodename}" in script.read_text()
+    assert "--array" not in script.read_text()  # one job per node, not an array

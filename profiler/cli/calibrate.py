@@ -7,6 +7,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 import typer
 
 from profiler.cli._common import JsonOption, ensure_dir, err, handle_errors, open_db, print_json
-from profiler.errors import UsageError
+from profiler.errors import JobError, UsageError
 
 if TYPE_CHECKING:
     from db import Database
@@ -49,6 +50,7 @@ class CalibrationRequest(NamedTuple):
     verify: bool = True
     cluster: Cluster | None = None
     nodes_per_type: int | None = None
+    all_nodes: bool = False
 
 
 class CalibrationReport(NamedTuple):
@@ -73,6 +75,7 @@ def build_request(
     verify: bool,
     cluster: Path | None = None,
     nodes_per_type: int | None = None,
+    all_nodes: bool = False,
 ) -> CalibrationRequest:
     """Parse and check the options; every problem is a UsageError naming the option."""
     from profiler.preset import check_node_type
@@ -94,14 +97,14 @@ def build_request(
         tolerance=tolerance,
     )
     if threads is not None:
-        from dataclasses import replace
-
         settings = replace(settings, threads=parse_threads(threads))
     names = tuple(check_node_type(n) for n in node_types)
     if len(set(names)) != len(names):
         raise UsageError("--node-type: the same node type is named twice")
     if nodes_per_type is not None and not 1 <= nodes_per_type <= 10_000:
         raise UsageError(f"--nodes-per-type: must be 1 to 10000, got {nodes_per_type}")
+    if all_nodes and nodes_per_type is not None:
+        raise UsageError("--all-nodes and --nodes-per-type: give one of them")
     loaded = _load_cluster(cluster) if cluster is not None else None
     executor = _resolve_executor(executor, loaded)
     if executor == "slurm":
@@ -123,9 +126,10 @@ def build_request(
                 f"--executor {executor} calibrates this machine only, so give at most one "
                 "--node-type (several node types need --executor slurm and --cluster)"
             )
-        if nodes_per_type not in (None, 1):
-            raise UsageError("--nodes-per-type: only with --executor slurm")
-    return CalibrationRequest(executor, names, settings, verify, loaded, nodes_per_type)
+        if nodes_per_type not in (None, 1) or all_nodes:
+            option = "--all-nodes" if all_nodes else "--nodes-per-type"
+            raise UsageError(f"{option}: only with --executor slurm")
+    return CalibrationRequest(executor, names, settings, verify, loaded, nodes_per_type, all_nodes)
 
 
 def _load_cluster(path: Path) -> Cluster:
@@ -306,11 +310,25 @@ def _submit_slurm(request: CalibrationRequest, database: Database, name: str) ->
 
     assert request.cluster is not None
     node_type = request.cluster.node_type(name)
-    count = request.nodes_per_type or node_type.nodes
+    hosts: list[str | None]
+    if request.all_nodes:
+        from jobs.slurm import nodes_of
+
+        hosts = list(nodes_of(node_type))
+        if not hosts:
+            raise JobError(
+                f"--all-nodes: node type {name} (partition {node_type.partition}) has no node "
+                "that can take a job now (all down or drained?)"
+            )
+    else:
+        hosts = [None] * (request.nodes_per_type or node_type.nodes)
     cal_id, folder = _new_calibration(database, request, name, request.cluster.folder)
     specs = [
-        _spec(name, request.settings, folder, i, request.verify, node_type.cpus_per_task)
-        for i in range(count)
+        replace(
+            _spec(name, request.settings, folder, i, request.verify, node_type.cpus_per_task),
+            host=host,
+        )
+        for i, host in enumerate(hosts)
     ]
     try:
         handles = get_backend("slurm", folder, cluster=request.cluster).submit(specs)
@@ -585,6 +603,13 @@ def calibrate_command(
         int | None,
         typer.Option(help="Slurm: calibrate this many nodes of each type (default: file's)."),
     ] = None,
+    all_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--all-nodes",
+            help="Slurm: calibrate every node of each type that is up (one job per node).",
+        ),
+    ] = False,
     wait: Annotated[
         bool,
         typer.Option(
@@ -620,6 +645,7 @@ def calibrate_command(
         verify=verify,
         cluster=cluster,
         nodes_per_type=nodes_per_type,
+        all_nodes=all_nodes,
     )
     if not wait and request.executor != "slurm":
         raise UsageError("--no-wait: only with --executor slurm (local runs end with the command)")
