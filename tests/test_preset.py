@@ -170,16 +170,19 @@ def test_sh_preset_refuses_bad_settings_with_a_message(tmp_path: Path, preset: P
     assert "BLASPROF_WORKERS" in stderr and "BLASPROF_SIZE_CLASS" in stderr
 
 
-@pytest.mark.parametrize("shell", ["sh", "dash", "bash", "busybox"])
-def test_sh_preset_is_posix(tmp_path: Path, preset: Preset, shell: str) -> None:
-    exe = shutil.which(shell)
-    if exe is None:
-        pytest.skip(f"{shell} is not installed")
+@pytest.mark.parametrize("shell", [["dash"], ["bash", "--posix"]], ids=["dash", "bash-posix"])
+def test_sh_preset_runs_the_same_in_posix_shells(
+    tmp_path: Path, preset: Preset, shell: list[str]
+) -> None:
+    if shutil.which(shell[0]) is None:
+        pytest.skip(f"{shell[0]} is not installed")
     path = _write(tmp_path, preset, "sh")
-    cmd = [exe, "sh", "-n", str(path)] if shell == "busybox" else [exe, "-n", str(path)]
-    subprocess.run(cmd, check=True)
-    if shell == "bash":
-        subprocess.run([exe, "--posix", "-n", str(path)], check=True)
+    env = {**_base_env(), "SLURM_CPUS_PER_TASK": "8", "BLASPROF_WORKERS": "2"}
+    done = subprocess.run(
+        [*shell, "-c", f'. {path}; echo "$OMP_NUM_THREADS $MKL_NUM_THREADS"'],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["4", "4"] and done.stderr == ""
 
 
 def _import(tmp_path: Path, module: str, env: dict[str, str]) -> dict[str, Any]:
