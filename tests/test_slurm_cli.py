@@ -209,3 +209,73 @@ def test_all_nodes_calibrates_each_node_of_the_type_up(
     script = next((tmp_path / "shared").glob("*/*/*_submission.sh"))
     assert f"--nodelist={os.uname().nodename}" in script.read_text()
     assert "--array" not in script.read_text()  # one job per node, not an array
+
+
+def _collect_until_done(exe: str, cal_id: int, limit_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        doc = _json(run_blasprof(exe, "collect", str(cal_id), "--json"))[0]
+        if doc["status"] != "running":
+            return _json(run_blasprof(exe, "show", str(cal_id), "--json"))
+        time.sleep(2)
+    pytest.fail(f"calibration {cal_id} still running after {limit_s} s")
+
+
+def _points_in(folder: Path) -> int:
+    return sum(
+        line.count('"kind": "point"')
+        for f in folder.glob("*.points.jsonl")
+        for line in [f.read_text()]
+    )
+
+
+@pytest.mark.slurm
+def test_a_job_cancelled_mid_run_is_stored_cancelled_and_its_sibling_kept(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path)
+    cluster.write_text(cluster.read_text().replace("cpus_per_task = 2", "cpus_per_task = 1"))
+    sub = _json(
+        run_blasprof(
+            blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typea",
+            "--nodes-per-type", "2", "--sizes", "64,96,128,160,192", "--dtypes", "float64",
+            "--threads", "1", "--min-time", "0.5", "--samples", "3", "--no-verify",
+            "--no-wait", "--json",
+        )
+    )  # fmt: skip
+    cal_id, (first, second) = sub["calibration_id"], sub["jobs"]
+    folder = tmp_path / "shared" / str(cal_id)
+    deadline = time.monotonic() + 120
+    while _points_in(folder) < 1:
+        assert time.monotonic() < deadline, "no point measured"
+        time.sleep(0.2)
+    subprocess.run(["scancel", first["external_id"]], check=True)
+    shown = _collect_until_done(blasprof_exe, cal_id, 180)
+    states = {j["external_id"]: j for j in shown["jobs"]}
+    assert states[first["external_id"]]["state"] == "CANCELLED"
+    assert "CANCELLED" in (states[first["external_id"]]["reason"] or "")
+    assert states[second["external_id"]]["state"] == "COMPLETED"
+    assert shown["status"] == "partial"
+    by_job = {m["job_id"] for m in shown["measurements"]}
+    assert states[second["external_id"]]["id"] in by_job  # the sibling's points are kept
+    assert shown["preset"] is not None  # from the node that finished
+
+
+@pytest.mark.slurm
+def test_a_job_past_its_time_limit_is_stored_timed_out_with_its_points(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    cluster = _cluster_file(tmp_path, limit_min=1)
+    sub = _json(
+        run_blasprof(
+            blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typeb",
+            "--sizes", "64,96,128,160,192,224,256,288", "--dtypes", "float64,float32",
+            "--threads", "1", "--min-time", "1", "--samples", "5", "--no-verify",
+            "--no-wait", "--json",
+        )
+    )  # fmt: skip
+    shown = _collect_until_done(blasprof_exe, sub["calibration_id"], 240)
+    (job,) = shown["jobs"]
+    assert job["state"] == "TIMEOUT", job
+    assert "TIME LIMIT" in (job["reason"] or "") and job["log_tail"]
+    assert shown["status"] == "partial" and shown["measurements"]
