@@ -45,11 +45,21 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def finish(name: str, payload: dict[str, Any], report: Any, write: bool) -> dict[str, Any]:
-    """Print a benchmark's report and, unless told not to, write its JSON."""
+    """Print a benchmark's report and its goals and, unless told not to, write its JSON."""
     report(payload)
+    if payload.get("goals"):
+        print_goals("Goals", payload["goals"])
     if write:
         print(f"\nwrote {write_result(name, payload)}")
     return payload
+
+
+def script(
+    name: str, doc: str, run: Any, report: Any, argv: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """A benchmark script's main: the common options, then run, report and write."""
+    args = parser(doc.splitlines()[0]).parse_args(argv)
+    return finish(name, run(quick=args.quick), report, write=not args.no_write)
 
 
 def median(values: Sequence[float]) -> float:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import Goal, environment, finish, median, parser, print_goals, print_table
+from _common import Goal, environment, median, print_table, script
 
 NAME = "cli_startup"
 GOAL = 1.3
@@ -134,12 +134,10 @@ def report(payload: dict[str, Any]) -> None:
         ("command", "runs", "min ms", "median ms"),
         rows,
     )
-    print_goals("Goals", payload["goals"])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    return finish(NAME, run(quick=args.quick), report, write=not args.no_write)
+    return script(NAME, __doc__, run, report, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _common import Goal, environment, finish, median, parser, print_goals, print_table
+from _common import Goal, environment, median, print_table, script
 
 NAME = "harness"
 SIZES = (64, 256)
@@ -51,7 +51,8 @@ def _tight_loop(operands: tuple[Any, Any, Any], loops: int, samples: int) -> lis
 
 def measure_size(n: int, rounds: int, min_time: float, samples: int) -> dict[str, Any]:
     """Alternate blasprof's point and the tight loop ``rounds`` times for one size."""
-    from profiler.timing import ThreadLimiter, TimingSettings, Workspace, time_gemm
+    from profiler.settings import TimingSettings
+    from profiler.timing import ThreadLimiter, Workspace, time_gemm
 
     settings = TimingSettings(min_time=min_time, samples=samples)
     limiter = ThreadLimiter()
@@ -123,12 +124,10 @@ def report(payload: dict[str, Any]) -> None:
         ("n", "rounds", "loops", "blasprof us/op", "tight us/op", "ratio", "per-round"),
         rows,
     )
-    print_goals("Goals", payload["goals"])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    return finish(NAME, run(quick=args.quick), report, write=not args.no_write)
+    return script(NAME, __doc__, run, report, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from _common import Goal, environment, finish, parser, print_goals, print_table
+from _common import Goal, environment, print_table, script
 
 NAME = "peak"
 PROFILE = "standard"
@@ -28,7 +28,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     from dataclasses import replace
 
     from profiler.probe import probe
-    from profiler.sweep import PROFILES
+    from profiler.settings import PROFILES
     from profiler.timing import ThreadLimiter, Workspace, time_gemm
 
     node = probe()
@@ -95,12 +95,10 @@ def report(payload: dict[str, Any]) -> None:
             "    above 100%: the cores run faster than the clock the peak used (turbo/boost "
             "above the reported clock)."
         )
-    print_goals("Goals", payload["goals"])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    return finish(NAME, run(quick=args.quick), report, write=not args.no_write)
+    return script(NAME, __doc__, run, report, argv)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from _common import Goal, environment, finish, median, parser, print_goals, print_table
+from _common import Goal, environment, finish, median, parser, print_table
 
 NAME = "search"
 GOAL_COST = 0.25
@@ -53,11 +53,13 @@ def _curves(points: Sequence[Any]) -> dict[tuple[str, int], dict[int, float]]:
 
 def measure_here(rounds: int) -> dict[str, Any]:
     """Alternate search and exhaustive sweeps of the default profile on this machine."""
-    from profiler.probe import collect_cpu, usable_cpus
-    from profiler.sweep import PROFILES, SweepSettings, resolve_threads, run_sweep, search_threads
+    from profiler.budget import usable_cpus
+    from profiler.probe import collect_cpu
+    from profiler.settings import ALL_THREADS, PROFILES
+    from profiler.sweep import resolve_threads, run_sweep, search_threads
 
     base = PROFILES["quick"]  # the default profile of `blasprof calibrate`
-    counts = resolve_threads(None, usable_cpus())
+    counts = resolve_threads(ALL_THREADS, usable_cpus())
     physical = collect_cpu().physical_cores
     wall: dict[str, list[float]] = {"search": [], "exhaustive": []}
     npoints: dict[str, int] = {}
@@ -68,15 +70,7 @@ def measure_here(rounds: int) -> dict[str, Any]:
     for i in range(rounds):
         # A B B A ...: whichever runs first in a round meets a machine in a different state.
         for strategy in ("search", "exhaustive")[:: 1 if i % 2 == 0 else -1]:
-            settings = SweepSettings(
-                profile=base.profile,
-                sizes=base.sizes,
-                dtypes=base.dtypes,
-                threads=None,
-                timing=base.timing,
-                strategy=strategy,
-                tolerance=base.tolerance,
-            )
+            settings = replace(base, threads=ALL_THREADS, strategy=strategy)
             t0 = time.perf_counter()
             outcome = run_sweep(settings, counts, physical_cores=physical)
             wall[strategy].append(time.perf_counter() - t0)
@@ -270,11 +264,12 @@ def _summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def planned_exceeded(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs where the search measured more points than ``planned_points`` announces."""
-    from profiler.sweep import SweepSettings, planned_points
+    from profiler.settings import SweepSettings
+    from profiler.sweep import planned_points
 
     out = []
     for r in runs:
-        settings = SweepSettings(profile="replay", sizes=(1,), dtypes=("float64",), threads=None)
+        settings = SweepSettings(profile="replay", sizes=(1,), dtypes=("float64",))
         planned = planned_points(settings, range(1, r["n"] + 1))
         if r["points"] > planned:
             out.append({k: r[k] for k in ("model", "n", "points")} | {"planned": planned})
@@ -285,7 +280,7 @@ def planned_exceeded(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False, replay_only: bool = False) -> dict[str, Any]:
-    from profiler.preset import DEFAULT_TOLERANCE
+    from profiler.settings import DEFAULT_TOLERANCE
 
     here = None if replay_only else measure_here(rounds=1 if quick else 2)
     runs = replay(seeds=4 if quick else 10, tolerance=DEFAULT_TOLERANCE)
@@ -486,7 +481,6 @@ def report(payload: dict[str, Any]) -> None:
             f"    note: {len(rep['planned_points_exceeded'])} runs measured more points than "
             "profiler.sweep.planned_points announces (progress bar would overrun)"
         )
-    print_goals("Goals", payload["goals"])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

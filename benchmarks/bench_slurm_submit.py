@@ -31,7 +31,6 @@ from _common import (
     finish,
     median,
     parser,
-    print_goals,
     print_table,
 )
 
@@ -62,6 +61,7 @@ def _round(folder: Path, log: Path, max_array_size: int | None) -> dict[str, Any
     from jobs.cluster import Cluster, NodeType
     from jobs.slurm import SlurmBackend, cancel_jobs
     from jobs.task import TaskSpec
+    from profiler.settings import SweepSettings
 
     node_type = NodeType(name="typea", partition="typea", exclusive=False, cpus_per_task=1)
     cluster = Cluster(path=Path("(benchmark)"), node_types={"typea": node_type})
@@ -69,10 +69,9 @@ def _round(folder: Path, log: Path, max_array_size: int | None) -> dict[str, Any
     specs = [
         TaskSpec(
             node_type="typea",
-            settings=SETTINGS,
+            settings=SweepSettings.from_dict(SETTINGS),
             checkpoint=str(folder / f"task-{i}.points.jsonl"),
             verify=False,
-            index=i,
         )
         for i in range(TASKS)
     ]
@@ -160,7 +159,6 @@ def report(payload: dict[str, Any]) -> None:
         by_size.setdefault(r["max_array_size"], []).append(r["submit_s"])
     for size, values in by_size.items():
         print(f"  MaxArraySize {size}: median submit {median(values):.3f} s")
-    print_goals("Goals", payload["goals"])
 
 
 def _cluster_answers() -> bool:

@@ -6,7 +6,8 @@ dir); the returned ``Database`` takes and returns plain records. ``upgrade(url)`
 only inside the commands that need it.
 """
 
-from db.engine import Database, open_database, resolve_url, upgrade
+from db.database import Database, open_database, upgrade
+from db.engine import resolve_url
 from db.queries import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
 
 __all__ = [

@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
 from profiler.errors import NotFound
 from profiler.preset import Preset
-from profiler.results import ENDED_JOB_STATES, BlasLibrary, Measurement, Verification
+from profiler.results import BlasLibrary, Measurement, Verification
 
 __all__ = [
-    "UNCOLLECTABLE_STATES",
     "CalibrationRecord",
     "CalibrationSummary",
     "JobRecord",
@@ -36,9 +35,6 @@ __all__ = [
     "node_type_names",
     "pending_jobs",
 ]
-
-# Job states after which no result will ever arrive, so `collect` need not look again.
-UNCOLLECTABLE_STATES = ENDED_JOB_STATES
 
 _BLAS_JSON_KEYS = (
     "internal_api",
@@ -149,10 +145,6 @@ class CalibrationRecord(CalibrationSummary):
     measurements: tuple[StoredMeasurement, ...]
     preset: Preset | None
 
-    @property
-    def calibration_id(self) -> int:
-        return self.id
-
     def nodes(self) -> list[dict[str, Any]]:
         """One entry per host that reported, from its latest job: CPU, cores and BLAS."""
         by_host: dict[str, dict[str, Any]] = {}
@@ -196,7 +188,6 @@ def list_calibrations(
     *,
     node_type: str | None = None,
     since: dt.datetime | None = None,
-    limit: int | None = None,
 ) -> list[CalibrationSummary]:
     """Calibrations newest first, optionally of one node type, created at or after ``since``."""
     query = _calibrations().order_by(Calibration.created_at.desc(), Calibration.id.desc())
@@ -206,8 +197,6 @@ def list_calibrations(
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
         query = query.where(Calibration.created_at >= since)
-    if limit is not None:
-        query = query.limit(limit)
     rows = session.execute(query).all()
     stats = _stats(session, [calibration.id for calibration, _ in rows])
     return [_summary(calibration, name, stats) for calibration, name in rows]
@@ -273,7 +262,7 @@ def node_type_names(session: Session) -> list[str]:
 
 
 def pending_jobs(session: Session, calibration_id: int | None = None) -> list[JobRecord]:
-    """Jobs without a stored result that may still deliver one, oldest first."""
+    """Jobs whose result is not stored yet (what ``collect`` looks at), oldest first."""
     query = (
         select(Job, NodeType.name)
         .join(Calibration, Job.calibration_id == Calibration.id)
@@ -305,7 +294,9 @@ def _calibrations() -> Select[tuple[Calibration, str]]:
 
 
 def _pending() -> tuple[Any, ...]:
-    return (Job.result_stored.is_(False), Job.state.not_in(UNCOLLECTABLE_STATES))
+    # A job's end state is stored with its result, in one transaction: a job without a
+    # stored result has not been collected, whatever state it was submitted in.
+    return (Job.result_stored.is_(False),)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import UsageError
-from profiler.preset import NODE_TYPE_PATTERN, NODE_TYPE_RULE
+from profiler.names import NODE_TYPE_RULE, is_node_type
 
 __all__ = ["NodeType", "Cluster", "load_cluster", "parse_cluster"]
 
@@ -226,7 +226,7 @@ def parse_cluster(data: Mapping[str, Any], path: Path) -> Cluster:
         )
     node_types: dict[str, NodeType] = {}
     for name, settings in table.items():
-        if not NODE_TYPE_PATTERN.fullmatch(name):
+        if not is_node_type(name):
             raise UsageError(
                 f"{path}: [node_types.{name!r}] is not a valid node type name; use {NODE_TYPE_RULE}"
             )

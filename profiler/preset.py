@@ -8,51 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from profiler.errors import UsageError
+from profiler.budget import threads_for
 from profiler.results import Measurement
+from profiler.settings import DEFAULT_TOLERANCE
 
-__all__ = [
-    "DEFAULT_TOLERANCE",
-    "SizeClass",
-    "Preset",
-    "derive",
-    "threads_for",
-    "default_node_type",
-    "check_node_type",
-    "NODE_TYPE_PATTERN",
-    "NODE_TYPE_RULE",
-]
-
-#: what a node type name may be: a file name, a shell word, a Python identifier part
-NODE_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-NODE_TYPE_RULE = (
-    "1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
-)
-
-
-def default_node_type(cpu_model: str, logical_cpus: int) -> str:
-    """A node type named after the CPU: ``AMD EPYC 7763 64-Core Processor``, 128 CPUs ->
-    ``amd-epyc-7763-64-core-processor-128c``. Only ``[a-z0-9._-]`` survives."""
-    name = re.sub(r"\((r|tm)\)", "", cpu_model.lower())
-    name = re.sub(r"[^a-z0-9.]+", "-", name).strip("-.")[:48].strip("-.") or "cpu"
-    return f"{name}-{logical_cpus}c"
-
-
-def check_node_type(name: str) -> str:
-    """Refuse node type names that could not be file names or shell words."""
-    if not NODE_TYPE_PATTERN.fullmatch(name):
-        raise UsageError(
-            f"--node-type: {name!r} is not a valid node type name; use {NODE_TYPE_RULE}"
-        )
-    return name
-
-
-DEFAULT_TOLERANCE = 0.03
+__all__ = ["Preset", "SizeClass", "derive"]
 
 
 @dataclass(frozen=True)
@@ -119,16 +83,6 @@ class Preset:
             logical_cpus=int(d.get("logical_cpus", 0)),
             partitions=tuple(d.get("partitions", ())),
         )
-
-
-def threads_for(best: int, cpus: int, workers: int = 1) -> int:
-    """Threads per process: the calibrated count, never more than the job's share of CPUs.
-
-    Oversubscription is the expensive mistake (idle OpenBLAS threads spin), so a job that
-    runs ``workers`` processes on ``cpus`` CPUs gets at most ``cpus // workers`` each.
-    """
-    share = max(1, cpus // max(1, workers))
-    return max(1, min(best, share))
 
 
 def _class_names(count: int) -> list[str]:

@@ -8,7 +8,6 @@ microarchitecture; a CPU that is not in the table gets no peak rather than a gue
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import re
@@ -17,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiler import budget
 from profiler.results import BlasLibrary, NodeInfo
 
 __all__ = [
     "probe",
-    "usable_cpus",
     "collect_cpu",
     "collect_allocation",
     "collect_blas",
@@ -203,61 +202,10 @@ def microarchitecture(cpu: CpuFacts) -> str | None:
     return None
 
 
-def _cgroup_v2_limit(rel: str) -> float | None:
-    limit = None
-    path = Path("/sys/fs/cgroup") / rel.lstrip("/")
-    root = Path("/sys/fs/cgroup")
-    while True:
-        fields = (_read(path / "cpu.max") or "").split()
-        if len(fields) == 2 and fields[0] != "max":
-            value = int(fields[0]) / int(fields[1])
-            limit = value if limit is None else min(limit, value)
-        if path == root or root not in path.parents:
-            return limit
-        path = path.parent
-
-
-def _cgroup_v1_limit(rel: str) -> float | None:
-    for base in (Path("/sys/fs/cgroup/cpu") / rel.lstrip("/"), Path("/sys/fs/cgroup/cpu")):
-        quota = _int((_read(base / "cpu.cfs_quota_us") or "").strip() or None)
-        period = _int((_read(base / "cpu.cfs_period_us") or "").strip() or None)
-        if quota is not None and period and quota > 0:
-            return quota / period
-    return None
-
-
-def cgroup_cpu_limit() -> float | None:
-    """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 CFS), in CPUs."""
-    text = _read("/proc/self/cgroup") or ""
-    for line in text.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, rel = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            found = _cgroup_v2_limit(rel)
-            if found is not None:
-                return found
-        elif "cpu" in controllers.split(","):
-            found = _cgroup_v1_limit(rel)
-            if found is not None:
-                return found
-    return None
-
-
 def collect_allocation() -> tuple[tuple[int, ...], float | None, dict[str, str]]:
     """CPUs this process may run on, its cgroup CPU quota, and the Slurm allocation."""
-    try:
-        affinity = tuple(sorted(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        affinity = tuple(range(os.cpu_count() or 1))
     slurm = {k: os.environ[k] for k in SLURM_VARIABLES if k in os.environ}
-    return affinity, cgroup_cpu_limit(), slurm
-
-
-def _usable(affinity: tuple[int, ...], quota: float | None) -> int:
-    count = len(affinity) or 1
-    if quota is not None:
-        count = min(count, max(1, math.floor(quota + 1e-9)))
-    return count
+    return budget.affinity(), budget.cgroup_cpu_limit(), slurm
 
 
 def usable_cores(affinity: tuple[int, ...], usable: int) -> int:
@@ -273,12 +221,6 @@ def usable_cores(affinity: tuple[int, ...], usable: int) -> int:
             return usable
         cores.add((package.strip(), core.strip()))
     return max(1, min(len(cores), usable))
-
-
-def usable_cpus() -> int:
-    """How many CPUs this process can really keep busy: affinity, capped by the cgroup quota."""
-    affinity, quota, _ = collect_allocation()
-    return _usable(affinity, quota)
 
 
 def collect_blas() -> tuple[BlasLibrary, ...]:
@@ -315,7 +257,7 @@ def probe() -> NodeInfo:
 
     cpu = collect_cpu()
     affinity, quota, slurm = collect_allocation()
-    usable = _usable(affinity, quota)
+    usable = budget.usable_cpus(affinity, quota)
     arch = microarchitecture(cpu)
     fpc = FLOPS_PER_CYCLE_F64.get(arch) if arch else None
     cores_for_peak = usable_cores(affinity, usable)

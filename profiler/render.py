@@ -9,15 +9,16 @@ The sh form is POSIX sh; the py form imports only ``os`` and ``sys``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from profiler.preset import Preset
+from profiler.budget import THREAD_VARIABLES
+
+if TYPE_CHECKING:
+    from profiler.preset import Preset
 
 __all__ = [
-    "THREAD_VARIABLES",
     "FORMATS",
     "render",
     "render_dispatcher_sh",
@@ -26,18 +27,8 @@ __all__ = [
     "file_name",
 ]
 
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
-
-@dataclass(frozen=True)
-class NodeTypeMatch:
+class NodeTypeMatch(NamedTuple):
     """How a dispatcher recognises a node type at job start."""
 
     name: str
@@ -191,7 +182,7 @@ def apply(workers=None, size_class=None):
 '''
 
 
-def render_py(preset: Preset, *, apply_on_import: bool = True) -> str:
+def render_py(preset: Preset) -> str:
     """A dependency-free Python module; importing it sets the thread variables."""
     header = "\n".join(_summary(preset))
     threads = {c.name: c.threads for c in preset.size_classes}
@@ -202,14 +193,15 @@ def render_py(preset: Preset, *, apply_on_import: bool = True) -> str:
         f"DEFAULT_CLASS = {preset.default_class!r}\n"
         f"CALIBRATED_CPUS = {preset.calibrated_cpus!r}\n"
         + _PY_RULES.format(variables=THREAD_VARIABLES)
+        + "\napply()\n"
     )
-    if apply_on_import:
-        body += "\napply()\n"
     return body
 
 
 def render_json(preset: Preset) -> str:
     """The preset record as JSON, with the variables it sets and the rule it applies."""
+    import json
+
     doc = preset.to_dict()
     doc["variables"] = list(THREAD_VARIABLES)
     doc["rule"] = (

@@ -8,12 +8,13 @@ record is frozen; the stored form carries ``schema_version``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from profiler.settings import SweepSettings
 
 __all__ = [
     "SCHEMA_VERSION",
-    "ENDED_JOB_STATES",
     "BlasLibrary",
     "NodeInfo",
     "Measurement",
@@ -23,19 +24,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-
-#: job states after which no result will come: Slurm's vocabulary, used for every executor
-#: (LOST: the batch system forgot a job that left nothing behind)
-ENDED_JOB_STATES = (
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "INTERRUPTED",
-    "LOST",
-)
 
 
 def gemm_flops(n: int) -> float:
@@ -188,11 +176,10 @@ class NodeResult:
     status: str
     started_at: str
     finished_at: str
-    settings: dict[str, Any]
+    settings: SweepSettings
     verification: Verification | None = None
     error: str | None = None
     schema_version: int = SCHEMA_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,10 +190,9 @@ class NodeResult:
             "status": self.status,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "settings": dict(self.settings),
+            "settings": self.settings.to_dict(),
             "verification": dataclasses.asdict(self.verification) if self.verification else None,
             "error": self.error,
-            "extra": dict(self.extra),
         }
 
     @classmethod
@@ -224,11 +210,10 @@ class NodeResult:
             status=d["status"],
             started_at=d["started_at"],
             finished_at=d["finished_at"],
-            settings=dict(d.get("settings", {})),
+            settings=SweepSettings.from_dict(d["settings"]),
             verification=Verification.from_dict(d["verification"])
             if d.get("verification")
             else None,
             error=d.get("error"),
             schema_version=version,
-            extra=dict(d.get("extra", {})),
         )

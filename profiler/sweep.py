@@ -10,150 +10,29 @@ uses. ``exhaustive`` measures the whole grid. ``search_threads`` is a pure funct
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
 
 from profiler.errors import UsageError
-from profiler.preset import DEFAULT_TOLERANCE
 from profiler.results import Measurement
-from profiler.timing import DTYPES, TimingSettings, check_fits, operand_bytes
+from profiler.settings import ALL_THREADS, DEFAULT_TOLERANCE, SweepSettings, ThreadCounts
+from profiler.timing import check_fits, operand_bytes
 
 __all__ = [
-    "PROFILES",
-    "STRATEGIES",
-    "SweepSettings",
     "SearchResult",
-    "parse_sizes",
-    "parse_dtypes",
-    "parse_threads",
-    "resolve_threads",
-    "search_threads",
-    "coarse_ladder",
-    "run_sweep",
     "SweepOutcome",
+    "check_memory",
+    "coarse_ladder",
+    "planned_points",
+    "resolve_threads",
+    "run_sweep",
+    "search_threads",
 ]
 
-STRATEGIES = ("search", "exhaustive")
-MAX_SIZE = 65536
 
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """Everything that decides what a sweep measures and how precisely."""
-
-    profile: str
-    sizes: tuple[int, ...]
-    dtypes: tuple[str, ...]
-    threads: tuple[int, ...] | None  # None: every count from 1 to the usable CPUs
-    timing: TimingSettings = field(default_factory=TimingSettings)
-    strategy: str = "search"
-    tolerance: float = DEFAULT_TOLERANCE
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["threads"] = list(self.threads) if self.threads is not None else "all"
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SweepSettings:
-        threads = d.get("threads", "all")
-        return cls(
-            profile=d["profile"],
-            sizes=tuple(d["sizes"]),
-            dtypes=tuple(d["dtypes"]),
-            threads=None if threads == "all" else tuple(threads),
-            timing=TimingSettings(**d.get("timing", {})),
-            strategy=d.get("strategy", "search"),
-            tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)),
-        )
-
-
-PROFILES: dict[str, SweepSettings] = {
-    "quick": SweepSettings(
-        profile="quick",
-        sizes=(128, 512, 2048),
-        dtypes=DTYPES,
-        threads=None,
-        timing=TimingSettings(min_time=0.05, samples=5),
-    ),
-    "standard": SweepSettings(
-        profile="standard",
-        sizes=(256, 1024, 4096),
-        dtypes=DTYPES,
-        threads=None,
-        timing=TimingSettings(min_time=0.2, samples=7),
-    ),
-    "full": SweepSettings(
-        profile="full",
-        sizes=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
-        dtypes=DTYPES,
-        threads=None,
-        timing=TimingSettings(min_time=0.5, samples=11),
-    ),
-}
-
-
-def _split(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in re.split(r"\s*,\s*|\s+", text.strip())]
-    if not any(items):
-        raise UsageError(f"{what}: got an empty list; give comma-separated values")
-    if not all(items):
-        raise UsageError(f"{what}: {text!r} has an empty item; give comma-separated values")
-    return items
-
-
-def _integer(item: str, what: str, example: str) -> int:
-    """An ASCII integer of at most 9 digits (longer ones are typos, and slow to convert)."""
-    if not re.fullmatch(r"-?[0-9]{1,9}", item):
-        raise UsageError(f"{what}: {item[:40]!r} is not a positive integer; give {example}")
-    return int(item)
-
-
-def parse_sizes(text: str) -> tuple[int, ...]:
-    """``"256,1024"`` -> (256, 1024); every size a positive integer up to MAX_SIZE."""
-    sizes = []
-    for item in _split(text, "--sizes"):
-        size = _integer(item, "--sizes", "matrix orders such as 256,1024,4096")
-        if size < 1:
-            raise UsageError(
-                f"--sizes: {item!r} is not a positive integer; give matrix orders such as "
-                "256,1024,4096"
-            )
-        if size > MAX_SIZE:
-            raise UsageError(f"--sizes: {item} is larger than the largest supported {MAX_SIZE}")
-        sizes.append(size)
-    return tuple(sorted(set(sizes)))
-
-
-def parse_dtypes(text: str) -> tuple[str, ...]:
-    """``"float64,float32"`` -> ("float64", "float32"); only the GEMM dtypes blasprof times."""
-    dtypes = []
-    for item in _split(text, "--dtypes"):
-        if item not in DTYPES:
-            raise UsageError(f"--dtypes: unknown dtype {item!r}; accepted: {', '.join(DTYPES)}")
-        if item not in dtypes:
-            dtypes.append(item)
-    return tuple(dtypes)
-
-
-def parse_threads(text: str) -> tuple[int, ...] | None:
-    """``"1,2,4"`` -> (1, 2, 4); ``"all"`` -> None (every count up to the usable CPUs)."""
-    if text.strip().lower() == "all":
-        return None
-    counts = []
-    for item in _split(text, "--threads"):
-        count = _integer(item, "--threads", "counts such as 1,2,4 or 'all'")
-        if count < 1:
-            raise UsageError(f"--threads: {item} is below 1; thread counts start at 1")
-        counts.append(count)
-    return tuple(sorted(set(counts)))
-
-
-def resolve_threads(threads: tuple[int, ...] | None, usable_cpus: int) -> tuple[int, ...]:
+def resolve_threads(threads: ThreadCounts, usable_cpus: int) -> tuple[int, ...]:
     """The thread counts to test on a node with ``usable_cpus``; refuse counts above it."""
-    if threads is None:
+    if threads == ALL_THREADS:
         return tuple(range(1, usable_cpus + 1))
     too_many = [t for t in threads if t > usable_cpus]
     if too_many:
@@ -192,9 +71,6 @@ class SearchResult:
     measured: tuple[tuple[int, float], ...]
     chosen: int
     best: int
-
-    def value(self, threads: int) -> float:
-        return dict(self.measured)[threads]
 
 
 def search_threads(
@@ -332,12 +208,3 @@ def run_sweep(
         need = max(operand_bytes(n, d) for n in settings.sizes for d in settings.dtypes)
         return SweepOutcome(done, completed=False, error=f"out of memory (needs {need:,} bytes)")
     return SweepOutcome(done, completed=True)
-
-
-def with_overrides(base: SweepSettings, **overrides: Any) -> SweepSettings:
-    """A copy of ``base`` with the given fields replaced (None values are ignored)."""
-    timing_keys = {"min_time", "samples", "warmup"}
-    timing_over = {k: v for k, v in overrides.items() if k in timing_keys and v is not None}
-    rest = {k: v for k, v in overrides.items() if k not in timing_keys and v is not None}
-    timing = replace(base.timing, **timing_over) if timing_over else base.timing
-    return replace(base, timing=timing, **rest)

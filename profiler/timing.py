@@ -13,18 +13,16 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import UsageError
 from profiler.results import Measurement, gemm_flops
+from profiler.settings import TimingSettings
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "DTYPES",
-    "TimingSettings",
     "Workspace",
     "ThreadLimiter",
     "operand_bytes",
@@ -32,25 +30,8 @@ __all__ = [
     "time_gemm",
 ]
 
-DTYPES = ("float64", "float32")
 
-
-@dataclass(frozen=True)
-class TimingSettings:
-    """How precisely each point is timed."""
-
-    min_time: float = 0.1
-    samples: int = 5
-    warmup: int = 1
-    max_loops: int = 1 << 22
-
-    def __post_init__(self) -> None:
-        if not self.min_time > 0:
-            raise UsageError(f"min_time must be > 0 seconds, got {self.min_time}")
-        if self.samples < 1:
-            raise UsageError(f"samples must be >= 1, got {self.samples}")
-        if self.warmup < 0:
-            raise UsageError(f"warmup must be >= 0, got {self.warmup}")
+_DEFAULT_TIMING = TimingSettings()
 
 
 def operand_bytes(n: int, dtype: str) -> int:
@@ -121,7 +102,7 @@ def time_gemm(
     workspace: Workspace,
     threads: int | None,
     limiter: ThreadLimiter,
-    settings: TimingSettings = TimingSettings(),
+    settings: TimingSettings = _DEFAULT_TIMING,
     *,
     phase: str = "full",
 ) -> Measurement:

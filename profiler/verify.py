@@ -1,23 +1,102 @@
-"""Time one GEMM point in a fresh process, as a job started from a preset would run it.
+"""Is the preset what jobs will get? Time one point in a fresh process started with it.
 
-Run as ``python -m profiler.verify N DTYPE MIN_TIME SAMPLES`` with the preset's environment;
-prints one JSON object. Thread counts are not limited here: they come from the
-environment, which is what is being verified.
+``verify_preset`` starts ``python -m profiler.verify N DTYPE MIN_TIME SAMPLES`` with the
+preset's thread variables, the way a job started from a preset runs, and compares its
+figure with the sweep's. That process (``main``) limits nothing itself: its thread counts
+come from the environment, which is what is being verified. It prints one JSON object.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from profiler.timing import ThreadLimiter, TimingSettings, Workspace, time_gemm
+from profiler.budget import thread_environment
+
+if TYPE_CHECKING:
+    from profiler.preset import Preset
+    from profiler.results import Measurement, Verification
+    from profiler.settings import SweepSettings
+
+__all__ = ["VERIFY_MIN_RATIO", "verify_preset"]
+
+#: a fresh process started from the preset must reach this fraction of the sweep's figure
+VERIFY_MIN_RATIO = 0.9
+
+
+def verify_preset(
+    preset: Preset, measurements: Sequence[Measurement], settings: SweepSettings
+) -> Verification:
+    """Start a fresh Python with the preset's variables and time its default class's size.
+
+    A shared machine is noisy: a figure below the bar is measured once more before the
+    preset is called unverified.
+    """
+    from profiler.results import Verification
+
+    size_class = preset.size_class(preset.default_class)
+    dtype = "float64" if "float64" in size_class.per_dtype else sorted(size_class.per_dtype)[0]
+    threads = size_class.threads
+    sweep_gflops = max(
+        (
+            m.gflops
+            for m in measurements
+            if (m.n, m.dtype, m.threads) == (size_class.measured_n, dtype, threads)
+        ),
+        default=0.0,
+    )
+    env = {**os.environ, **thread_environment(threads)}
+    command = [
+        sys.executable, "-m", "profiler.verify", str(size_class.measured_n), dtype,
+        str(max(settings.timing.min_time, 0.1)), str(max(3, settings.timing.samples)),
+    ]  # fmt: skip
+    fresh, observed, ratio, passed, note = 0.0, (), 0.0, False, ""
+    for _attempt in range(2):
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+            data = json.loads(done.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, json.JSONDecodeError, IndexError, OSError) as exc:
+            fresh, observed, ratio, passed = 0.0, (), 0.0, False
+            note = f"the fresh process failed: {exc}"
+            break
+        fresh = float(data["gflops"])
+        observed = tuple(int(t) for t in data["threads_observed"])
+        ratio = fresh / sweep_gflops if sweep_gflops else 0.0
+        if not observed or any(t != threads for t in observed):
+            passed, note = False, f"the fresh process ran {observed} threads, not {threads}"
+            break
+        passed = ratio >= VERIFY_MIN_RATIO
+        note = "" if passed else f"the fresh process reached {ratio:.0%} of the sweep's figure"
+        if passed:
+            break
+    return Verification(
+        n=size_class.measured_n,
+        dtype=dtype,
+        threads=threads,
+        sweep_gflops=sweep_gflops,
+        fresh_gflops=fresh,
+        threads_observed=observed,
+        ratio=ratio,
+        passed=passed,
+        note=note,
+    )
 
 
 def main(argv: list[str]) -> int:
+    """Time one point with the thread counts the environment gives; print it as JSON."""
+    from profiler.settings import TimingSettings
+    from profiler.timing import ThreadLimiter, Workspace, time_gemm
+
     n, dtype, min_time, samples = int(argv[0]), argv[1], float(argv[2]), int(argv[3])
-    limiter = ThreadLimiter()
     m = time_gemm(
-        Workspace(n, dtype), None, limiter, TimingSettings(min_time=min_time, samples=samples)
+        Workspace(n, dtype),
+        None,
+        ThreadLimiter(),
+        TimingSettings(min_time=min_time, samples=samples),
     )
     print(json.dumps({"gflops": m.gflops, "threads_observed": list(m.threads_observed)}))
     return 0

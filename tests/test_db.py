@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ from profiler.errors import DatabaseUnavailable, NotFound
 from profiler.preset import derive
 from profiler.probe import probe
 from profiler.results import NodeInfo, NodeResult
-from profiler.sweep import PROFILES, run_sweep, with_overrides
+from profiler.settings import PROFILES, with_overrides
+from profiler.sweep import run_sweep
 
 TABLES = {
     "node_types", "nodes", "blas_environments", "calibrations", "jobs", "measurements",
@@ -42,7 +44,7 @@ def node_result() -> NodeResult:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return NodeResult(
         node_type="db-test", node=probe(), measurements=tuple(outcome.measurements),
-        status="complete", started_at=now, finished_at=now, settings=settings.to_dict(),
+        status="complete", started_at=now, finished_at=now, settings=settings,
     )  # fmt: skip
 
 
@@ -105,8 +107,35 @@ def test_models_and_migrations_do_not_drift(db_url: str) -> None:
 
 def test_sqlite_default_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
     path = tmp_path / "wal.sqlite"
-    open_database(f"sqlite:///{path}").close()
+    database = open_database(f"sqlite:///{path}", busy_timeout_s=2.0)
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # another process holds the write lock for a moment: a write waits for it, not fails
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, holder.execute, ["ROLLBACK"])
+    release.start()
+    try:
+        started = time.monotonic()
+        database.create_calibration("wal", executor="local", profile="quick", settings={})
+        waited = time.monotonic() - started
+    finally:
+        release.join()
+        holder.close()
+    assert 0.3 < waited < 2.0
+    # held for longer than the busy timeout: one clear error after about that long
+    short = open_database(f"sqlite:///{path}", busy_timeout_s=0.3)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="database is locked"):
+            short.create_calibration("wal", executor="local", profile="quick", settings={})
+        assert 0.2 < time.monotonic() - started < 2.0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        database.close()
+        short.close()
 
 
 def test_round_trip_keeps_every_measurement_and_the_metadata(
@@ -114,7 +143,7 @@ def test_round_trip_keeps_every_measurement_and_the_metadata(
 ) -> None:
     with open_database(db_url) as database:
         cal = database.create_calibration(
-            "db-test", executor="local", profile="quick", settings=node_result.settings
+            "db-test", executor="local", profile="quick", settings=node_result.settings.to_dict()
         )
         job = database.add_job(cal, external_id="123_0", folder="/tmp/x", state="RUNNING")
         assert database.store_node_result(job, node_result) is True

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from profiler.preset import Preset, default_node_type, derive, threads_for
+from profiler.budget import THREAD_VARIABLES, threads_for
+from profiler.names import default_node_type
+from profiler.preset import Preset, derive
 from profiler.render import (
-    THREAD_VARIABLES,
     NodeTypeMatch,
     file_name,
     python_module_name,

@@ -19,11 +19,14 @@ from typing import Any
 
 import pytest
 
+from jobs.base import Handle
+from jobs.checkpoint import read_checkpoint
 from jobs.cluster import Cluster, load_cluster
-from jobs.executors import Handle, get_backend
-from jobs.slurm import SlurmBackend, reattach
-from jobs.task import TaskSpec, read_checkpoint
+from jobs.registry import get_backend
+from jobs.slurm import SlurmBackend
+from jobs.task import TaskSpec
 from profiler.errors import UsageError
+from profiler.settings import SweepSettings
 from tests.conftest import ROOT
 
 #: a calibration that takes a few seconds
@@ -70,10 +73,9 @@ def _specs(folder: Path, node_types: Sequence[str], settings: dict[str, Any]) ->
     return [
         TaskSpec(
             node_type=name,
-            settings=settings,
+            settings=SweepSettings.from_dict(settings),
             checkpoint=str(folder / f"task-{i}.points.jsonl"),
             verify=False,
-            index=i,
         )
         for i, name in enumerate(node_types)
     ]
@@ -145,14 +147,12 @@ def test_many_tasks_go_out_as_one_array_per_max_array_size_chunk(
 def test_tasks_bound_to_a_host_go_out_one_job_each_with_that_nodelist(
     slurm_cluster: Path, tmp_path: Path
 ) -> None:
-    from jobs.slurm import nodes_of
-
     cluster = _cluster(tmp_path)
-    hosts = nodes_of(cluster.node_type("typea"))
-    assert hosts == [os.uname().nodename.split(".")[0]]
     folder = tmp_path / "jobs" / "h"
-    specs = [replace(s, host=hosts[0]) for s in _specs(folder, ["typea"] * 2, TINY)]
     backend = SlurmBackend(folder, cluster=cluster)
+    hosts = backend.nodes(cluster.node_type("typea"))
+    assert hosts == [os.uname().nodename.split(".")[0]]
+    specs = [replace(s, host=hosts[0]) for s in _specs(folder, ["typea"] * 2, TINY)]
     handles = backend.submit(specs)
     # one group (same type, same host): one sbatch call, with the host as its nodelist
     assert backend.sbatch_calls == 1
@@ -213,8 +213,8 @@ def test_another_process_reattaches_to_a_job_by_id_and_folder(
         _specs(folder, ["typeb"], TINY)
     )
     script = (
-        "import json, sys; from pathlib import Path; from jobs.slurm import reattach\n"
-        "h = reattach(sys.argv[1], Path(sys.argv[2])); o = h.outcome()\n"
+        "import json, sys; from pathlib import Path; from jobs.slurm import SlurmBackend\n"
+        "h = SlurmBackend(Path(sys.argv[2])).reattach(sys.argv[1]); o = h.outcome()\n"
         "print(json.dumps({'node_type': h.spec.node_type, 'state': o.state,"
         " 'host': o.result['node']['hostname']}))"
     )
@@ -233,14 +233,17 @@ def test_another_process_reattaches_to_a_job_by_id_and_folder(
         "state": "COMPLETED",
         "host": handle.outcome().result["node"]["hostname"],  # type: ignore[index]
     }
-    again = reattach(handle.external_id, folder)
+    again = SlurmBackend(folder).reattach(handle.external_id)
     assert again.spec == handle.spec
     assert again.outcome().state == "COMPLETED"
 
 
-def test_slurm_executor_without_a_cluster_file_is_a_usage_error(tmp_path: Path) -> None:
+def test_slurm_executor_without_a_cluster_file_submits_nothing(tmp_path: Path) -> None:
+    backend = get_backend("slurm", tmp_path / "jobs")
     with pytest.raises(UsageError, match="--cluster"):
-        get_backend("slurm", tmp_path)
+        backend.submit(_specs(tmp_path, ["typea"], TINY))
+    assert backend.sbatch_calls == 0  # type: ignore[attr-defined]
+    assert not (tmp_path / "jobs").exists()
 
 
 def test_an_unknown_node_type_is_refused_before_anything_is_submitted(tmp_path: Path) -> None:

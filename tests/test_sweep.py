@@ -7,27 +7,19 @@ import random
 
 import pytest
 
+from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
 from profiler.errors import UsageError
-from profiler.sweep import (
-    PROFILES,
-    coarse_ladder,
-    parse_dtypes,
-    parse_sizes,
-    parse_threads,
-    resolve_threads,
-    run_sweep,
-    search_threads,
-    with_overrides,
-)
-from profiler.timing import ThreadLimiter, TimingSettings, Workspace, check_fits, time_gemm
+from profiler.settings import ALL_THREADS, PROFILES, TimingSettings, with_overrides
+from profiler.sweep import coarse_ladder, resolve_threads, run_sweep, search_threads
+from profiler.timing import ThreadLimiter, Workspace, check_fits, time_gemm
 
 
 def test_parse_options() -> None:
     assert parse_sizes("256, 1024,4096") == (256, 1024, 4096)
     assert parse_dtypes("float32,float64") == ("float32", "float64")
-    assert parse_threads("all") is None
+    assert parse_threads("all") == ALL_THREADS
     assert parse_threads("4,1,2") == (1, 2, 4)
-    assert resolve_threads(None, 3) == (1, 2, 3)
+    assert resolve_threads(ALL_THREADS, 3) == (1, 2, 3)
     with pytest.raises(UsageError, match="more than the 2 CPUs"):
         resolve_threads((1, 4), 2)
 

@@ -1,32 +1,23 @@
-"""What every command shares: the global options, error handling, output helpers."""
+"""What every command shares: the global options, error handling, files and the database."""
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from profiler.cli.display import err
 from profiler.errors import BlasprofError, UsageError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
-]
-NodeTypeOption = Annotated[
-    str | None, typer.Option("--node-type", help="Node type name (see `blasprof list`).")
-]
 
 
 class State:
@@ -36,21 +27,6 @@ class State:
 
 
 STATE = State()
-
-
-def check_id(calibration_id: int) -> int:
-    """A calibration id as the database can hold it; anything else is a usage error."""
-    if not 1 <= calibration_id < 2**63:
-        raise UsageError(
-            f"calibration id {calibration_id} is out of range; ids are positive integers "
-            "(see `blasprof list`)"
-        )
-    return calibration_id
-
-
-def err(message: str) -> None:
-    """One line on stderr, prefixed so that it is clear who speaks."""
-    print(f"blasprof: {message}", file=sys.stderr)
 
 
 def handle_errors(func: F) -> F:
@@ -77,14 +53,6 @@ def open_db(migrate: bool = True) -> Database:
     return open_database(STATE.db_url, migrate=migrate)
 
 
-def console(stderr: bool = False) -> Console:
-    """A rich console; when not on a terminal, wide enough that tables are not truncated."""
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 160)
-
-
 def ensure_dir(path: Path, mode: int = 0o755) -> Path:
     """Create ``path`` (and parents) or say, in one line, why it cannot be a directory."""
     try:
@@ -96,13 +64,6 @@ def ensure_dir(path: Path, mode: int = 0o755) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write in {path}: permission denied")
     return path
-
-
-def print_json(doc: Any) -> None:
-    import json
-
-    json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
-    sys.stdout.write("\n")
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from profiler.cli._common import handle_errors, open_db
+from profiler.cli.options import Format
 from profiler.errors import NotFound
 
 if TYPE_CHECKING:
@@ -16,13 +16,6 @@ if TYPE_CHECKING:
     from profiler.preset import Preset
 
 presets_app = typer.Typer(help="Write presets for every node type.", no_args_is_help=True)
-
-
-class Format(StrEnum):
-    sh = "sh"
-    py = "py"
-    json = "json"
-    lua = "lua"
 
 
 def _latest(database: Database, node_type: str) -> Preset:
@@ -74,7 +67,7 @@ def presets_write_command(
 
     Example:  blasprof presets write --out /shared/blasprof/presets
     """
-    from profiler.cli.calibrate import write_presets
+    from profiler.cli.finishing import write_presets
 
     database = open_db()
     presets = [p for n in database.node_type_names() if (p := database.latest_preset(n))]

@@ -1,0 +1,78 @@
+"""Migrating: bringing a database's schema to this blasprof's Alembic head, once.
+
+Alembic runs programmatically (no alembic.ini) on a connection handed to
+``db/migrations/env.py``, inside one write transaction that first takes a lock (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock), so two processes opening a fresh
+database at once do not both create it. A schema newer than this blasprof knows is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Engine, text
+
+from db.engine import WRITE
+from db.errors import translated
+from profiler.errors import DatabaseError, DatabaseUnavailable
+
+__all__ = ["MIGRATIONS_DIR", "to_head"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+# Any constant works as long as every blasprof process uses the same one.
+_PG_MIGRATION_LOCK = 0x626C6173  # "blas"
+
+
+def to_head(engine: Engine, shown: str, *, apply: bool) -> tuple[str | None, str]:
+    """Bring the schema to head (or, without ``apply``, check it is there)."""
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = scripts.get_current_head()
+    assert head is not None, "blasprof ships at least one migration"
+    with translated(shown, "cannot open"):
+        with engine.connect() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
+        if before == head:
+            return before, head
+        _check_known(scripts, before, shown)
+        if not apply:
+            raise DatabaseUnavailable(
+                f"database {shown} has schema revision {before or 'none'} but this blasprof "
+                f"needs {head}; run `blasprof db upgrade`"
+            )
+        with engine.execution_options(**{WRITE: True}).begin() as connection:
+            # The migration runs inside this transaction, after the lock: a second process
+            # that opened the same fresh database waits here, then finds it at head.
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current != head:
+                _check_known(scripts, current, shown)
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS_DIR))
+                config.attributes["connection"] = connection
+                try:
+                    command.upgrade(config, "head")
+                except CommandError as e:
+                    raise DatabaseError(
+                        f"cannot upgrade database {shown}: {e}; nothing was changed"
+                    ) from None
+    return before, head
+
+
+def _check_known(scripts: ScriptDirectory, revision: str | None, shown: str) -> None:
+    if revision is None:
+        return
+    try:
+        scripts.get_revision(revision)
+    except CommandError:
+        raise DatabaseUnavailable(
+            f"database {shown} has schema revision {revision}, which this blasprof does not "
+            "know: it was written by a newer blasprof; upgrade blasprof"
+        ) from None

@@ -1,0 +1,149 @@
+"""What the command line accepts: shared options, the choices derived from their
+registries, and the parsing of option strings into checked values.
+
+Every parser raises ``UsageError`` with one line naming the option, what was given and what
+is accepted. Choices (``--profile``, ``--executor``, ``--format``) come from the tables that
+define them, so adding a profile, an executor or a format touches one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from jobs.registry import AUTO, BACKENDS
+from profiler.errors import UsageError
+from profiler.render import FORMATS
+from profiler.settings import ALL_THREADS, DTYPES, PROFILES, ThreadCounts
+
+__all__ = [
+    "MAX_SIZE",
+    "ExecutorName",
+    "Format",
+    "IdsArgument",
+    "JsonOption",
+    "NodeTypeOption",
+    "Profile",
+    "check_id",
+    "check_ids",
+    "parse_dtypes",
+    "parse_since",
+    "parse_sizes",
+    "parse_threads",
+]
+
+Profile = StrEnum("Profile", {name: name for name in PROFILES})  # type: ignore[misc]
+ExecutorName = StrEnum("ExecutorName", {n: n for n in (AUTO, *BACKENDS)})  # type: ignore[misc]
+Format = StrEnum("Format", {name: name for name in FORMATS})  # type: ignore[misc]
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+]
+NodeTypeOption = Annotated[
+    str | None, typer.Option("--node-type", help="Node type name (see `blasprof list`).")
+]
+IdsArgument = Annotated[
+    list[int] | None,
+    typer.Argument(
+        metavar="[ID]...", help="Calibration ids (default: every one with pending jobs)."
+    ),
+]
+
+#: the largest matrix order blasprof times
+MAX_SIZE = 65536
+
+
+def _split(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in re.split(r"\s*,\s*|\s+", text.strip())]
+    if not any(items):
+        raise UsageError(f"{what}: got an empty list; give comma-separated values")
+    if not all(items):
+        raise UsageError(f"{what}: {text!r} has an empty item; give comma-separated values")
+    return items
+
+
+def _integer(item: str, what: str, example: str) -> int:
+    """An ASCII integer of at most 9 digits (longer ones are typos, and slow to convert)."""
+    if not re.fullmatch(r"-?[0-9]{1,9}", item):
+        raise UsageError(f"{what}: {item[:40]!r} is not a positive integer; give {example}")
+    return int(item)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"256,1024"`` -> (256, 1024); every size a positive integer up to MAX_SIZE."""
+    sizes = []
+    for item in _split(text, "--sizes"):
+        size = _integer(item, "--sizes", "matrix orders such as 256,1024,4096")
+        if size < 1:
+            raise UsageError(
+                f"--sizes: {item!r} is not a positive integer; give matrix orders such as "
+                "256,1024,4096"
+            )
+        if size > MAX_SIZE:
+            raise UsageError(f"--sizes: {item} is larger than the largest supported {MAX_SIZE}")
+        sizes.append(size)
+    return tuple(sorted(set(sizes)))
+
+
+def parse_dtypes(text: str) -> tuple[str, ...]:
+    """``"float64,float32"`` -> ("float64", "float32"); only the GEMM dtypes blasprof times."""
+    dtypes = []
+    for item in _split(text, "--dtypes"):
+        if item not in DTYPES:
+            raise UsageError(f"--dtypes: unknown dtype {item!r}; accepted: {', '.join(DTYPES)}")
+        if item not in dtypes:
+            dtypes.append(item)
+    return tuple(dtypes)
+
+
+def parse_threads(text: str) -> ThreadCounts:
+    """``"1,2,4"`` -> (1, 2, 4); ``"all"`` -> ALL_THREADS (every count up to the usable CPUs)."""
+    if text.strip().lower() == ALL_THREADS:
+        return ALL_THREADS
+    counts = []
+    for item in _split(text, "--threads"):
+        count = _integer(item, "--threads", "counts such as 1,2,4 or 'all'")
+        if count < 1:
+            raise UsageError(f"--threads: {item} is below 1; thread counts start at 1")
+        counts.append(count)
+    return tuple(sorted(set(counts)))
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str) -> dt.datetime:
+    """``30d``, ``12h``, ``2w``, ``45m`` or an ISO date -> an aware UTC datetime."""
+    match = re.fullmatch(r"([0-9]{1,9})([mhdw])", text.strip())
+    if match:
+        try:
+            return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        except OverflowError:
+            raise UsageError(f"--since: {text!r} reaches back before year 1") from None
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since: {text!r} is not a duration or a date; accepted: 45m, 12h, 30d, 2w "
+            "or an ISO date such as 2026-01-31"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def check_id(calibration_id: int) -> int:
+    """A calibration id as the database can hold it; anything else is a usage error."""
+    if not 1 <= calibration_id < 2**63:
+        raise UsageError(
+            f"calibration id {calibration_id} is out of range; ids are positive integers "
+            "(see `blasprof list`)"
+        )
+    return calibration_id
+
+
+def check_ids(ids: list[int] | None) -> list[int]:
+    """Every id checked (``check_id``); None is an empty list."""
+    return [check_id(i) for i in ids or []]

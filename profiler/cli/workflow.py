@@ -1,0 +1,358 @@
+"""The application layer of ``calibrate``: check the request, submit, wait, store, finish.
+
+Plain functions over a ``Database`` and the executors, testable without the command line:
+``build_request`` checks the options once; ``run_calibration`` plans, submits, waits, and
+hands each task's outcome to ``profiler.cli.finishing``, which stores it and turns it into
+a status, a preset and its files. Commands call these and ``profiler.cli.display``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs import states
+from jobs.registry import backend_class, choose, get_backend
+from profiler.cli import display
+from profiler.cli._common import ensure_dir
+from profiler.cli.finishing import CalibrationReport, collect_one, finish
+from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
+from profiler.errors import JobError, UsageError
+from profiler.names import check_node_type
+from profiler.paths import jobs_dir, presets_dir
+from profiler.settings import PROFILES, SweepSettings, with_overrides
+
+if TYPE_CHECKING:
+    from db import Database
+    from jobs.base import Backend, Handle
+    from jobs.cluster import Cluster
+    from jobs.task import TaskSpec
+
+__all__ = [
+    "CalibrationRequest",
+    "build_request",
+    "run_calibration",
+    "terminate_as_interrupt",
+    "wait_for",
+]
+
+
+@dataclass(frozen=True)
+class CalibrationRequest:
+    """A calibration checked at the edge: everything ``run_calibration`` needs."""
+
+    executor: str
+    node_types: tuple[str, ...]
+    settings: SweepSettings
+    verify: bool = True
+    cluster: Cluster | None = None
+    nodes_per_type: int | None = None
+    all_nodes: bool = False
+
+    @property
+    def batch(self) -> bool:
+        """Whether the jobs run elsewhere and outlive this process."""
+        return backend_class(self.executor).batch
+
+
+def build_request(
+    *,
+    executor: str,
+    node_types: Sequence[str],
+    profile: str,
+    sizes: str | None = None,
+    dtypes: str | None = None,
+    threads: str | None = None,
+    min_time: float | None = None,
+    samples: int | None = None,
+    exhaustive: bool = False,
+    tolerance: float | None = None,
+    verify: bool = True,
+    cluster: Path | None = None,
+    nodes_per_type: int | None = None,
+    all_nodes: bool = False,
+    wait: bool = True,
+) -> CalibrationRequest:
+    """Parse and check the options; every problem is a UsageError naming the option."""
+    if min_time is not None and not 0 < min_time <= 60:
+        raise UsageError(f"--min-time: must be > 0 and at most 60 seconds, got {min_time}")
+    if samples is not None and not 1 <= samples <= 1000:
+        raise UsageError(f"--samples: must be 1 to 1000, got {samples}")
+    if tolerance is not None and not 0 <= tolerance < 1:
+        raise UsageError(f"--tolerance: must be in [0, 1), got {tolerance}")
+    settings = with_overrides(
+        PROFILES[profile],
+        sizes=parse_sizes(sizes) if sizes is not None else None,
+        dtypes=parse_dtypes(dtypes) if dtypes is not None else None,
+        threads=parse_threads(threads) if threads is not None else None,
+        min_time=min_time,
+        samples=samples,
+        strategy="exhaustive" if exhaustive else None,
+        tolerance=tolerance,
+    )
+    names = tuple(check_node_type(n) for n in node_types)
+    if len(set(names)) != len(names):
+        raise UsageError("--node-type: the same node type is named twice")
+    if nodes_per_type is not None and not 1 <= nodes_per_type <= 10_000:
+        raise UsageError(f"--nodes-per-type: must be 1 to 10000, got {nodes_per_type}")
+    if all_nodes and nodes_per_type is not None:
+        raise UsageError("--all-nodes and --nodes-per-type: give one of them")
+    loaded = None
+    if cluster is not None:
+        from jobs.cluster import load_cluster
+
+        loaded = load_cluster(cluster)
+    backend = choose(executor, cluster_given=loaded is not None)
+    if backend.batch:
+        assert loaded is not None  # choose refuses a batch backend without a cluster file
+        names = names or tuple(loaded.node_types)
+        for name in names:
+            cpus = loaded.node_type(name).cpus_per_task
+            if settings.threads != "all" and cpus and max(settings.threads) > cpus:
+                raise UsageError(
+                    f"--threads: {max(settings.threads)} is more than the {cpus} CPUs a job of "
+                    f"node type {name} gets (cpus_per_task in {loaded.path}); accepted: 1 to "
+                    f"{cpus}, or 'all'"
+                )
+    else:
+        if len(names) > 1:
+            raise UsageError(
+                f"--executor {backend.name} calibrates this machine only, so give at most one "
+                "--node-type (several node types need a batch executor and --cluster)"
+            )
+        if nodes_per_type not in (None, 1) or all_nodes:
+            option = "--all-nodes" if all_nodes else "--nodes-per-type"
+            raise UsageError(f"{option}: only with a batch executor such as --executor slurm")
+        if not wait:
+            raise UsageError(
+                "--no-wait: only with a batch executor such as --executor slurm (local runs "
+                "end with the command)"
+            )
+    return CalibrationRequest(
+        backend.name, names, settings, verify, loaded, nodes_per_type, all_nodes
+    )
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    """One node type's calibration in flight: its id, backend, handles and job rows."""
+
+    calibration_id: int
+    node_type: str
+    backend: Backend
+    handles: tuple[Handle, ...]
+    rows: tuple[int, ...]
+
+
+def run_calibration(
+    request: CalibrationRequest,
+    database: Database,
+    *,
+    show_progress: bool = True,
+    wait: bool = True,
+) -> list[CalibrationReport]:
+    """Calibrate, store and write presets; returns one report per node type.
+
+    Without ``wait`` (batch executors only) the jobs are recorded as pending and left to
+    ``blasprof collect``. Ctrl-C while waiting on a batch system stops the waiting, not
+    the jobs; on this machine it stops the jobs, which hand back what they measured.
+    """
+    settings = request.settings
+    # Where results and presets go is checked before anything runs.
+    ensure_dir(presets_dir())
+    base = request.cluster.folder if request.cluster and request.cluster.folder else jobs_dir()
+    ensure_dir(base, 0o700)
+    if request.batch:
+        assert request.cluster is not None
+        cluster = request.cluster
+        lister = get_backend(request.executor, base, cluster=cluster)
+        submitted = []
+        for name in request.node_types:
+            node_type = cluster.node_type(name)
+            hosts: list[str | None]
+            if request.all_nodes:
+                hosts = list(lister.nodes(node_type))
+                if not hosts:
+                    raise JobError(
+                        f"--all-nodes: node type {name} (partition {node_type.partition}) has "
+                        "no node that can take a job now (all down or drained?)"
+                    )
+            else:
+                hosts = [None] * (request.nodes_per_type or node_type.nodes)
+            submitted.append(_submit(request, database, name, hosts, node_type.cpus_per_task, base))
+        max_threads = max(cluster.node_type(n).cpus_per_task or 1 for n in request.node_types)
+    else:
+        from profiler.names import default_node_type
+
+        max_threads, cpu_model, logical = _check_here(settings)
+        node_type_name = request.node_types[0] if request.node_types else None
+        name = node_type_name or default_node_type(cpu_model, logical)
+        submitted = [_submit(request, database, name, [None], max_threads, base)]
+    if not wait:
+        return [CalibrationReport(s.calibration_id, s.node_type, "running") for s in submitted]
+    interrupted = wait_for(submitted, settings, max_threads, show_progress=show_progress)
+    if interrupted and request.batch:
+        ids = " ".join(str(s.calibration_id) for s in submitted)
+        display.err(
+            f"stopped waiting; the jobs keep running. Collect them later: blasprof collect {ids}"
+        )
+        return [CalibrationReport(s.calibration_id, s.node_type, "running") for s in submitted]
+    reports = []
+    for s in submitted:
+        for handle, row in zip(s.handles, s.rows, strict=True):
+            collect_one(database, handle, row)
+        reports.append(finish(database, s.calibration_id, interrupted=interrupted))
+    return reports
+
+
+def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
+    """Checks that need this machine: CPUs, memory. Returns the largest thread count to
+    test, the CPU model and the logical CPU count."""
+    import psutil
+
+    from profiler.budget import usable_cpus
+    from profiler.probe import collect_cpu
+    from profiler.sweep import check_memory, resolve_threads
+
+    counts = resolve_threads(settings.threads, usable_cpus())
+    check_memory(settings, int(psutil.virtual_memory().available))
+    cpu = collect_cpu()
+    return max(counts), cpu.model, cpu.logical_cpus
+
+
+def _submit(
+    request: CalibrationRequest,
+    database: Database,
+    node_type: str,
+    hosts: Sequence[str | None],
+    max_threads: int | None,
+    base: Path,
+) -> _Submitted:
+    """One node type's calibration: its row, its folder, its tasks submitted and recorded.
+
+    A failure to submit finishes the calibration as failed before it is raised.
+    """
+    from jobs.task import TaskSpec
+
+    cal_id = database.create_calibration(
+        node_type,
+        executor=request.executor,
+        profile=request.settings.profile,
+        settings=request.settings.to_dict(),
+        status="running",
+    )
+    try:
+        folder = ensure_dir(base / str(cal_id), 0o700)
+        folder.chmod(0o700)
+        specs: list[TaskSpec] = [
+            TaskSpec(
+                node_type=node_type,
+                settings=request.settings,
+                checkpoint=str(folder / f"task-{i}.points.jsonl"),
+                verify=request.verify,
+                max_threads=max_threads,
+                host=host,
+            )
+            for i, host in enumerate(hosts)
+        ]
+        backend = get_backend(request.executor, folder, cluster=request.cluster)
+        handles = backend.submit(specs)
+    except BaseException as exc:
+        database.finish_calibration(cal_id, "failed", error=str(exc) or type(exc).__name__)
+        raise
+    rows = [
+        database.add_job(
+            cal_id,
+            external_id=h.external_id,
+            folder=str(folder),
+            state=states.PENDING,
+            array_index=i,
+        )
+        for i, h in enumerate(handles)
+    ]
+    return _Submitted(cal_id, node_type, backend, tuple(handles), tuple(rows))
+
+
+def wait_for(
+    submitted: Sequence[_Submitted],
+    settings: SweepSettings,
+    max_threads: int,
+    *,
+    show_progress: bool = True,
+    poll_s: float = 0.2,
+) -> bool:
+    """Wait for every task, showing the points measured; True when the user pressed Ctrl-C.
+
+    On Ctrl-C, tasks on this machine are asked to stop (and given a moment to hand back
+    their points); batch jobs are left running.
+    """
+    from jobs.checkpoint import read_checkpoint
+    from profiler.sweep import planned_points
+
+    handles = [h for s in submitted for h in s.handles]
+    batch = any(s.backend.batch for s in submitted)
+    total = planned_points(settings, range(1, max_threads + 1)) * len(handles)
+    interrupted = False
+    with display.progress("calibrating", total, enabled=show_progress) as bar:
+        try:
+            while True:
+                counts, last = 0, ""
+                for h in handles:
+                    points = read_checkpoint(h.spec.checkpoint).measurements
+                    counts += len(points)
+                    if points:
+                        m = points[-1]
+                        last = (
+                            f"n={m['n']} {m['dtype']} {m['threads']} thr {m['gflops']:.1f} GFLOP/s"
+                        )
+                if batch:  # batch jobs: say where they are
+                    found = Counter(st for s in submitted for st in s.backend.poll(s.handles))
+                    last = " ".join(f"{n} {st}" for st, n in sorted(found.items())) + (
+                        f"; {last}" if last else ""
+                    )
+                bar.update(min(counts, total), last)
+                if all(h.done() for h in handles):
+                    bar.finish(counts)
+                    break
+                time.sleep(poll_s)
+        except KeyboardInterrupt:
+            interrupted = True
+            if batch:
+                bar.update(description="stopped waiting")
+            else:
+                bar.update(description="interrupted: keeping the points measured")
+                _stop(handles)
+    return interrupted
+
+
+def _stop(handles: Sequence[Handle], grace_s: float = 20.0) -> None:
+    """Ask running tasks to stop and give them a moment to hand back what they measured."""
+    for h in handles:
+        with contextlib.suppress(Exception):
+            h.cancel()
+    deadline = time.monotonic() + grace_s
+    with contextlib.suppress(KeyboardInterrupt):
+        while time.monotonic() < deadline and not all(h.done() for h in handles):
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM or a hang-up (the login shell went away) ends a calibration as Ctrl-C does:
+    what was measured is stored, marked partial."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

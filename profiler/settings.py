@@ -1,0 +1,122 @@
+"""What a sweep measures and how precisely: the settings records and the named profiles.
+
+``SweepSettings`` travels from the command line to the node task and back into the stored
+result as one frozen record; ``to_dict``/``from_dict`` give its stored form. Thread counts
+are either an explicit tuple or ``ALL_THREADS`` (every count up to the CPUs the task may
+use). ``PROFILES`` is the one table of named profiles; the CLI's ``--profile`` choices come
+from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from profiler.errors import UsageError
+
+__all__ = [
+    "ALL_THREADS",
+    "DEFAULT_TOLERANCE",
+    "DTYPES",
+    "PROFILES",
+    "STRATEGIES",
+    "SweepSettings",
+    "ThreadCounts",
+    "TimingSettings",
+    "with_overrides",
+]
+
+#: the GEMM dtypes blasprof times
+DTYPES = ("float64", "float32")
+#: how a sweep picks thread counts: a search, or every count
+STRATEGIES = ("search", "exhaustive")
+#: a count within this fraction of the best counts as good as the best
+DEFAULT_TOLERANCE = 0.03
+#: every thread count from 1 to the CPUs the task may use
+ALL_THREADS: Literal["all"] = "all"
+ThreadCounts = tuple[int, ...] | Literal["all"]
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How precisely each point is timed."""
+
+    min_time: float = 0.1
+    samples: int = 5
+    warmup: int = 1
+    max_loops: int = 1 << 22
+
+    def __post_init__(self) -> None:
+        if not self.min_time > 0:
+            raise UsageError(f"min_time must be > 0 seconds, got {self.min_time}")
+        if self.samples < 1:
+            raise UsageError(f"samples must be >= 1, got {self.samples}")
+        if self.warmup < 0:
+            raise UsageError(f"warmup must be >= 0, got {self.warmup}")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything that decides what a sweep measures and how precisely."""
+
+    profile: str
+    sizes: tuple[int, ...]
+    dtypes: tuple[str, ...]
+    threads: ThreadCounts = ALL_THREADS
+    timing: TimingSettings = field(default_factory=TimingSettings)
+    strategy: str = "search"
+    tolerance: float = DEFAULT_TOLERANCE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        d["dtypes"] = list(self.dtypes)
+        d["threads"] = ALL_THREADS if self.threads == ALL_THREADS else list(self.threads)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepSettings:
+        threads = d.get("threads", ALL_THREADS)
+        return cls(
+            profile=d["profile"],
+            sizes=tuple(d["sizes"]),
+            dtypes=tuple(d["dtypes"]),
+            threads=ALL_THREADS if threads in (ALL_THREADS, None) else tuple(threads),
+            timing=TimingSettings(**d.get("timing", {})),
+            strategy=d.get("strategy", "search"),
+            tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)),
+        )
+
+
+PROFILES: dict[str, SweepSettings] = {
+    "quick": SweepSettings(
+        profile="quick",
+        sizes=(128, 512, 2048),
+        dtypes=DTYPES,
+        timing=TimingSettings(min_time=0.05, samples=5),
+    ),
+    "standard": SweepSettings(
+        profile="standard",
+        sizes=(256, 1024, 4096),
+        dtypes=DTYPES,
+        timing=TimingSettings(min_time=0.2, samples=7),
+    ),
+    "full": SweepSettings(
+        profile="full",
+        sizes=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
+        dtypes=DTYPES,
+        timing=TimingSettings(min_time=0.5, samples=11),
+    ),
+}
+
+
+def with_overrides(base: SweepSettings, **overrides: Any) -> SweepSettings:
+    """A copy of ``base`` with the given fields replaced (None values are ignored).
+
+    ``min_time``, ``samples`` and ``warmup`` replace fields of ``base.timing``.
+    """
+    timing_keys = {"min_time", "samples", "warmup"}
+    timing_over = {k: v for k, v in overrides.items() if k in timing_keys and v is not None}
+    rest = {k: v for k, v in overrides.items() if k not in timing_keys and v is not None}
+    timing = replace(base.timing, **timing_over) if timing_over else base.timing
+    return replace(base, timing=timing, **rest)
