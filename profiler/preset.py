@@ -16,7 +16,7 @@ from profiler.budget import threads_for
 from profiler.results import Measurement
 from profiler.settings import DEFAULT_TOLERANCE
 
-__all__ = ["Preset", "SizeClass", "derive"]
+__all__ = ["Layout", "Preset", "SizeClass", "derive"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,32 @@ class SizeClass:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """A job layout: ``workers`` processes sharing the CPUs, ``threads`` each.
+
+    ``size_class`` None: the row holds for every class. ``gflops`` is the measured aggregate
+    of the layout and ``oversubscribed_gflops`` that of the same processes left at the
+    BLAS default; both None when the row was not measured.
+    """
+
+    workers: int
+    threads: int
+    size_class: str | None = None
+    gflops: float | None = None
+    oversubscribed_gflops: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Layout:
+        return cls(
+            workers=int(d["workers"]),
+            threads=int(d["threads"]),
+            size_class=d.get("size_class"),
+            gflops=d.get("gflops"),
+            oversubscribed_gflops=d.get("oversubscribed_gflops"),
+        )
+
+
+@dataclass(frozen=True)
 class Preset:
     """The thread settings chosen for one node type."""
 
@@ -42,7 +68,7 @@ class Preset:
     tolerance: float
     default_class: str
     size_classes: tuple[SizeClass, ...]
-    layouts: tuple[tuple[int, int], ...]
+    layouts: tuple[Layout, ...]
     calibration_id: int | None = None
     created_at: str = ""
     blas: str = ""
@@ -61,9 +87,34 @@ class Preset:
         names = ", ".join(c.name for c in self.size_classes)
         raise KeyError(f"unknown size class {name!r}; this preset has: {names}")
 
+    def layout_table(self) -> dict[str, tuple[tuple[int, int], ...]]:
+        """Per size class, the (workers, threads per process) rows, ascending in workers.
+
+        The first row is always one process with the class's own count (a layout row for
+        one worker does not override it). A row measured for the class wins; a row for
+        every class (``size_class`` None) never gives more than the class's own count.
+        This table is what every rendered form embeds; ``calibrated_threads`` reads it.
+        """
+        table = {}
+        for c in self.size_classes:
+            rows = {1: c.threads}
+            for row in self.layouts:
+                if row.workers > 1 and row.size_class == c.name:
+                    rows[row.workers] = row.threads  # measured for this class
+                elif row.workers > 1 and row.size_class is None:
+                    rows.setdefault(row.workers, min(row.threads, c.threads))
+            table[c.name] = tuple(sorted(rows.items()))
+        return table
+
+    def calibrated_threads(self, size_class: str, workers: int) -> int:
+        """Threads per process the calibration chose for ``workers`` processes running
+        GEMMs of ``size_class``: the row with the most workers not above ``workers``.
+        The job's share of CPUs (``profiler.budget.threads_for``) caps it further."""
+        rows = self.layout_table()[self.size_class(size_class).name]
+        return [t for w, t in rows if w <= max(1, workers)][-1]
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["layouts"] = [{"workers": w, "threads": t} for w, t in self.layouts]
         d["default_threads"] = self.default_threads
         return d
 
@@ -75,7 +126,7 @@ class Preset:
             tolerance=float(d["tolerance"]),
             default_class=d["default_class"],
             size_classes=tuple(SizeClass(**c) for c in d["size_classes"]),
-            layouts=tuple((int(x["workers"]), int(x["threads"])) for x in d["layouts"]),
+            layouts=tuple(Layout.from_dict(x) for x in d["layouts"]),
             calibration_id=d.get("calibration_id"),
             created_at=d.get("created_at", ""),
             blas=d.get("blas", ""),
@@ -160,7 +211,7 @@ def derive(
         )
     largest = classes[-1].threads
     layouts = tuple(
-        (w, threads_for(largest, calibrated_cpus, w)) for w in _worker_counts(calibrated_cpus)
+        Layout(w, threads_for(largest, calibrated_cpus, w)) for w in _worker_counts(calibrated_cpus)
     )
     return Preset(
         node_type=node_type,

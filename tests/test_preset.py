@@ -66,7 +66,15 @@ def test_derive_picks_the_smallest_count_within_tolerance(preset: Preset) -> Non
     # class bounds sit between measured sizes (geometric mean)
     assert preset.size_class("small").max_n == 512
     assert preset.size_class("large").max_n is None
-    assert dict(preset.layouts) == {1: 6, 2: 4, 4: 2, 8: 1}
+    assert {(x.workers, x.threads) for x in preset.layouts} == {(1, 6), (2, 4), (4, 2), (8, 1)}
+    assert preset.layout_table() == {
+        "small": ((1, 1), (2, 1), (4, 1), (8, 1)),
+        "medium": ((1, 4), (2, 4), (4, 2), (8, 1)),
+        "large": ((1, 6), (2, 4), (4, 2), (8, 1)),
+    }
+    assert preset.calibrated_threads("large", 3) == 4  # the 2-worker row
+    assert preset.calibrated_threads("large", 64) == 1
+    assert preset.calibrated_threads("medium", 1) == 4
 
 
 def test_derive_takes_the_largest_choice_across_dtypes() -> None:
