@@ -8,6 +8,12 @@ by the median. Rounds alternate (A B A B ...) so that drift on a shared machine 
 The figure is the ratio of blasprof's median seconds per GEMM (median over rounds) to the
 tight loop's; the goal is 1.00 +/- 0.03.
 
+Second, the cost of interleaving: the same thread counts (every count up to the usable
+CPUs) at n=256 and n=1024 timed as blasprof does it (``time_points``: calibrate each count,
+then sample the counts in interleaved rounds) and as blasprof did before (one block per
+count: warm up, calibrate, take every sample), alternating. The figure is the ratio of the
+median wall times; the goal is at most 1.1.
+
 Run: ``python benchmarks/bench_harness.py [--quick]``; writes ``results/harness.json``.
 """
 
@@ -89,10 +95,64 @@ def measure_size(n: int, rounds: int, min_time: float, samples: int) -> dict[str
     }
 
 
+def _blocks(workspace: Any, counts: Sequence[int], limiter: Any, settings: Any) -> None:
+    """Each count in one block, as the harness timed them before rounds were interleaved."""
+    import numpy as np
+
+    a, b, c = workspace.a, workspace.b, workspace.c
+    for threads in counts:
+        with limiter.limit(threads):
+            for _ in range(settings.warmup):
+                np.matmul(a, b, out=c)
+            loops = 1
+            while True:
+                t0 = time.perf_counter()
+                for _ in range(loops):
+                    np.matmul(a, b, out=c)
+                if time.perf_counter() - t0 >= settings.min_time:
+                    break
+                loops *= 2
+            for _ in range(settings.samples):
+                for _ in range(loops):
+                    np.matmul(a, b, out=c)
+
+
+def measure_interleaving(n: int, rounds: int, min_time: float, samples: int) -> dict[str, Any]:
+    """Wall time of interleaved rounds against one block per count, alternating."""
+    import os
+
+    from profiler.settings import TimingSettings
+    from profiler.timing import ThreadLimiter, Workspace, time_points
+
+    settings = TimingSettings(min_time=min_time, samples=samples)
+    counts = list(range(1, len(os.sched_getaffinity(0)) + 1))
+    limiter = ThreadLimiter()
+    workspace = Workspace(n, "float64")
+    interleaved: list[float] = []
+    blocks: list[float] = []
+    for i in range(rounds):
+        for kind in ("interleaved", "blocks")[:: 1 if i % 2 == 0 else -1]:
+            t0 = time.perf_counter()
+            if kind == "interleaved":
+                time_points(workspace, counts, limiter, settings)
+            else:
+                _blocks(workspace, counts, limiter, settings)
+            (interleaved if kind == "interleaved" else blocks).append(time.perf_counter() - t0)
+    return {
+        "n": n,
+        "counts": counts,
+        "rounds": rounds,
+        "interleaved_s": interleaved,
+        "blocks_s": blocks,
+        "ratio": median(interleaved) / median(blocks),
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     rounds = 4 if quick else 10
     min_time, samples = 0.1, 5  # blasprof's default TimingSettings
     sizes = [measure_size(n, rounds, min_time, samples) for n in SIZES]
+    cost = [measure_interleaving(n, 3 if quick else 6, min_time, samples) for n in (256, 1024)]
     goals = [
         Goal(
             name=f"harness overhead n={s['n']}",
@@ -102,8 +162,23 @@ def run(quick: bool = False) -> dict[str, Any]:
             note=f"per-round {s['per_round_ratio_min']:.3f}..{s['per_round_ratio_max']:.3f}",
         )
         for s in sizes
+    ] + [
+        Goal(
+            name=f"interleaved / one block per count, n={c['n']}",
+            measured=f"{c['ratio']:.3f}",
+            goal="<= 1.10",
+            met=c["ratio"] <= 1.10,
+            note=f"counts {','.join(map(str, c['counts']))}; medians of {c['rounds']} each",
+        )
+        for c in cost
     ]
-    return {"name": NAME, "environment": environment(), "sizes": sizes, "goals": goals}
+    return {
+        "name": NAME,
+        "environment": environment(),
+        "sizes": sizes,
+        "interleaving": cost,
+        "goals": goals,
+    }
 
 
 def report(payload: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ def measure_here(rounds: int) -> dict[str, Any]:
     from profiler.budget import usable_cpus
     from profiler.probe import collect_cpu
     from profiler.settings import ALL_THREADS, PROFILES
-    from profiler.sweep import resolve_threads, run_sweep, search_threads
+    from profiler.sweep import one_at_a_time, resolve_threads, run_sweep, search_threads
 
     base = PROFILES["quick"]  # the default profile of `blasprof calibrate`
     counts = resolve_threads(ALL_THREADS, usable_cpus())
@@ -84,7 +84,10 @@ def measure_here(rounds: int) -> dict[str, Any]:
         for key, measured in search_run.items():
             # Replaying the recorded values reproduces the choice the sweep made.
             chosen = search_threads(
-                counts, measured.__getitem__, tolerance=base.tolerance, anchors=[physical]
+                counts,
+                one_at_a_time(measured.__getitem__),
+                tolerance=base.tolerance,
+                anchors=[physical],
             ).chosen
             grid = exhaustive_run[key]
             best = max(grid, key=grid.__getitem__)
@@ -204,7 +207,7 @@ def _choose(values: dict[int, float], tolerance: float) -> int:
 
 def replay_one(model: Model, n: int, cv: float, seed: int, tolerance: float) -> dict[str, Any]:
     """One search and one full grid on the same modelled node; their costs and qualities."""
-    from profiler.sweep import search_threads
+    from profiler.sweep import one_at_a_time, search_threads
 
     cands = list(range(1, n + 1))
     truth = {t: model.true(t, n) for t in cands}
@@ -213,7 +216,7 @@ def replay_one(model: Model, n: int, cv: float, seed: int, tolerance: float) -> 
 
     oracle = Oracle(model, n, cv, seed)
     anchors = [model.physical(n)] if model.anchor else []
-    result = search_threads(cands, oracle, tolerance=tolerance, anchors=anchors)
+    result = search_threads(cands, one_at_a_time(oracle), tolerance=tolerance, anchors=anchors)
     grid_oracle = Oracle(model, n, cv, seed + 10_000)
     grid_chosen = _choose({t: grid_oracle(t) for t in cands}, tolerance)
     assert oracle.calls == len(result.measured), "search measured a point twice"

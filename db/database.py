@@ -78,6 +78,7 @@ class Database:
     list_calibrations = _read(queries.list_calibrations)
     get_calibration = _read(queries.get_calibration)
     latest_preset = _read(queries.latest_preset)
+    current_quality = _read(queries.current_quality)
     node_type_names = _read(queries.node_type_names)
     pending_jobs = _read(queries.pending_jobs)
     calibration_ids_with_pending_jobs = _read(queries.calibration_ids_with_pending_jobs)

@@ -26,6 +26,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -164,6 +166,8 @@ class Calibration(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     blasprof_version: Mapped[str] = mapped_column(String(64), default="")
     error: Mapped[str | None] = mapped_column(Text)
+    #: quiet or noisy over all its nodes (None until it is finished, or when unknown)
+    verdict: Mapped[str | None] = mapped_column(String(16))
 
 
 class Job(Base):
@@ -187,6 +191,8 @@ class Job(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     node_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: how busy the node was while it measured (``profiler.conditions.Conditions``)
+    conditions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     blas_environment_id: Mapped[int | None] = mapped_column(
         ForeignKey("blas_environments.id", ondelete="SET NULL")
     )
@@ -213,6 +219,8 @@ class MeasurementRow(Base):
     threads_verified: Mapped[bool] = mapped_column(Boolean)
     threads_observed: Mapped[list[int]] = mapped_column(JSON)
     phase: Mapped[str] = mapped_column(String(32), default="full")
+    #: processes measured at once: 1 for the thread sweep, W for a layout point
+    workers: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 class PresetRow(Base):
@@ -228,3 +236,8 @@ class PresetRow(Base):
     node_type_id: Mapped[int] = mapped_column(ForeignKey("node_types.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: whether jobs get this preset (a noisy or unverified calibration may not replace a
+    #: clean one); what its calibration was worth, and why it was (not) adopted
+    adopted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    quality: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)

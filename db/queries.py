@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Integer, Select, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
@@ -29,6 +29,7 @@ __all__ = [
     "JobRecord",
     "StoredMeasurement",
     "calibration_ids_with_pending_jobs",
+    "current_quality",
     "get_calibration",
     "latest_preset",
     "list_calibrations",
@@ -61,6 +62,10 @@ class CalibrationSummary:
     n_measurements: int
     hostnames: tuple[str, ...]
     best_gflops: float | None
+    #: quiet or noisy (None: not finished, or finished before conditions were measured)
+    verdict: str | None = None
+    #: whether its preset serves jobs (None: it has no preset)
+    preset_adopted: bool | None = None
 
     def summary_json(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict (ISO timestamps)."""
@@ -76,6 +81,8 @@ class CalibrationSummary:
             "n_measurements": self.n_measurements,
             "hostnames": list(self.hostnames),
             "best_gflops": self.best_gflops,
+            "verdict": self.verdict,
+            "preset_adopted": self.preset_adopted,
         }
 
 
@@ -99,6 +106,7 @@ class JobRecord:
     node_info: dict[str, Any] | None
     blas: tuple[BlasLibrary, ...]
     verification: Verification | None
+    conditions: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The job as a JSON-ready dict, with the full probe record its node reported."""
@@ -114,6 +122,7 @@ class JobRecord:
             "finished_at": _iso(self.finished_at),
             "result_stored": self.result_stored,
             "verification": _verification_json(self.verification),
+            "conditions": self.conditions,
             "log_tail": self.log_tail,
             "node_info": self.node_info,
         }
@@ -128,13 +137,10 @@ class StoredMeasurement:
     measurement: Measurement
 
     def to_json(self) -> dict[str, Any]:
-        d = self.measurement.to_dict()
-        d["samples"] = list(d["samples"])
-        d["threads_observed"] = list(d["threads_observed"])
-        return {**d, "job_id": self.job_id, "hostname": self.hostname}
+        return {**self.measurement.to_json(), "job_id": self.job_id, "hostname": self.hostname}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CalibrationRecord(CalibrationSummary):
     """Everything about one calibration: settings, jobs, measurements and its preset."""
 
@@ -144,6 +150,27 @@ class CalibrationRecord(CalibrationSummary):
     jobs: tuple[JobRecord, ...]
     measurements: tuple[StoredMeasurement, ...]
     preset: Preset | None
+    preset_quality: str | None = None
+    preset_note: str | None = None
+
+    def conditions(self) -> dict[str, Any] | None:
+        """The verdict over every node that reported its conditions, the reasons (with the
+        host where there are several) and each node's figures; None if none did."""
+        nodes = [(j.hostname or "?", j.conditions) for j in self.jobs if j.conditions]
+        if not nodes:
+            return None
+        several = len(nodes) > 1
+        reasons = [
+            f"{host}: {reason}" if several else reason
+            for host, c in nodes
+            for reason in c.get("reasons", ())
+        ]
+        verdict = "noisy" if any(c.get("verdict") == "noisy" for _, c in nodes) else "quiet"
+        return {
+            "verdict": verdict,
+            "reasons": reasons,
+            "nodes": [{"hostname": host, **c} for host, c in nodes],
+        }
 
     def nodes(self) -> list[dict[str, Any]]:
         """One entry per host that reported, from its latest job: CPU, cores and BLAS."""
@@ -179,7 +206,10 @@ class CalibrationRecord(CalibrationSummary):
             "nodes": self.nodes(),
             "jobs": [job.to_json() for job in self.jobs],
             "measurements": [m.to_json() for m in self.measurements],
+            "conditions": self.conditions(),
             "preset": self.preset.to_dict() if self.preset else None,
+            "preset_quality": self.preset_quality,
+            "preset_note": self.preset_note,
         }
 
 
@@ -228,7 +258,7 @@ def get_calibration(session: Session, calibration_id: int) -> CalibrationRecord:
         )
     )
     preset = session.scalars(
-        select(PresetRow.data)
+        select(PresetRow)
         .where(PresetRow.calibration_id == calibration_id)
         .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
         .limit(1)
@@ -240,20 +270,34 @@ def get_calibration(session: Session, calibration_id: int) -> CalibrationRecord:
         error=calibration.error,
         jobs=jobs,
         measurements=measurements,
-        preset=Preset.from_dict(preset) if preset is not None else None,
+        preset=Preset.from_dict(preset.data) if preset is not None else None,
+        preset_quality=preset.quality if preset is not None else None,
+        preset_note=preset.note if preset is not None else None,
     )
 
 
 def latest_preset(session: Session, node_type: str) -> Preset | None:
-    """The newest preset stored for ``node_type``, or None when there is none."""
+    """The newest adopted preset of ``node_type`` (the one jobs get), or None."""
     data = session.scalars(
         select(PresetRow.data)
         .join(NodeType, PresetRow.node_type_id == NodeType.id)
-        .where(NodeType.name == node_type)
+        .where(NodeType.name == node_type, PresetRow.adopted.is_(True))
         .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
         .limit(1)
     ).first()
     return Preset.from_dict(data) if data is not None else None
+
+
+def current_quality(session: Session, node_type: str) -> str | None:
+    """What the calibration behind ``node_type``'s adopted preset was worth (``clean``,
+    ``noisy``, ...), or None when there is no such preset or it predates the judgement."""
+    return session.scalars(
+        select(PresetRow.quality)
+        .join(NodeType, PresetRow.node_type_id == NodeType.id)
+        .where(NodeType.name == node_type, PresetRow.adopted.is_(True))
+        .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
+        .limit(1)
+    ).first()
 
 
 def node_type_names(session: Session) -> list[str]:
@@ -305,12 +349,13 @@ class _Stats:
     n_measurements: dict[int, int]
     best_gflops: dict[int, float]
     hostnames: dict[int, tuple[str, ...]]
+    adopted: dict[int, bool]
 
 
 def _stats(session: Session, ids: Iterable[int]) -> _Stats:
     """Per-calibration counts, hosts and best float64 GFLOP/s, a few grouped queries."""
     ids = list(ids)
-    stats = _Stats({}, {}, {}, {})
+    stats = _Stats({}, {}, {}, {}, {})
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         stats.n_jobs.update(
             session.execute(
@@ -331,7 +376,7 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
         stats.best_gflops.update(
             session.execute(
                 by_measurements.add_columns(func.max(MeasurementRow.gflops)).where(
-                    MeasurementRow.dtype == "float64"
+                    MeasurementRow.dtype == "float64", MeasurementRow.workers == 1
                 )
             ).all()
         )
@@ -344,6 +389,13 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
         ):
             hosts[calibration_id].append(hostname)
         stats.hostnames.update({k: tuple(v) for k, v in hosts.items()})
+        stats.adopted.update(
+            session.execute(
+                select(PresetRow.calibration_id, func.max(PresetRow.adopted.cast(Integer)))
+                .where(PresetRow.calibration_id.in_(chunk))
+                .group_by(PresetRow.calibration_id)
+            ).all()
+        )
     return stats
 
 
@@ -361,6 +413,10 @@ def _summary(calibration: Calibration, node_type: str, stats: _Stats) -> Calibra
         n_measurements=stats.n_measurements.get(calibration.id, 0),
         hostnames=stats.hostnames.get(calibration.id, ()),
         best_gflops=float(best) if best is not None else None,
+        verdict=calibration.verdict,
+        preset_adopted=(
+            bool(stats.adopted[calibration.id]) if calibration.id in stats.adopted else None
+        ),
     )
 
 
@@ -383,6 +439,7 @@ def _job_record(job: Job, node_type: str) -> JobRecord:
         node_info=info,
         blas=tuple(BlasLibrary.from_dict(b) for b in (info or {}).get("blas", ())),
         verification=Verification.from_dict(job.verification) if job.verification else None,
+        conditions=job.conditions,
     )
 
 
@@ -401,6 +458,7 @@ def _measurement(row: MeasurementRow) -> Measurement:
         threads_verified=row.threads_verified,
         threads_observed=tuple(row.threads_observed),
         phase=row.phase,
+        workers=row.workers,
     )
 
 

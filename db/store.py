@@ -149,6 +149,8 @@ def store_node_result(
         job.node_info = _plain_json(result.node.to_dict())
     if result.verification is not None:
         job.verification = _plain_json(dataclasses.asdict(result.verification))
+    if result.conditions is not None:
+        job.conditions = _plain_json(result.conditions)
     # The job's state in the batch system's words (COMPLETED, TIMEOUT, ...), stored in the
     # same transaction as the result: a reader never sees one without the other.
     job.state = state or ("COMPLETED" if result.status == "complete" else "FAILED")
@@ -166,9 +168,13 @@ def store_node_result(
 
 
 def finish_calibration(
-    session: Session, calibration_id: int, status: str, error: str | None = None
+    session: Session,
+    calibration_id: int,
+    status: str,
+    error: str | None = None,
+    verdict: str | None = None,
 ) -> bool:
-    """Set a calibration's final status, error text and finish time, once.
+    """Set a calibration's final status, error text, verdict and finish time, once.
 
     Only a calibration still pending or running is finished (a conditional UPDATE, so of
     two collectors finishing it at once exactly one wins); returns whether this call did.
@@ -182,14 +188,26 @@ def finish_calibration(
                 Calibration.id == calibration_id,
                 Calibration.status.in_(("pending", "running")),
             )
-            .values(status=status, error=error, finished_at=utcnow())
+            .values(status=status, error=error, verdict=verdict, finished_at=utcnow())
             .execution_options(synchronize_session=False)
         ).rowcount
     )
 
 
-def store_preset(session: Session, calibration_id: int, preset: Preset) -> int:
-    """Store ``preset`` as derived from ``calibration_id``; return its row id."""
+def store_preset(
+    session: Session,
+    calibration_id: int,
+    preset: Preset,
+    *,
+    adopted: bool = True,
+    quality: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Store ``preset`` as derived from ``calibration_id``; return its row id.
+
+    ``adopted`` False keeps it on record without serving it to jobs (``latest_preset``
+    skips it); ``quality`` says what its calibration was worth and ``note`` why.
+    """
     _calibration(session, calibration_id)
     if preset.calibration_id is None:
         preset = dataclasses.replace(preset, calibration_id=calibration_id)
@@ -198,6 +216,9 @@ def store_preset(session: Session, calibration_id: int, preset: Preset) -> int:
         node_type_id=_node_type_id(session, preset.node_type),
         created_at=utcnow(),
         data=_plain_json(preset.to_dict()),
+        adopted=adopted,
+        quality=quality,
+        note=note,
     )
     session.add(row)
     session.flush()
@@ -331,6 +352,7 @@ def _measurement_row(job_row_id: int, m: dict[str, Any]) -> dict[str, Any]:
         "threads_verified": bool(m["threads_verified"]),
         "threads_observed": [int(t) for t in m["threads_observed"]],
         "phase": m["phase"],
+        "workers": int(m.get("workers", 1)),
     }
 
 

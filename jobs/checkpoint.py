@@ -1,8 +1,9 @@
 """The checkpoint a node task leaves behind: its node record and every point, as JSON lines.
 
 The task appends a line as soon as it knows something (``node`` once, then a ``point`` per
-measurement, then ``end``), so the login shell can show progress and a job that dies keeps
-what it measured. A torn last line (the job died mid-write) is ignored when read.
+measurement and a ``phase`` as each phase starts, then ``end``), so the login shell can
+show progress and a job that dies keeps what it measured. A torn last line (the job died
+mid-write) is ignored when read.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ class Checkpoint:
 
     node: dict[str, Any] | None
     measurements: tuple[dict[str, Any], ...]
+    #: what the task was doing when it last said: sweep, layouts, verification (or None)
+    phase: str | None = None
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint; a missing file is an empty one."""
-    node, points = None, []
+    node, points, phase = None, [], None
     try:
         lines = Path(path).read_text().splitlines()
     except OSError:
@@ -42,7 +45,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             node = record["node"]
         elif kind == "point":
             points.append(record["point"])
-    return Checkpoint(node, tuple(points))
+        elif kind == "phase":
+            phase = str(record.get("name"))
+    return Checkpoint(node, tuple(points), phase)
 
 
 def append(path: Path, kind: str, **record: Any) -> None:

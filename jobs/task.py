@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.checkpoint import append, read_checkpoint
 
 if TYPE_CHECKING:
+    from profiler.conditions import Conditions
     from profiler.results import Measurement, NodeInfo, NodeResult, Verification
     from profiler.settings import SweepSettings
 
@@ -60,6 +61,7 @@ def build_result(
     *,
     verification: Verification | None = None,
     error: str | None = None,
+    conditions: Conditions | None = None,
 ) -> NodeResult:
     """The result of ``spec``'s task, finished now."""
     from profiler.results import NodeResult
@@ -74,6 +76,7 @@ def build_result(
         settings=spec.settings,
         verification=verification,
         error=error,
+        conditions=conditions.to_dict() if conditions is not None else None,
     )
 
 
@@ -100,11 +103,14 @@ def _prepare_environment(max_threads: int | None) -> None:
 
 
 def run_node_task(spec: TaskSpec) -> dict[str, Any]:
-    """Probe the node, sweep, verify the preset in a fresh process; return the result dict."""
+    """Probe the node, sweep (and measure layouts), verify the preset in a fresh process;
+    return the result dict. The conditions are watched from the sweep's start to the end
+    of the layouts; the checkpoint says which phase runs."""
     _prepare_environment(spec.max_threads)
 
+    from profiler.conditions import Watch
     from profiler.errors import UsageError
-    from profiler.preset import derive
+    from profiler.preset import class_of, derive
     from profiler.probe import probe
     from profiler.sweep import check_memory, resolve_threads, run_sweep
     from profiler.verify import verify_preset
@@ -116,6 +122,7 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
     previous = _install_term_handler()
     measurements: list[Measurement] = []
     node = None
+    watch = None
     try:
         node = probe()
         append(checkpoint, "node", node=node.to_dict())
@@ -131,31 +138,50 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
             if spec.stop_event is not None and spec.stop_event.is_set():
                 raise KeyboardInterrupt
 
+        append(checkpoint, "phase", name="sweep")
+        watch = Watch(node.affinity_cpus[: node.usable_cpus]).start()
         outcome = run_sweep(
             settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
         )
+        if outcome.completed and settings.layouts and node.usable_cpus > 1:
+            from profiler.layouts import run_layouts
+
+            append(checkpoint, "phase", name="layouts")
+            largest = {}
+            for n in settings.sizes:
+                largest[class_of(n)[0]] = n
+            run_layouts(
+                settings,
+                sorted(largest.values()),
+                node.affinity_cpus[: node.usable_cpus],
+                on_point=on_point,
+            )
+        conditions = watch.stop([m.samples for m in measurements])
         verification = None
         if outcome.completed and spec.verify:
+            append(checkpoint, "phase", name="verification")
             preset = derive(
-                outcome.measurements,
+                measurements,
                 node_type=spec.node_type,
                 calibrated_cpus=node.usable_cpus,
                 tolerance=settings.tolerance,
             )
-            verification = verify_preset(preset, outcome.measurements, settings)
+            verification = verify_preset(preset, measurements, settings)
         status = "complete" if outcome.completed else "partial"
         return build_result(
             spec,
             node,
-            outcome.measurements,
+            measurements,
             status,
             started,
             verification=verification,
             error=outcome.error,
+            conditions=conditions,
         ).to_dict()
     except KeyboardInterrupt:
+        conditions = watch.stop([m.samples for m in measurements]) if watch else None
         return build_result(
-            spec, node, measurements, "partial", started, error="interrupted"
+            spec, node, measurements, "partial", started, error="interrupted", conditions=conditions
         ).to_dict()
     finally:
         append(checkpoint, "end")

@@ -1,27 +1,67 @@
 """From measurements to a preset: threads per size class and per job layout.
 
-This module owns the choice (``derive``) and the preset record; ``profiler.render`` turns a
-preset into files that job scripts source or import.
+Size classes have fixed names and bounds (``SIZE_CLASSES``), whatever was measured: a
+calibration that measured some classes updates only those and keeps the others, each with
+the calibration it came from. Within a class the count is chosen by ``profiler.choice``
+over every measured (size, dtype) curve of the class. Layout rows (W processes x T threads)
+come from measured layouts where there are some, else they are derived from the class's
+count and the CPUs. ``profiler.render`` turns a preset into the files jobs load.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from profiler.budget import threads_for
+from profiler.choice import choose, curves_of
 from profiler.results import Measurement
 from profiler.settings import DEFAULT_TOLERANCE
 
-__all__ = ["Layout", "Preset", "SizeClass", "derive"]
+__all__ = [
+    "LAYOUT_PHASE",
+    "OVERSUBSCRIBED_PHASE",
+    "SIZE_CLASSES",
+    "Layout",
+    "Preset",
+    "SizeClass",
+    "class_of",
+    "derive",
+]
+
+#: (name, largest matrix order n of the class); the last has no bound
+SIZE_CLASSES: tuple[tuple[str, int | None], ...] = (
+    ("small", 256),
+    ("medium", 1024),
+    ("large", 4096),
+    ("huge", None),
+)
+_CLASS_ORDER = {name: i for i, (name, _) in enumerate(SIZE_CLASSES)}
+#: the phase of layout points: W processes of T threads; and of their contrast, each
+#: process left at the BLAS default (every CPU)
+LAYOUT_PHASE = "layout"
+OVERSUBSCRIBED_PHASE = "layout-oversubscribed"
+
+
+def class_of(n: int) -> tuple[str, int | None]:
+    """The size class (name, bound) a GEMM of order ``n`` belongs to."""
+    for name, bound in SIZE_CLASSES:
+        if bound is None or n <= bound:
+            return name, bound
+    raise AssertionError("the last size class has no bound")
 
 
 @dataclass(frozen=True)
 class SizeClass:
-    """GEMMs of order up to ``max_n`` (inclusive; None: no bound) run on ``threads``."""
+    """GEMMs of order up to ``max_n`` (inclusive; None: no bound) run on ``threads``.
+
+    ``gflops``, ``best_threads`` and ``best_gflops`` are those of the reference curve
+    (float64 at ``measured_n``, the largest size measured in the class); ``losses`` holds,
+    per dtype, the worst loss at ``threads`` against that dtype's best, and
+    ``within_tolerance`` whether every curve stayed within the tolerance (or its spread).
+    """
 
     name: str
     max_n: int | None
@@ -30,7 +70,27 @@ class SizeClass:
     gflops: float
     best_threads: int
     best_gflops: float
-    per_dtype: dict[str, int]
+    dtypes: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()
+    losses: dict[str, float] = field(default_factory=dict)
+    within_tolerance: bool = True
+    #: the calibration whose measurements chose this class's count
+    calibration_id: int | None = None
+
+    @property
+    def reference_dtype(self) -> str:
+        return "float64" if "float64" in self.dtypes or not self.dtypes else sorted(self.dtypes)[0]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SizeClass:
+        d = dict(d)
+        legacy = d.pop("per_dtype", None)  # presets stored before classes had losses
+        if legacy is not None and "dtypes" not in d:
+            d["dtypes"] = tuple(sorted(legacy))
+        d["dtypes"] = tuple(d.get("dtypes", ()))
+        d["sizes"] = tuple(d.get("sizes", ()) or (d["measured_n"],))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -125,7 +185,7 @@ class Preset:
             calibrated_cpus=int(d["calibrated_cpus"]),
             tolerance=float(d["tolerance"]),
             default_class=d["default_class"],
-            size_classes=tuple(SizeClass(**c) for c in d["size_classes"]),
+            size_classes=tuple(SizeClass.from_dict(c) for c in d["size_classes"]),
             layouts=tuple(Layout.from_dict(x) for x in d["layouts"]),
             calibration_id=d.get("calibration_id"),
             created_at=d.get("created_at", ""),
@@ -134,16 +194,6 @@ class Preset:
             logical_cpus=int(d.get("logical_cpus", 0)),
             partitions=tuple(d.get("partitions", ())),
         )
-
-
-def _class_names(count: int) -> list[str]:
-    if count == 1:
-        return ["all"]
-    if count == 2:
-        return ["small", "large"]
-    if count == 3:
-        return ["small", "medium", "large"]
-    return [f"c{i}" for i in range(count)]
 
 
 def derive(
@@ -158,68 +208,47 @@ def derive(
     cpu_model: str = "",
     logical_cpus: int = 0,
     partitions: tuple[str, ...] = (),
+    previous: Preset | None = None,
 ) -> Preset:
-    """Choose, per measured size, the smallest thread count within ``tolerance`` of the best.
+    """The preset these measurements choose, over ``previous`` for the classes not measured.
 
-    Sizes become classes whose bounds are the geometric means between neighbouring
-    measured sizes. Across dtypes a class takes the largest of the per-dtype choices, so no
-    measured dtype runs slower than ``tolerance`` below its best for want of threads.
-    Points whose thread limit did not hold are ignored. The default class is the largest
-    size: where BLAS time goes in a job that has large GEMMs at all.
+    Points whose thread limit did not hold are ignored. The default class is ``large``
+    when the preset has it, else its largest: where BLAS time goes in a job that has large
+    GEMMs at all.
     """
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
     usable = [m for m in measurements if m.threads_verified and m.gflops > 0]
-    if not usable:
+    sweep = [m for m in usable if m.workers == 1 and m.phase not in _LAYOUT_PHASES]
+    if not sweep:
         raise ValueError("no verified measurements to derive a preset from")
-
-    by_size: dict[int, dict[str, list[Measurement]]] = {}
-    for m in usable:
-        by_size.setdefault(m.n, {}).setdefault(m.dtype, []).append(m)
-    sizes = sorted(by_size)
-    names = _class_names(len(sizes))
-    classes = []
-    for i, n in enumerate(sizes):
-        per_dtype: dict[str, int] = {}
-        chosen_points: list[Measurement] = []
-        best_points: list[Measurement] = []
-        for dtype, points in sorted(by_size[n].items()):
-            best = _best_per_threads(points)
-            top = max(best.values(), key=lambda m: m.gflops)
-            good = [m for m in best.values() if m.gflops >= top.gflops * (1 - tolerance)]
-            pick = min(good, key=lambda m: m.threads)
-            per_dtype[dtype] = pick.threads
-            chosen_points.append(pick)
-            best_points.append(top)
-        threads = max(per_dtype.values())
-        reference = _reference_dtype(per_dtype)
-        chosen = next(m for m in chosen_points if m.dtype == reference)
-        top = next(m for m in best_points if m.dtype == reference)
-        chosen_at_threads = _best_per_threads(by_size[n][reference]).get(threads, chosen)
-        max_n = math.isqrt(n * sizes[i + 1]) if i + 1 < len(sizes) else None
-        classes.append(
-            SizeClass(
-                name=names[i],
-                max_n=max_n,
-                measured_n=n,
-                threads=threads,
-                gflops=chosen_at_threads.gflops,
-                best_threads=top.threads,
-                best_gflops=top.gflops,
-                per_dtype=per_dtype,
-            )
-        )
-    largest = classes[-1].threads
-    layouts = tuple(
-        Layout(w, threads_for(largest, calibrated_cpus, w)) for w in _worker_counts(calibrated_cpus)
-    )
+    by_class: dict[str, list[Measurement]] = {}
+    for m in sweep:
+        by_class.setdefault(class_of(m.n)[0], []).append(m)
+    classes = {
+        name: _size_class(name, points, tolerance, calibration_id)
+        for name, points in by_class.items()
+    }
+    layouts = [row for row in _measured_layouts(usable, tolerance) if row.size_class in classes]
+    if previous is not None:
+        for old in previous.size_classes:
+            if old.name in _CLASS_ORDER and old.name not in classes:
+                origin = old.calibration_id or previous.calibration_id
+                classes[old.name] = dataclasses.replace(old, calibration_id=origin)
+                layouts += [r for r in previous.layouts if r.size_class == old.name]
+    ordered = tuple(sorted(classes.values(), key=lambda c: _CLASS_ORDER[c.name]))
+    default = "large" if "large" in classes else ordered[-1].name
+    derived = classes[default].threads
+    layouts += [
+        Layout(w, threads_for(derived, calibrated_cpus, w)) for w in _worker_counts(calibrated_cpus)
+    ]
     return Preset(
         node_type=node_type,
         calibrated_cpus=calibrated_cpus,
         tolerance=tolerance,
-        default_class=classes[-1].name,
-        size_classes=tuple(classes),
-        layouts=layouts,
+        default_class=default,
+        size_classes=ordered,
+        layouts=tuple(layouts),
         calibration_id=calibration_id,
         created_at=created_at,
         blas=blas,
@@ -229,17 +258,65 @@ def derive(
     )
 
 
-def _best_per_threads(points: Sequence[Measurement]) -> dict[int, Measurement]:
-    """One point per thread count: the fastest, when a count was measured twice."""
-    best: dict[int, Measurement] = {}
+_LAYOUT_PHASES = (LAYOUT_PHASE, OVERSUBSCRIBED_PHASE)
+
+
+def _size_class(
+    name: str, points: Sequence[Measurement], tolerance: float, calibration_id: int | None
+) -> SizeClass:
+    curves = curves_of(points)
+    choice = choose(curves, tolerance)
+    dtypes = tuple(sorted({d for _, d in curves}, key=lambda d: (d != "float64", d)))
+    reference = dtypes[0]
+    measured_n = max(n for n, d in curves if d == reference)
+    curve = curves[(measured_n, reference)]
+    top = max(curve.values(), key=lambda m: m.gflops)
+    at_choice = curve.get(choice.threads, top)
+    return SizeClass(
+        name=name,
+        max_n=dict(SIZE_CLASSES)[name],
+        measured_n=measured_n,
+        threads=choice.threads,
+        gflops=at_choice.gflops,
+        best_threads=top.threads,
+        best_gflops=top.gflops,
+        dtypes=dtypes,
+        sizes=tuple(sorted({n for n, _ in curves})),
+        losses={d: round(choice.worst_loss(d), 4) for d in dtypes},
+        within_tolerance=choice.within_tolerance,
+        calibration_id=calibration_id,
+    )
+
+
+def _measured_layouts(points: Sequence[Measurement], tolerance: float) -> list[Layout]:
+    """Per class and worker count, the best measured threads per process (chosen by the
+    same rule as the sweep), with the oversubscribed setting's figure beside it."""
+    rows = []
+    grouped: dict[tuple[str, int], list[Measurement]] = {}
+    contrast: dict[tuple[str, int], float] = {}
     for m in points:
-        if m.threads not in best or m.gflops > best[m.threads].gflops:
-            best[m.threads] = m
-    return best
-
-
-def _reference_dtype(per_dtype: dict[str, int]) -> str:
-    return "float64" if "float64" in per_dtype else sorted(per_dtype)[0]
+        key = (class_of(m.n)[0], m.workers)
+        if m.phase == LAYOUT_PHASE and m.workers > 1:
+            grouped.setdefault(key, []).append(m)
+        elif m.phase == OVERSUBSCRIBED_PHASE:
+            contrast[key] = max(contrast.get(key, 0.0), m.gflops)
+    for (name, workers), group in sorted(grouped.items(), key=lambda kv: kv[0][1]):
+        curves = curves_of(group)
+        choice = choose(curves, tolerance)
+        best = max(
+            (c[choice.threads] for c in curves.values() if choice.threads in c),
+            key=lambda m: m.gflops,
+        )
+        rows.append(
+            Layout(
+                workers=workers,
+                threads=choice.threads,
+                size_class=name,
+                gflops=round(best.gflops, 3),
+                oversubscribed_gflops=contrast.get((name, workers)),
+            )
+        )
+    return rows
 
 
 def _worker_counts(cpus: int) -> list[int]:

@@ -2,8 +2,10 @@
 
 Each ``collect_*`` function fills one part of the record from the machine itself; nothing
 is hard-coded for any particular host. ``probe()`` assembles them into a ``NodeInfo``.
-The theoretical peak comes from a table of double-precision FLOPs per cycle per
-microarchitecture; a CPU that is not in the table gets no peak rather than a guess.
+The microarchitecture comes from archspec (Spack's database of CPUs); the theoretical peak
+from our table of double-precision FLOPs per cycle keyed by archspec's names. A CPU that
+archspec matches only to a generic level (``x86_64_v4``: a hypervisor often hides the flags
+that name it) or that is not in the table gets no peak rather than a guess.
 """
 
 from __future__ import annotations
@@ -25,47 +27,34 @@ __all__ = [
     "collect_allocation",
     "collect_blas",
     "collect_numpy",
+    "collect_caches",
+    "collect_hypervisor",
     "microarchitecture",
     "FLOPS_PER_CYCLE_F64",
     "SLURM_VARIABLES",
 ]
 
-# Double-precision FLOPs per cycle per core with FMA on the widest units (float32: twice).
+# Double-precision FLOPs per cycle per core with FMA on the widest units (float32: twice),
+# keyed by archspec's microarchitecture names. Intel server parts are assumed to have two
+# AVX-512 FMA units per core; some low-end SKUs have one, and their peak reads double.
 FLOPS_PER_CYCLE_F64: dict[str, int] = {
     "haswell": 16,
     "broadwell": 16,
     "skylake": 16,
-    "skylake-sp": 32,
+    "skylake_avx512": 32,
     "cascadelake": 32,
-    "icelake-sp": 32,
+    "icelake": 32,
     "sapphirerapids": 32,
-    "emeraldrapids": 32,
-    "zen1": 8,
+    "zen": 8,
     "zen2": 16,
     "zen3": 16,
     "zen4": 16,
     "zen5": 32,
-    "neoverse-n1": 8,
-    "neoverse-v1": 16,
-    "neoverse-v2": 16,
+    "neoverse_n1": 8,
+    "neoverse_v1": 16,
+    "neoverse_v2": 16,
     "thunderx2": 8,
-}
-
-_INTEL_FAMILY6 = {
-    **dict.fromkeys((0x3C, 0x3F, 0x45, 0x46), "haswell"),
-    **dict.fromkeys((0x3D, 0x47, 0x4F, 0x56), "broadwell"),
-    **dict.fromkeys((0x4E, 0x5E, 0x8E, 0x9E, 0xA5, 0xA6), "skylake"),
-    0x55: "skylake-sp",  # stepping >= 5 is Cascade Lake, resolved below
-    **dict.fromkeys((0x6A, 0x6C), "icelake-sp"),
-    0x8F: "sapphirerapids",
-    0xCF: "emeraldrapids",
-}
-
-_ARM_PARTS = {
-    ("0x41", "0xd0c"): "neoverse-n1",
-    ("0x41", "0xd40"): "neoverse-v1",
-    ("0x41", "0xd4f"): "neoverse-v2",
-    ("0x43", "0x0af"): "thunderx2",
+    "a64fx": 32,
 }
 
 SLURM_VARIABLES = (
@@ -180,26 +169,51 @@ def collect_cpu() -> CpuFacts:
     )
 
 
-def microarchitecture(cpu: CpuFacts) -> str | None:
-    """Map vendor/family/model (or the ARM part number) to a name in FLOPS_PER_CYCLE_F64."""
-    if cpu.arm_part is not None:
-        return _ARM_PARTS.get(cpu.arm_part)
-    fam, mod = cpu.family, cpu.model_number
-    if fam is None or mod is None:
+def microarchitecture() -> tuple[str | None, bool]:
+    """archspec's name for this CPU, and whether it is a named microarchitecture (not only
+    a generic level such as ``x86_64_v3``)."""
+    try:
+        import archspec.cpu
+    except ImportError:
+        return None, False
+    try:
+        host = archspec.cpu.host()
+    except Exception:  # noqa: BLE001  # an unreadable /proc/cpuinfo: say unknown
+        return None, False
+    return host.name, host.vendor != "generic"
+
+
+def collect_caches() -> dict[str, int]:
+    """Cache sizes in bytes per instance (``L1d``, ``L1i``, ``L2``, ``L3``) as cpu0 sees them."""
+    caches: dict[str, int] = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index[0-9]*")):
+        level, kind = _read(index / "level"), _read(index / "type")
+        size = (_read(index / "size") or "").strip()
+        match = re.fullmatch(r"([0-9]+)([KMG]?)", size)
+        if not (level and kind and match):
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind.strip(), "")
+        scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[match.group(2)]
+        caches[f"L{level.strip()}{suffix}"] = int(match.group(1)) * scale
+    return caches
+
+
+def collect_hypervisor(flags: tuple[str, ...]) -> str | None:
+    """The hypervisor this node runs under (e.g. ``KVM``, ``Xen``), or None on bare metal."""
+    if "hypervisor" not in flags:
         return None
-    if cpu.vendor == "GenuineIntel" and fam == 6:
-        name = _INTEL_FAMILY6.get(mod)
-        if name == "skylake-sp" and (cpu.stepping or 0) >= 5:
-            return "cascadelake"
-        return name
-    if cpu.vendor in ("AuthenticAMD", "HygonGenuine"):
-        if fam == 0x17:
-            return "zen1" if mod < 0x30 else "zen2"
-        if fam == 0x19:
-            return "zen4" if (0x10 <= mod < 0x20 or 0x60 <= mod < 0x80 or mod >= 0xA0) else "zen3"
-        if fam == 0x1A:
-            return "zen5"
-    return None
+    for path in ("/sys/hypervisor/type", "/sys/class/dmi/id/sys_vendor"):
+        text = (_read(path) or "").strip()
+        if text:
+            return re.sub(r"[^\w .,()-]", "", text)[:64] or "unknown"
+    return "unknown"
+
+
+def _blas_max_threads(numpy_blas: dict[str, Any]) -> int | None:
+    """The thread ceiling numpy's OpenBLAS was built with (``MAX_THREADS=N``), if stated."""
+    config = str((numpy_blas.get("blas") or {}).get("openblas configuration") or "")
+    match = re.search(r"MAX_THREADS=([0-9]+)", config)
+    return int(match.group(1)) if match else None
 
 
 def collect_allocation() -> tuple[tuple[int, ...], float | None, dict[str, str]]:
@@ -258,14 +272,20 @@ def probe() -> NodeInfo:
     cpu = collect_cpu()
     affinity, quota, slurm = collect_allocation()
     usable = budget.usable_cpus(affinity, quota)
-    arch = microarchitecture(cpu)
-    fpc = FLOPS_PER_CYCLE_F64.get(arch) if arch else None
+    arch, named = microarchitecture()
+    fpc = FLOPS_PER_CYCLE_F64.get(arch) if arch and named else None
     cores_for_peak = usable_cores(affinity, usable)
     if fpc and cpu.clock_mhz:
         peak = cores_for_peak * cpu.clock_mhz / 1000.0 * fpc
         note = (
             f"{cores_for_peak} cores x {cpu.clock_mhz / 1000.0:.2f} GHz "
             f"({cpu.clock_source}) x {fpc} FLOPs/cycle ({arch}, float64)"
+        )
+    elif arch and not named:
+        peak = None
+        note = (
+            f"unknown: archspec matches {cpu.model!r} only to the generic level {arch} "
+            "(a hypervisor may hide the CPU flags that name it)"
         )
     else:
         peak = None
@@ -313,4 +333,10 @@ def probe() -> NodeInfo:
         peak_gflops_f64=round(peak, 3) if peak else None,
         peak_note=note,
         usable_cores=cores_for_peak,
+        cpu_family=cpu.family,
+        cpu_model_number=cpu.model_number,
+        cpu_stepping=cpu.stepping,
+        hypervisor=collect_hypervisor(cpu.flags),
+        caches=collect_caches(),
+        blas_max_threads=_blas_max_threads(numpy_blas),
     )

@@ -8,9 +8,10 @@ record is frozen; the stored form carries ``schema_version``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from profiler import stats
 from profiler.settings import SweepSettings
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "gemm_flops",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def gemm_flops(n: int) -> float:
@@ -43,6 +44,12 @@ class BlasLibrary:
     num_threads: int
     filepath: str
     prefix: str = ""
+
+    @property
+    def limit_scope(self) -> str:
+        """Whose thread count a limit changes: OpenMP's ``omp_set_num_threads`` sets the
+        calling thread's; the BLAS libraries' setters act on the whole process."""
+        return "calling thread" if self.user_api == "openmp" else "process"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BlasLibrary:
@@ -89,6 +96,15 @@ class NodeInfo:
     peak_note: str
     #: physical cores among the usable CPUs (an allocation may hold part of an SMT node)
     usable_cores: int = 0
+    cpu_family: int | None = None
+    cpu_model_number: int | None = None
+    cpu_stepping: int | None = None
+    #: the hypervisor this node runs under, None on bare metal
+    hypervisor: str | None = None
+    #: cache sizes in bytes per instance: L1d, L1i, L2, L3
+    caches: dict[str, int] = field(default_factory=dict)
+    #: the most threads numpy's OpenBLAS was built for (MAX_THREADS), where it says
+    blas_max_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,7 +133,12 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One benchmark point: a GEMM of one size and dtype on one thread count."""
+    """One benchmark point: a GEMM of one size and dtype on one thread count.
+
+    ``workers`` > 1: a layout point, that many processes of ``threads`` threads each at
+    once; ``samples`` and ``median_s`` are then seconds per GEMM of the whole layout, so
+    ``gflops`` is their aggregate.
+    """
 
     kernel: str
     dtype: str
@@ -132,9 +153,32 @@ class Measurement:
     threads_verified: bool
     threads_observed: tuple[int, ...] = ()
     phase: str = "full"
+    workers: int = 1
+
+    @property
+    def spread(self) -> float:
+        """The samples' robust spread (scaled MAD) relative to their median."""
+        return stats.relative_spread(self.samples)
+
+    @property
+    def uncertainty(self) -> float:
+        """The relative standard error of the median figure."""
+        return stats.uncertainty(self.samples)
+
+    @property
+    def outliers(self) -> int:
+        """Samples far from the median (kept, but flagged)."""
+        return stats.outliers(self.samples)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form plus the figures derived from the samples."""
+        d = self.to_dict()
+        d["samples"] = list(self.samples)
+        d["threads_observed"] = list(self.threads_observed)
+        return {**d, "spread": self.spread, "outliers": self.outliers}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:
@@ -180,6 +224,8 @@ class NodeResult:
     verification: Verification | None = None
     error: str | None = None
     schema_version: int = SCHEMA_VERSION
+    #: how busy the node was while it measured (``profiler.conditions.Conditions.to_dict``)
+    conditions: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +239,7 @@ class NodeResult:
             "settings": self.settings.to_dict(),
             "verification": dataclasses.asdict(self.verification) if self.verification else None,
             "error": self.error,
+            "conditions": self.conditions,
         }
 
     @classmethod
@@ -216,4 +263,5 @@ class NodeResult:
             else None,
             error=d.get("error"),
             schema_version=version,
+            conditions=d.get("conditions"),
         )

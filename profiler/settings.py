@@ -66,6 +66,8 @@ class SweepSettings:
     timing: TimingSettings = field(default_factory=TimingSettings)
     strategy: str = "search"
     tolerance: float = DEFAULT_TOLERANCE
+    #: also measure job layouts (W processes x T threads); see ``profiler.layouts``
+    layouts: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,6 +87,7 @@ class SweepSettings:
             timing=TimingSettings(**d.get("timing", {})),
             strategy=d.get("strategy", "search"),
             tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)),
+            layouts=bool(d.get("layouts", False)),
         )
 
 
@@ -100,12 +103,14 @@ PROFILES: dict[str, SweepSettings] = {
         sizes=(256, 1024, 4096),
         dtypes=DTYPES,
         timing=TimingSettings(min_time=0.2, samples=7),
+        layouts=True,
     ),
     "full": SweepSettings(
         profile="full",
         sizes=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
         dtypes=DTYPES,
         timing=TimingSettings(min_time=0.5, samples=11),
+        layouts=True,
     ),
 }
 

@@ -2,10 +2,12 @@
 
 The default strategy does not measure every thread count. Per (size, dtype) it measures a
 coarse ladder (1, 2, 4, ... plus the physical-core and usable-CPU counts), refines around the
-best by bisection while a new point still beats it by more than half the tolerance, then
-bisects for the smallest count within the tolerance of the best, which is what a preset
-uses. ``exhaustive`` measures the whole grid. ``search_threads`` is a pure function of a
-``measure(threads) -> GFLOP/s`` callable so that it can be replayed on modelled curves.
+best by bisection while a new point still beats it by more than a quarter of the
+tolerance, then bisects for the smallest count within the tolerance of the best, which is
+what a preset uses. ``exhaustive`` measures the whole grid. Every batch of counts is timed
+in interleaved rounds, and a difference inside the measured spread never decides.
+``search_threads`` is a pure function of a ``measure(counts) -> readings`` callable so that
+it can be replayed on modelled curves.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from dataclasses import dataclass
 from profiler.errors import UsageError
 from profiler.results import Measurement
 from profiler.settings import ALL_THREADS, DEFAULT_TOLERANCE, SweepSettings, ThreadCounts
+from profiler.stats import differs
 from profiler.timing import check_fits, operand_bytes
 
 __all__ = [
+    "Reading",
     "SearchResult",
     "SweepOutcome",
     "check_memory",
     "coarse_ladder",
+    "one_at_a_time",
     "planned_points",
     "resolve_threads",
     "run_sweep",
@@ -64,6 +69,10 @@ def coarse_ladder(candidates: Sequence[int], anchors: Iterable[int] = ()) -> lis
     return sorted(picked)
 
 
+#: what a measurement gives the search: GFLOP/s, or (GFLOP/s, relative uncertainty)
+Reading = float | tuple[float, float]
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """The points a search measured (in order) and the count it chose."""
@@ -73,73 +82,91 @@ class SearchResult:
     best: int
 
 
+def one_at_a_time(measure: Callable[[int], Reading]) -> Callable[[Sequence[int]], list[Reading]]:
+    """A batch measure for ``search_threads`` from one that measures a single count."""
+    return lambda counts: [measure(t) for t in counts]
+
+
 def search_threads(
     candidates: Sequence[int],
-    measure: Callable[[int], float],
+    measure: Callable[[Sequence[int]], Sequence[Reading]],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     anchors: Iterable[int] = (),
 ) -> SearchResult:
-    """Find the smallest thread count within ``tolerance`` of the best without the full grid."""
+    """Find the smallest thread count within ``tolerance`` of the best without the full grid.
+
+    ``measure`` takes a batch of counts (measured together, in interleaved rounds) and
+    returns one reading per count. A count whose figure is within the tolerance of the
+    best, or within the spread of the two figures, counts as good as the best: the
+    smallest such count is chosen, and a difference inside the spread never moves the
+    search.
+    """
     cands = sorted(set(candidates))
     if not cands:
         raise ValueError("no thread counts to search")
     order: list[tuple[int, float]] = []
     seen: dict[int, float] = {}
+    error: dict[int, float] = {}
 
-    def at(t: int) -> float:
-        if t not in seen:
-            seen[t] = measure(t)
-            order.append((t, seen[t]))
-        return seen[t]
+    def at(counts: Sequence[int]) -> None:
+        new = [t for t in dict.fromkeys(counts) if t not in seen]
+        if not new:
+            return
+        for t, reading in zip(new, measure(new), strict=True):
+            value, spread = reading if isinstance(reading, tuple) else (reading, 0.0)
+            seen[t], error[t] = value, spread
+            order.append((t, value))
 
-    for t in coarse_ladder(cands, anchors):
-        at(t)
+    def good(t: int, top: int) -> bool:
+        value, best = seen[t], seen[top]
+        return value >= best * (1 - tolerance) or not differs(value, error[t], best, error[top])
 
-    # Refine the peak: bisect towards each measured neighbour of the best. Go on while a
-    # midpoint beats the best by more than a quarter of the tolerance, or comes within half
-    # of it across a gap still wider than an eighth of the best count: a peak can hide
-    # between two points that both fall short of it. Gains below that cannot move the
-    # answer by more than the tolerance.
+    at(coarse_ladder(cands, anchors))
+
+    # Refine the peak: bisect towards each measured neighbour of the best, both sides in
+    # one batch. Go on while a midpoint beats the best by more than a quarter of the
+    # tolerance (and beyond the spread), or comes within half of it across a gap still
+    # wider than an eighth of the best count: a peak can hide between two points that both
+    # fall short of it. Gains below that cannot move the answer by more than the tolerance.
     while True:
         best = max(seen, key=seen.__getitem__)
-        improved = False
+        mids = []
         for side in (-1, 1):
             neighbours = [t for t in seen if (t - best) * side > 0]
             if not neighbours:
                 continue
             nb = min(neighbours, key=lambda t: abs(t - best))
             between = [t for t in cands if min(best, nb) < t < max(best, nb)]
-            if not between:
-                continue
-            mid = between[len(between) // 2]
-            if mid in seen:
-                continue
-            value = at(mid)
-            beats = value > seen[best] * (1 + tolerance / 4)
-            close_across_a_wide_gap = value >= seen[best] * (1 - tolerance / 2) and abs(
-                nb - best
-            ) > max(2, best // 8)
+            if between and between[len(between) // 2] not in seen:
+                mids.append((between[len(between) // 2], abs(nb - best)))
+        if not mids:
+            break
+        at([m for m, _ in mids])
+        improved = False
+        for mid, gap in mids:
+            value = seen[mid]
+            beats = value > seen[best] * (1 + tolerance / 4) and differs(
+                value, error[mid], seen[best], error[best]
+            )
+            close_across_a_wide_gap = good(mid, best) and gap > max(2, best // 8)
             improved = improved or beats or close_across_a_wide_gap
         if not improved:
             break
 
-    # The smallest count within tolerance: bisect between it and the measured count below.
+    # The smallest good count: bisect between it and the measured count below.
     while True:
-        top = max(seen.values())
-        chosen = min(t for t, g in seen.items() if g >= top * (1 - tolerance))
+        top = max(seen, key=seen.__getitem__)
+        chosen = min(t for t in seen if good(t, top))
         lower = [t for t in seen if t < chosen]
-        if not lower:
-            break
-        between = [t for t in cands if max(lower) < t < chosen]
+        between = [t for t in cands if lower and max(lower) < t < chosen]
         if not between:
             break
-        at(between[len(between) // 2])
+        at([between[len(between) // 2]])
 
-    top = max(seen.values())
-    chosen = min(t for t, g in seen.items() if g >= top * (1 - tolerance))
-    best = max(seen, key=seen.__getitem__)
-    return SearchResult(measured=tuple(order), chosen=chosen, best=best)
+    top = max(seen, key=seen.__getitem__)
+    chosen = min(t for t in seen if good(t, top))
+    return SearchResult(measured=tuple(order), chosen=chosen, best=top)
 
 
 @dataclass
@@ -151,13 +178,28 @@ class SweepOutcome:
     error: str | None = None
 
 
+def _search_estimate(counts: int) -> int:
+    """An upper estimate of the points a search over ``counts`` thread counts measures."""
+    if counts <= 2:
+        return counts
+    return min(counts, len(coarse_ladder(range(1, counts + 1))) + 2 * counts.bit_length())
+
+
 def planned_points(settings: SweepSettings, thread_counts: Sequence[int]) -> int:
-    """An upper estimate of the points a sweep will measure (for progress displays)."""
+    """An upper estimate of the points a task will measure, layouts included (for progress
+    displays)."""
+    from profiler.layouts import worker_counts
+    from profiler.preset import class_of
+
     per_curve = len(thread_counts)
-    if settings.strategy == "search" and per_curve > 2:
-        ladder = len(coarse_ladder(thread_counts))
-        per_curve = min(per_curve, ladder + 2 * max(1, len(thread_counts).bit_length()))
-    return per_curve * len(settings.sizes) * len(settings.dtypes)
+    if settings.strategy == "search":
+        per_curve = _search_estimate(per_curve)
+    total = per_curve * len(settings.sizes) * len(settings.dtypes)
+    cpus = max(thread_counts, default=1)
+    if settings.layouts and cpus > 1:
+        classes = len({class_of(n)[0] for n in settings.sizes})
+        total += classes * sum(_search_estimate(cpus // w) + 1 for w in worker_counts(cpus))
+    return total
 
 
 def run_sweep(
@@ -172,31 +214,29 @@ def run_sweep(
     An interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the caller) stops the
     sweep and returns the points already measured with ``completed=False``.
     """
-    from profiler.timing import ThreadLimiter, Workspace, time_gemm
+    from profiler.timing import ThreadLimiter, Workspace, time_points
 
     limiter = ThreadLimiter()
     done: list[Measurement] = []
     anchors = [physical_cores] if physical_cores else []
-
-    def record(m: Measurement) -> Measurement:
-        done.append(m)
-        if on_point is not None:
-            on_point(m)
-        return m
 
     try:
         for dtype in settings.dtypes:
             for n in settings.sizes:
                 workspace = Workspace(n, dtype)
 
-                def measure(t: int, ws: Workspace = workspace) -> float:
-                    return record(
-                        time_gemm(ws, t, limiter, settings.timing, phase=settings.strategy)
-                    ).gflops
+                def measure(counts: Sequence[int], ws: Workspace = workspace) -> list[Reading]:
+                    points = time_points(
+                        ws, counts, limiter, settings.timing, phase=settings.strategy
+                    )
+                    for m in points:
+                        done.append(m)
+                        if on_point is not None:
+                            on_point(m)
+                    return [(m.gflops, m.uncertainty) for m in points]
 
                 if settings.strategy == "exhaustive":
-                    for t in thread_counts:
-                        measure(t)
+                    measure(thread_counts)
                 else:
                     search_threads(
                         thread_counts, measure, tolerance=settings.tolerance, anchors=anchors

@@ -1,18 +1,18 @@
-"""One benchmark point: a GEMM of one size, dtype and thread count, timed robustly.
+"""Benchmark points: GEMMs of one size and dtype at several thread counts, timed robustly.
 
 Operands live in a ``Workspace`` allocated once per (size, dtype) with a preallocated
 output. Threads are limited through threadpoolctl and then read back from threadpoolctl's
 own report: a point whose limit did not hold is kept but marked unverified. The loop count
 doubles until one sample lasts ``min_time`` (capped, and stored with the point so the run
-can be reproduced), then ``samples`` samples are taken and summarised by their median, minimum
-and coefficient of variation.
+can be reproduced); then the thread counts are sampled in interleaved rounds, and each
+point is summarised by its median, minimum, coefficient of variation and robust spread.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import UsageError
@@ -28,6 +28,7 @@ __all__ = [
     "operand_bytes",
     "check_fits",
     "time_gemm",
+    "time_points",
 ]
 
 
@@ -98,6 +99,60 @@ def _time_loops(matmul: Callable[..., Any], a: Any, b: Any, c: Any, loops: int) 
     return timer() - t0
 
 
+def time_points(
+    workspace: Workspace,
+    thread_counts: Sequence[int | None],
+    limiter: ThreadLimiter,
+    settings: TimingSettings = _DEFAULT_TIMING,
+    *,
+    phase: str = "full",
+) -> list[Measurement]:
+    """Time ``c = a @ b`` at each thread count, in interleaved rounds; one point per count.
+
+    Each count is warmed up and its loop count calibrated first; then each of
+    ``settings.samples`` rounds takes one sample of every count, in alternating order, so
+    that a machine that slowly gets busier or quieter bends every count alike instead of
+    the counts measured last. ``None`` leaves the libraries as the environment configured
+    them (how a job started from a preset runs) and records the count they report.
+    """
+    import contextlib
+
+    import numpy as np
+
+    matmul = np.matmul
+    a, b, c = workspace.a, workspace.b, workspace.c
+
+    def held(threads: int | None) -> Any:
+        return limiter.limit(threads) if threads is not None else contextlib.nullcontext()
+
+    counts = list(thread_counts)
+    loops: list[int] = []
+    observed: list[tuple[int, ...]] = []
+    for threads in counts:
+        with held(threads):
+            observed.append(limiter.observed())
+            for _ in range(settings.warmup):
+                matmul(a, b, out=c)
+            n_loops = 1
+            while True:
+                elapsed = _time_loops(matmul, a, b, c, n_loops)
+                if elapsed >= settings.min_time or n_loops >= settings.max_loops:
+                    break
+                n_loops = min(n_loops * 2, settings.max_loops)
+            loops.append(n_loops)
+    per_call: list[list[float]] = [[] for _ in counts]
+    order = list(range(len(counts)))
+    for round_ in range(settings.samples):
+        for i in order if round_ % 2 == 0 else reversed(order):
+            with held(counts[i]):
+                per_call[i].append(_time_loops(matmul, a, b, c, loops[i]) / loops[i])
+    points = []
+    for threads, seen, n_loops, times in zip(counts, observed, loops, per_call, strict=True):
+        count = threads if threads is not None else (seen[0] if seen else 0)
+        points.append(_point(workspace, count, times, n_loops, seen, phase=phase))
+    return points
+
+
 def time_gemm(
     workspace: Workspace,
     threads: int | None,
@@ -106,34 +161,23 @@ def time_gemm(
     *,
     phase: str = "full",
 ) -> Measurement:
-    """Time ``c = a @ b`` on ``threads`` threads; return the point with its statistics.
+    """Time ``c = a @ b`` on ``threads`` threads alone (see ``time_points``)."""
+    (point,) = time_points(workspace, [threads], limiter, settings, phase=phase)
+    return point
 
-    ``threads=None`` leaves the libraries as the environment configured them (how a job
-    started from a preset runs) and records the count they report.
-    """
-    import contextlib
 
-    import numpy as np
-
-    matmul = np.matmul
-    a, b, c = workspace.a, workspace.b, workspace.c
-    context = limiter.limit(threads) if threads is not None else contextlib.nullcontext()
-    with context:
-        observed = limiter.observed()
-        if threads is None:
-            threads = observed[0] if observed else 0
-        for _ in range(settings.warmup):
-            matmul(a, b, out=c)
-        loops = 1
-        while True:
-            elapsed = _time_loops(matmul, a, b, c, loops)
-            if elapsed >= settings.min_time or loops >= settings.max_loops:
-                break
-            loops = min(loops * 2, settings.max_loops)
-        per_call = [_time_loops(matmul, a, b, c, loops) / loops for _ in range(settings.samples)]
+def _point(
+    workspace: Workspace,
+    threads: int,
+    per_call: Sequence[float],
+    loops: int,
+    observed: tuple[int, ...],
+    *,
+    phase: str,
+    workers: int = 1,
+) -> Measurement:
     median = statistics.median(per_call)
     mean = statistics.fmean(per_call)
-    cv = statistics.pstdev(per_call) / mean if mean > 0 else 0.0
     return Measurement(
         kernel="gemm",
         dtype=workspace.dtype,
@@ -141,11 +185,12 @@ def time_gemm(
         threads=threads,
         median_s=median,
         min_s=min(per_call),
-        cv=cv,
+        cv=statistics.pstdev(per_call) / mean if mean > 0 else 0.0,
         samples=tuple(per_call),
         loops=loops,
         gflops=gemm_flops(workspace.n) / median / 1e9,
         threads_verified=bool(observed) and all(t == threads for t in observed),
         threads_observed=observed,
         phase=phase,
+        workers=workers,
     )

@@ -82,7 +82,15 @@ def test_probe_table_shows_this_machine(home: Path) -> None:
 
 def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> None:
     doc = calibrated["doc"]
-    for key in ("calibration_id", "status", "node_type", "nodes", "measurements", "preset"):
+    for key in (
+        "calibration_id",
+        "status",
+        "node_type",
+        "conditions",
+        "nodes",
+        "measurements",
+        "preset",
+    ):
         assert key in doc
     assert doc["status"] == "complete"
     assert doc["node_type"] == "tiny-node"
@@ -101,22 +109,48 @@ def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> N
         # GFLOP/s is 2n^3 over the median, not something else
         assert m["gflops"] == pytest.approx(2 * m["n"] ** 3 / m["median_s"] / 1e9, rel=1e-6)
         assert m["threads_verified"], m
+    assert doc["conditions"]["verdict"] in ("quiet", "noisy")
+    (figures,) = doc["conditions"]["nodes"]
+    assert 0 <= figures["others_cpu_fraction"] <= 1 and figures["wall_s"] > 0
+    assert (doc["conditions"]["verdict"] == "noisy") == bool(doc["conditions"]["reasons"])
     preset = doc["preset"]
     assert preset["node_type"] == "tiny-node"
-    assert [c["measured_n"] for c in preset["size_classes"]] == [64, 192]
-    assert all(1 <= c["threads"] <= usable for c in preset["size_classes"])
-    assert preset["layouts"][0]["workers"] == 1
+    # both sizes are small GEMMs: one class, whatever sizes a calibration measures
+    (small,) = preset["size_classes"]
+    assert (small["name"], small["max_n"], small["sizes"]) == ("small", 256, [64, 192])
+    assert 1 <= small["threads"] <= usable
+    assert preset["layouts"][0] == {
+        "workers": 1, "threads": small["threads"], "size_class": None, "gflops": None,
+        "oversubscribed_gflops": None,
+    }  # fmt: skip
     assert doc["preset_files"] and all(Path(p).is_file() for p in doc["preset_files"])
 
 
-def test_the_chosen_count_is_the_smallest_within_tolerance(calibrated: dict[str, Any]) -> None:
+def test_the_chosen_count_is_the_smallest_as_good_as_the_best_everywhere(
+    calibrated: dict[str, Any],
+) -> None:
+    from profiler.stats import differs, uncertainty
+
     doc = calibrated["doc"]
     tolerance = doc["preset"]["tolerance"]
     for size_class in doc["preset"]["size_classes"]:
-        points = [m for m in doc["measurements"] if m["n"] == size_class["measured_n"]]
-        best = max(m["gflops"] for m in points)
-        good = [m["threads"] for m in points if m["gflops"] >= best * (1 - tolerance)]
-        assert size_class["threads"] == min(good)
+        curves: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
+        for m in doc["measurements"]:
+            if m["n"] in size_class["sizes"] and m["workers"] == 1:
+                curves.setdefault((m["n"], m["dtype"]), {})[m["threads"]] = m
+
+        def good(t: int, curve: dict[int, dict[str, Any]]) -> bool:
+            best = max(curve.values(), key=lambda m: m["gflops"])
+            m = curve[t]
+            return m["gflops"] >= best["gflops"] * (1 - tolerance) or not differs(
+                m["gflops"], uncertainty(m["samples"]), best["gflops"], uncertainty(best["samples"])
+            )
+
+        common = set.intersection(*(set(c) for c in curves.values()))
+        good_everywhere = [t for t in sorted(common) if all(good(t, c) for c in curves.values())]
+        assert size_class["within_tolerance"] == bool(good_everywhere)
+        if good_everywhere:
+            assert size_class["threads"] == good_everywhere[0]
 
 
 def test_list_and_show_find_the_stored_calibration(

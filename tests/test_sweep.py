@@ -10,7 +10,13 @@ import pytest
 from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
 from profiler.errors import UsageError
 from profiler.settings import ALL_THREADS, PROFILES, TimingSettings, with_overrides
-from profiler.sweep import coarse_ladder, resolve_threads, run_sweep, search_threads
+from profiler.sweep import (
+    coarse_ladder,
+    one_at_a_time,
+    resolve_threads,
+    run_sweep,
+    search_threads,
+)
 from profiler.timing import ThreadLimiter, Workspace, check_fits, time_gemm
 
 
@@ -64,7 +70,7 @@ def _curve(kind: str, n: int, noise: float, seed: int):
 def test_search_keeps_quality_with_a_fraction_of_the_points(kind: str, n: int, seed: int) -> None:
     true, measured, calls = _curve(kind, n, noise=0.01, seed=seed)
     cands = range(1, n + 1)
-    result = search_threads(cands, measured, tolerance=0.03, anchors=[n // 2])
+    result = search_threads(cands, one_at_a_time(measured), tolerance=0.03, anchors=[n // 2])
     best_true = max(true(t) for t in cands)
     assert true(result.chosen) >= 0.95 * best_true, (result.chosen, result.measured)
     assert len(calls) == len(set(calls))  # no point measured twice
@@ -73,13 +79,13 @@ def test_search_keeps_quality_with_a_fraction_of_the_points(kind: str, n: int, s
 
 def test_search_measures_everything_on_a_two_cpu_grid() -> None:
     _, measured, calls = _curve("saturating", 2, noise=0.0, seed=0)
-    result = search_threads([1, 2], measured)
+    result = search_threads([1, 2], one_at_a_time(measured))
     assert sorted(calls) == [1, 2] and result.chosen == 2
 
 
 def test_search_prefers_fewer_threads_when_more_do_not_pay() -> None:
     flat = {t: 100.0 + 0.5 * t for t in range(1, 33)}  # 32 threads only 15% above 1
-    result = search_threads(range(1, 33), flat.__getitem__, tolerance=0.03)
+    result = search_threads(range(1, 33), one_at_a_time(flat.__getitem__), tolerance=0.03)
     assert flat[result.chosen] >= max(flat.values()) * 0.97
     assert result.chosen < 32
 

@@ -51,6 +51,21 @@ def calibrate_command(
     verify: Annotated[
         bool, typer.Option(help="Check the preset in a fresh process started with it.")
     ] = True,
+    layouts: Annotated[
+        bool | None,
+        typer.Option(
+            "--layouts/--no-layouts",
+            help="Also measure job layouts (W processes x T threads at once); default: on "
+            "with the standard and full profiles.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Adopt the preset even if the node was busy or the preset did not verify.",
+        ),
+    ] = False,
     cluster: Annotated[
         Path | None,
         typer.Option(
@@ -90,6 +105,10 @@ def calibrate_command(
       blasprof calibrate --node-type login-amd --exhaustive
 
       blasprof calibrate --cluster cluster.toml --node-type A --node-type B --no-wait
+
+    A preset is adopted (written for jobs) unless the node was busy while it measured and a
+    clean preset exists, or the preset did not verify in a fresh process; then the command
+    exits 1 and says why. --force adopts it anyway.
     """
     from profiler.cli.workflow import build_request, run_calibration, terminate_as_interrupt
 
@@ -109,6 +128,8 @@ def calibrate_command(
         nodes_per_type=nodes_per_type,
         all_nodes=all_nodes,
         wait=wait,
+        layouts=layouts,
+        force=force,
     )
     database = open_db()
     with terminate_as_interrupt():
@@ -130,9 +151,16 @@ def calibrate_command(
         if wait:  # Ctrl-C while waiting on a batch system: the jobs go on
             raise typer.Exit(130)
         return
+    failed = False
+    for r in reports:
+        if r.adoption is not None and not r.adoption.adopted:
+            display.err(f"calibration {r.calibration_id} ({r.node_type}): {r.adoption.note}")
+            failed = True
     if any(r.status != "complete" for r in reports):
         bad = ", ".join(
             f"{r.calibration_id} ({r.status})" for r in reports if r.status != "complete"
         )
         display.err(f"calibration did not complete: {bad}; the points measured are stored")
+        failed = True
+    if failed:
         raise typer.Exit(1)

@@ -118,6 +118,7 @@ def _ranges(cpus: tuple[int, ...]) -> str:
 
 def print_probe(info: NodeInfo) -> None:
     """This node as a two-column table."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -149,6 +150,13 @@ def print_probe(info: NodeInfo) -> None:
             + info.peak_note,
         ),
         ("numpy", f"{info.numpy_version} (python {info.python_version})"),
+        ("numpy build", _numpy_build(info)),
+        (
+            "cpuid",
+            f"family {info.cpu_family} model {info.cpu_model_number} stepping {info.cpu_stepping}",
+        ),
+        ("caches", ", ".join(f"{k} {_size(v)}" for k, v in info.caches.items()) or "-"),
+        ("hypervisor", info.hypervisor or "none (bare metal)"),
     ]
     rows += sorted(info.slurm.items())
     for lib in info.blas:
@@ -161,9 +169,36 @@ def print_probe(info: NodeInfo) -> None:
         )
     if not info.blas:
         rows.append(("blas", "no BLAS library found by threadpoolctl"))
+    scopes = sorted({f"{lib.internal_api}: {lib.limit_scope}" for lib in info.blas})
+    if scopes:
+        rows.append(("limit scope", "threadpoolctl limits act on " + "; ".join(scopes)))
+    if info.blas_max_threads:
+        ceiling = f"numpy's OpenBLAS was built for at most {info.blas_max_threads} threads"
+        if info.usable_cpus > info.blas_max_threads:
+            ceiling += f"; WARNING: {info.usable_cpus} usable CPUs exceed it"
+        rows.append(("thread ceiling", ceiling))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(escape(key), escape(str(value)))
     console().print(table)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def _numpy_build(info: NodeInfo) -> str:
+    blas = info.numpy_blas.get("blas") or {}
+    simd = info.numpy_blas.get("simd") or {}
+    parts = [f"BLAS {blas.get('name') or '?'} {blas.get('version') or ''}".strip()]
+    if simd:
+        parts.append(
+            "SIMD baseline " + " ".join(simd.get("baseline", []) or ["-"])
+            + ", found " + " ".join(simd.get("found", []) or ["-"])
+        )  # fmt: skip
+    return "; ".join(parts)
 
 
 # -- calibrations ---------------------------------------------------------------------------
@@ -180,20 +215,16 @@ def _node_of(doc: dict[str, Any]) -> NodeInfo | None:
 
 def print_calibration(doc: dict[str, Any]) -> None:
     """A calibration (the `show --json` document) as tables and a few lines of why."""
-    from rich.table import Table
+    from rich.markup import escape
 
     out = console()
     node = _node_of(doc)
-    preset = doc.get("preset") or {}
-    chosen = {}
-    for c in preset.get("size_classes", []):
-        for dtype, threads in c.get("per_dtype", {}).items():
-            chosen[(c["measured_n"], dtype)] = threads
     hosts = sorted({n["hostname"] for n in doc.get("nodes", [])}) or ["-"]
     out.print(
-        f"[bold]calibration {doc['calibration_id']}[/] node type [bold]{doc['node_type']}[/] "
-        f"status [bold]{doc['status']}[/] executor {doc.get('executor')} profile "
-        f"{doc.get('profile')} on {', '.join(hosts)}"
+        f"[bold]calibration {doc['calibration_id']}[/] node type "
+        f"[bold]{escape(doc['node_type'])}[/] status [bold]{doc['status']}[/] executor "
+        f"{escape(str(doc.get('executor')))} profile {escape(str(doc.get('profile')))} on "
+        f"{escape(', '.join(hosts))}"
     )
     for n_doc in doc.get("nodes", []):
         libs = "; ".join(
@@ -201,14 +232,90 @@ def print_calibration(doc: dict[str, Any]) -> None:
             for b in n_doc.get("blas", [])
         )
         out.print(
-            f"  {n_doc['hostname']}: {n_doc.get('cpu_model')}, "
-            f"{n_doc.get('cores')} cores; {libs or 'no BLAS found'}"
+            escape(
+                f"  {n_doc['hostname']}: {n_doc.get('cpu_model')}, "
+                f"{n_doc.get('cores')} cores; {libs or 'no BLAS found'}"
+            )
         )
-    points = doc.get("measurements", [])
+    _print_conditions(doc.get("conditions"))
+    points = [m for m in doc.get("measurements", []) if m.get("workers", 1) == 1]
+    preset = doc.get("preset") or {}
     if not points:
         out.print("no measurements")
+    else:
+        _print_points(points, preset, node)
+    layouts = [m for m in doc.get("measurements", []) if m.get("phase", "").startswith("layout")]
+    if layouts:
+        _print_layouts(layouts, preset)
+    if preset:
+        _print_choice(preset)
+    for job in doc.get("jobs", []):
+        v = job.get("verification")
+        if v:
+            mark = "verified" if v["passed"] else "NOT verified"
+            out.print(
+                escape(
+                    f"preset {mark} in a fresh process: n={v['n']} {v['dtype']} on "
+                    f"{v['threads']} threads {v['fresh_gflops']:.1f} GFLOP/s = "
+                    f"{v['ratio']:.0%} of the sweep's {v['sweep_gflops']:.1f}"
+                    + (f" ({v['note']})" if v.get("note") else "")
+                )
+            )
+        if job.get("state") not in (None, "COMPLETED") or job.get("reason"):
+            out.print(
+                escape(
+                    f"job {job.get('external_id')}: {job.get('state')}"
+                    + (f": {job['reason']}" if job.get("reason") else "")
+                )
+            )
+    if preset and doc.get("preset_note"):
+        adopted = doc.get("preset_adopted", True)
+        label = "[bold]preset adopted[/]" if adopted else "[bold red]preset NOT adopted[/]"
+        out.print(f"{label} ({escape(str(doc.get('preset_quality')))}): ", end="")
+        out.print(escape(doc["preset_note"]), markup=False)
+
+
+def _print_conditions(conditions: dict[str, Any] | None) -> None:
+    """The verdict on the node's conditions, with its reasons and figures."""
+    from rich.markup import escape
+
+    out = console()
+    if not conditions:
+        out.print("conditions: not measured")
+        return
+    verdict = conditions["verdict"]
+    style = "green" if verdict == "quiet" else "bold red"
+    figures = []
+    for c in conditions.get("nodes", []):
+        others, steal = c.get("others_cpu_fraction"), c.get("steal_fraction")
+        parts = [f"load {c['load_before'][0]:.2f} -> {c['load_after'][0]:.2f}"]
+        if others is not None:
+            parts.append(f"others took {others:.0%} of the CPU time")
+        if steal:
+            parts.append(f"steal {steal:.0%}")
+        parts.append(f"{c.get('outlier_fraction', 0):.0%} outlier samples")
+        parts += list(c.get("notes", ()))
+        figures.append(escape(f"{c['hostname']}: " + ", ".join(parts)))
+    out.print(f"conditions: [{style}]{verdict}[/]")
+    for reason in conditions.get("reasons", []):
+        out.print(escape(f"  ! {reason}"))
+    for line in figures:
+        out.print(f"  {line}")
+
+
+def _print_points(
+    points: Sequence[dict[str, Any]], preset: dict[str, Any], node: NodeInfo | None
+) -> None:
+    """GFLOP/s per (dtype, n) and thread count; the count chosen for each size's class."""
+    from rich.table import Table
+
+    out = console()
+    chosen = {}
+    for c in preset.get("size_classes", []):
+        for n in c.get("sizes") or [c["measured_n"]]:
+            chosen[n] = c["threads"]
     threads = sorted({m["threads"] for m in points})
-    out.print("GEMM GFLOP/s (percent of theoretical peak); * = chosen")
+    out.print("GEMM GFLOP/s (percent of theoretical peak); * = chosen for the size's class")
     table = Table()
     table.add_column("dtype")
     table.add_column("n", justify="right")
@@ -232,14 +339,15 @@ def print_calibration(doc: dict[str, Any]) -> None:
                 text += f" ({m['gflops'] / peak:.0%})"
             if not m.get("threads_verified", True):
                 text += " !"
-            if chosen.get((n, dtype)) == t:
+            if m.get("outliers"):
+                text += " ~"
+            if chosen.get(n) == t:
                 text = f"[bold green]{text} *[/]"
             line.append(text)
         table.add_row(*line)
-    if points:
-        out.print(table)
+    out.print(table)
     if node and node.peak_gflops_f64:
-        out.print(f"theoretical peak: {node.peak_note}")
+        out.print(f"theoretical peak: {node.peak_note}", markup=False)
         if any(
             (peak := node.peak_gflops(m["dtype"], m["threads"])) and m["gflops"] > peak
             for m in points
@@ -249,61 +357,119 @@ def print_calibration(doc: dict[str, Any]) -> None:
                 "so the peak is understated"
             )
     elif node:
-        out.print(f"theoretical peak {node.peak_note}")
+        out.print(f"theoretical peak {node.peak_note}", markup=False)
     if any(not m.get("threads_verified", True) for m in points):
         out.print("! = the thread limit did not hold (threadpoolctl reported another count)")
-    if preset:
-        tol = preset.get("tolerance", 0.03)
-        out.print(f"[bold]chosen threads[/] (smallest count within {tol:.0%} of the best):")
-        for c in preset.get("size_classes", []):
-            bound = f"n <= {c['max_n']}" if c.get("max_n") else f"n > {c['measured_n'] // 2}"
-            why = (
-                f"best is {c['best_threads']} threads at {c['best_gflops']:.1f} GFLOP/s"
-                if c["best_threads"] != c["threads"]
-                else "the fastest"
+    if any(m.get("outliers") for m in points):
+        out.print("~ = some samples were outliers (kept; the median is the figure)")
+
+
+def _print_layouts(points: Sequence[dict[str, Any]], preset: dict[str, Any]) -> None:
+    """Measured layouts: aggregate GFLOP/s of W processes x T threads, the oversubscribed
+    contrast beside, the T the preset chose for each W marked."""
+    from rich.table import Table
+
+    out = console()
+    chosen = {
+        (x.get("size_class"), x["workers"]): x["threads"]
+        for x in preset.get("layouts", [])
+        if x.get("size_class")
+    }
+    classes = {n: c["name"] for c in preset.get("size_classes", []) for n in c.get("sizes", [])}
+    table = Table()
+    for col in ("n", "processes", "threads each", "aggregate GFLOP/s", "at the BLAS default"):
+        table.add_column(col, justify="right")
+    contrast = {
+        (m["n"], m["workers"]): m["gflops"]
+        for m in points
+        if m.get("phase") == "layout-oversubscribed"
+    }
+    for m in sorted(
+        (m for m in points if m.get("phase") == "layout"),
+        key=lambda m: (m["n"], m["workers"], m["threads"]),
+    ):
+        mark = chosen.get((classes.get(m["n"]), m["workers"])) == m["threads"]
+        text = f"{m['gflops']:.1f}" + (" *" if mark else "")
+        over = contrast.get((m["n"], m["workers"]))
+        table.add_row(
+            str(m["n"]),
+            str(m["workers"]),
+            str(m["threads"]),
+            f"[bold green]{text}[/]" if mark else text,
+            f"{over:.1f}" if over is not None else "-",
+        )
+    out.print("job layouts measured (processes x threads each, all at once); * = chosen")
+    out.print(table)
+
+
+def _print_choice(preset: dict[str, Any]) -> None:
+    """The count chosen per size class, and what it costs each dtype where no count is
+    within the tolerance of every dtype's best."""
+    from rich.markup import escape
+
+    out = console()
+    tol = preset.get("tolerance", 0.03)
+    out.print(
+        f"[bold]chosen threads[/] (smallest count within {tol:.0%} of every size's and "
+        "dtype's best, or within the measured spread):"
+    )
+    for c in preset.get("size_classes", []):
+        bound = f"n <= {c['max_n']}" if c.get("max_n") else "larger"
+        sizes = ", ".join(str(n) for n in c.get("sizes") or [c["measured_n"]])
+        why = (
+            f"best is {c['best_threads']} threads at {c['best_gflops']:.1f} GFLOP/s"
+            if c["best_threads"] != c["threads"]
+            else "the fastest"
+        )
+        losses = c.get("losses") or {}
+        cost = ""
+        if not c.get("within_tolerance", True):
+            cost = "; no count is within the tolerance for every dtype: " + ", ".join(
+                f"{d} loses {loss:.0%}" for d, loss in losses.items() if loss > 0
             )
-            out.print(
-                f"  {c['name']:>6} ({bound}, measured at n={c['measured_n']}): "
-                f"{c['threads']} threads, {c['gflops']:.1f} GFLOP/s; {why}"
+        origin = c.get("calibration_id")
+        came = (
+            f" (kept from calibration {origin})"
+            if origin and origin != preset.get("calibration_id")
+            else ""
+        )
+        out.print(
+            escape(
+                f"  {c['name']:>6} ({bound}, measured at n = {sizes}): {c['threads']} threads, "
+                f"{c['gflops']:.1f} GFLOP/s; {why}{cost}{came}"
             )
-        layouts = ", ".join(f"{x['workers']}x{x['threads']}" for x in preset.get("layouts", []))
-        out.print(f"  job layouts (processes x threads each): {layouts}")
-    for job in doc.get("jobs", []):
-        v = job.get("verification")
-        if v:
-            mark = "verified" if v["passed"] else "NOT verified"
-            out.print(
-                f"preset {mark} in a fresh process: n={v['n']} {v['dtype']} on "
-                f"{v['threads']} threads {v['fresh_gflops']:.1f} GFLOP/s = {v['ratio']:.0%} of "
-                f"the sweep's {v['sweep_gflops']:.1f}"
-                + (f" ({v['note']})" if v.get("note") else "")
-            )
-        if job.get("state") not in (None, "COMPLETED") or job.get("reason"):
-            out.print(
-                f"job {job.get('external_id')}: {job.get('state')}"
-                + (f": {job['reason']}" if job.get("reason") else "")
-            )
+        )
+    rows = [x for x in preset.get("layouts", []) if x.get("size_class") is None]
+    if rows:
+        layouts = ", ".join(f"{x['workers']}x{x['threads']}" for x in rows)
+        out.print(f"  other job layouts (processes x threads each, derived): {layouts}")
 
 
 def print_calibration_list(rows: Sequence[CalibrationSummary]) -> None:
     """``blasprof list``: one line per calibration."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", padding=(0, 2, 0, 0), pad_edge=False)
-    for col in ("id", "node type", "status", "exec", "profile", "created (UTC)", "hosts"):
+    for col in ("id", "node type", "status", "conditions", "preset", "exec", "profile"):
         table.add_column(col, no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("hosts", no_wrap=True)
     table.add_column("points", justify="right", no_wrap=True)
     table.add_column("f64 GF/s", justify="right", no_wrap=True)
     for r in rows:
         best = r.best_gflops
+        preset = {True: "adopted", False: "NOT adopted", None: "-"}[r.preset_adopted]
         table.add_row(
             str(r.id),
-            r.node_type,
+            escape(r.node_type),
             r.status,
-            r.executor,
-            r.profile,
+            r.verdict or "-",
+            preset,
+            escape(r.executor),
+            escape(r.profile),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
-            ", ".join(r.hostnames) or "-",
+            escape(", ".join(r.hostnames) or "-"),
             str(r.n_measurements),
             f"{best:.1f}" if best else "-",
         )

@@ -25,6 +25,7 @@ from profiler.paths import presets_dir
 if TYPE_CHECKING:
     from db import Database, JobRecord
     from jobs.base import Backend, Handle
+    from profiler.adoption import Adoption
     from profiler.preset import Preset
     from profiler.results import NodeResult
 
@@ -40,12 +41,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CalibrationReport:
-    """How one node type's calibration ended, and the preset files it wrote."""
+    """How one node type's calibration ended, whether its preset was adopted (None: it
+    has none), and the preset files it wrote."""
 
     calibration_id: int
     node_type: str
     status: str
     preset_paths: tuple[Path, ...] = ()
+    adoption: Adoption | None = None
 
 
 def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | None:
@@ -77,44 +80,51 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
 
 
 def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> CalibrationReport:
-    """Once every job of a calibration has ended: its status, its preset, the preset files.
+    """Once every job of a calibration has ended: its status, its verdict, its preset, and
+    whether the preset is adopted (then its files are written).
 
     Works from what is stored, so ``calibrate`` and a later ``collect`` end the same way.
     Only jobs that completed their sweep feed the preset: a preset from half a sweep would
-    replace a good one with a guess.
+    replace a good one with a guess. A noisy calibration does not replace a clean preset,
+    and one whose verification failed is not adopted, unless it was asked with --force
+    (``profiler.adoption``).
     """
+    from profiler.adoption import decide, quality
     from profiler.preset import derive
     from profiler.results import NodeInfo
 
     record = database.get_calibration(cal_id)
-    complete = {j.id for j in record.jobs if j.state == states.COMPLETED and j.result_stored}
+    complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
     if record.jobs and len(complete) == len(record.jobs):
         status = "complete"
     elif record.measurements:
         status = "partial"
     else:
         status = "cancelled" if interrupted else "failed"
+    conditions = record.conditions()
+    verdict = conditions["verdict"] if conditions else None
     if not database.finish_calibration(
-        cal_id, status, error="interrupted by the user" if interrupted else None
+        cal_id, status, error="interrupted by the user" if interrupted else None, verdict=verdict
     ):  # another collector finished it (and wrote its presets) first
         now = database.get_calibration(cal_id).status
         return CalibrationReport(cal_id, record.node_type, now)
-    nodes = [
-        NodeInfo.from_dict(j.node_info) for j in record.jobs if j.id in complete and j.node_info
-    ]
-    points = [m.measurement for m in record.measurements if m.job_id in complete]
+    ids = {j.id for j in complete}
+    nodes = [NodeInfo.from_dict(j.node_info) for j in complete if j.node_info]
+    points = [m.measurement for m in record.measurements if m.job_id in ids]
     if not nodes or not points:
         return CalibrationReport(cal_id, record.node_type, status)
     node = nodes[0]
     partitions: tuple[str, ...] = ()
     if _ran_on_batch(record.executor):
         partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
+    settings = record.settings or {}
+    previous = database.latest_preset(record.node_type)
     try:
         preset = derive(
             points,
             node_type=record.node_type,
             calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float((record.settings or {}).get("tolerance", 0.03)),
+            tolerance=float(settings.get("tolerance", 0.03)),
             calibration_id=cal_id,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             blas="; ".join(
@@ -125,12 +135,26 @@ def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> Cal
             cpu_model=node.cpu_model,
             logical_cpus=node.logical_cpus,
             partitions=partitions,
+            previous=previous,
         )
     except ValueError as exc:
         display.err(f"calibration {cal_id}: no preset derived: {exc}")
         return CalibrationReport(cal_id, record.node_type, status)
-    database.store_preset(cal_id, preset)
-    return CalibrationReport(cal_id, record.node_type, status, write_presets(database, [preset]))
+    worth, detail = quality(
+        verdict, [j.verification for j in complete], conditions["reasons"] if conditions else ()
+    )
+    adoption = decide(
+        worth,
+        detail,
+        current_quality=database.current_quality(record.node_type) if previous else None,
+        current_id=previous.calibration_id if previous else None,
+        force=bool(settings.get("force")),
+    )
+    database.store_preset(
+        cal_id, preset, adopted=adoption.adopted, quality=adoption.quality, note=adoption.note
+    )
+    paths = write_presets(database, [preset]) if adoption.adopted else ()
+    return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
 
 
 def _ran_on_batch(executor: str) -> bool:

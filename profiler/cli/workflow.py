@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs import states
 from jobs.registry import backend_class, choose, get_backend
@@ -53,6 +53,8 @@ class CalibrationRequest:
     cluster: Cluster | None = None
     nodes_per_type: int | None = None
     all_nodes: bool = False
+    #: adopt the preset even if the node was busy or the preset did not verify
+    force: bool = False
 
     @property
     def batch(self) -> bool:
@@ -77,6 +79,8 @@ def build_request(
     nodes_per_type: int | None = None,
     all_nodes: bool = False,
     wait: bool = True,
+    layouts: bool | None = None,
+    force: bool = False,
 ) -> CalibrationRequest:
     """Parse and check the options; every problem is a UsageError naming the option."""
     if min_time is not None and not 0 < min_time <= 60:
@@ -94,6 +98,7 @@ def build_request(
         samples=samples,
         strategy="exhaustive" if exhaustive else None,
         tolerance=tolerance,
+        layouts=layouts,
     )
     names = tuple(check_node_type(n) for n in node_types)
     if len(set(names)) != len(names):
@@ -134,7 +139,7 @@ def build_request(
                 "end with the command)"
             )
     return CalibrationRequest(
-        backend.name, names, settings, verify, loaded, nodes_per_type, all_nodes
+        backend.name, names, settings, verify, loaded, nodes_per_type, all_nodes, force
     )
 
 
@@ -243,7 +248,7 @@ def _submit(
         node_type,
         executor=request.executor,
         profile=request.settings.profile,
-        settings=request.settings.to_dict(),
+        settings={**request.settings.to_dict(), **({"force": True} if request.force else {})},
         status="running",
     )
     try:
@@ -303,13 +308,9 @@ def wait_for(
             while True:
                 counts, last = 0, ""
                 for h in handles:
-                    points = read_checkpoint(h.spec.checkpoint).measurements
-                    counts += len(points)
-                    if points:
-                        m = points[-1]
-                        last = (
-                            f"n={m['n']} {m['dtype']} {m['threads']} thr {m['gflops']:.1f} GFLOP/s"
-                        )
+                    checkpoint = read_checkpoint(h.spec.checkpoint)
+                    counts += len(checkpoint.measurements)
+                    last = _doing(checkpoint.phase, checkpoint.measurements) or last
                 if batch:  # batch jobs: say where they are
                     found = Counter(st for s in submitted for st in s.backend.poll(s.handles))
                     last = " ".join(f"{n} {st}" for st, n in sorted(found.items())) + (
@@ -328,6 +329,19 @@ def wait_for(
                 bar.update(description="interrupted: keeping the points measured")
                 _stop(handles)
     return interrupted
+
+
+def _doing(phase: str | None, points: Sequence[dict[str, Any]]) -> str:
+    """What a task is doing, for the progress line."""
+    if phase == "verification":
+        return "verifying the preset in a fresh process"
+    if not points:
+        return ""
+    m = points[-1]
+    what = f"n={m['n']} {m['dtype']} {m['threads']} thr {m['gflops']:.1f} GFLOP/s"
+    if phase == "layouts":
+        return f"layouts: {m.get('workers', 1)} x {what}"
+    return what
 
 
 def _stop(handles: Sequence[Handle], grace_s: float = 20.0) -> None:

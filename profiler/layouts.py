@@ -1,0 +1,209 @@
+"""Job layouts, measured: W processes of T threads each, side by side on the node's CPUs.
+
+A hybrid job (MPI ranks x OpenMP threads, a pool of workers each calling BLAS) runs W
+processes at once, and they compete for memory bandwidth and caches in ways a single
+process never shows. For each worker count W (2, 4, ..., the usable CPUs) this module
+starts W worker processes, each pinned to its own T CPUs with every thread variable at T
+before numpy loads, lets them run GEMMs for a window at the same time, and adds up their
+throughput; the rounds' aggregates are the samples of one point. The threads per process
+are searched like the thread sweep (``profiler.sweep.search_threads``). Beside each layout
+the same W processes left at the BLAS default (every CPU, unpinned: what a job gets with
+no preset) are measured once, for contrast.
+
+Run as ``python -m profiler.layouts N DTYPE WINDOW_S [CPU ...]`` it is one worker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from profiler.budget import thread_environment
+from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE
+
+if TYPE_CHECKING:
+    from profiler.results import Measurement
+    from profiler.settings import SweepSettings
+    from profiler.sweep import Reading
+
+__all__ = ["measure_layout", "run_layouts", "worker_counts"]
+
+
+def worker_counts(cpus: int) -> list[int]:
+    """The worker counts measured on ``cpus`` CPUs: 2, 4, 8, ... and ``cpus`` itself."""
+    counts = {cpus} if cpus > 1 else set()
+    w = 2
+    while w < cpus:
+        counts.add(w)
+        w *= 2
+    return sorted(counts)
+
+
+def measure_layout(
+    n: int,
+    dtype: str,
+    workers: int,
+    threads: int,
+    cpus: Sequence[int],
+    *,
+    rounds: int,
+    window_s: float,
+    pinned: bool = True,
+    phase: str = LAYOUT_PHASE,
+) -> Measurement:
+    """One layout point: ``workers`` processes of ``threads`` threads on ``cpus``.
+
+    Pinned, worker i runs on ``cpus[i*threads:(i+1)*threads]``; unpinned, every worker may
+    run on all of ``cpus``.
+    """
+    from profiler.results import Measurement, gemm_flops
+
+    procs = []
+    try:
+        for i in range(workers):
+            own = cpus[i * threads : (i + 1) * threads] if pinned else cpus
+            env = {**os.environ, **thread_environment(threads)}
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "profiler.layouts", str(n), dtype, str(window_s)]
+                    + [str(c) for c in own],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
+        observed = []
+        for p in procs:
+            assert p.stdout is not None
+            ready = p.stdout.readline().split()
+            if not ready or ready[0] != "ready":
+                raise RuntimeError(f"a layout worker did not start (said {ready!r})")
+            observed.extend(int(t) for t in ready[1:])
+        per_gemm = []
+        for _ in range(rounds):
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            throughput = 0.0  # GEMMs per second, all workers together
+            for p in procs:
+                assert p.stdout is not None
+                calls, elapsed = p.stdout.readline().split()
+                throughput += int(calls) / float(elapsed)
+            per_gemm.append(1.0 / throughput)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    assert p.stdin is not None
+                    p.stdin.write("stop\n")
+                    p.stdin.flush()
+                except (BrokenPipeError, OSError):
+                    pass
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    import statistics
+
+    median = statistics.median(per_gemm)
+    mean = statistics.fmean(per_gemm)
+    return Measurement(
+        kernel="gemm",
+        dtype=dtype,
+        n=n,
+        threads=threads,
+        median_s=median,
+        min_s=min(per_gemm),
+        cv=statistics.pstdev(per_gemm) / mean if mean > 0 else 0.0,
+        samples=tuple(per_gemm),
+        loops=0,
+        gflops=gemm_flops(n) / median / 1e9,
+        threads_verified=bool(observed) and all(t == threads for t in observed),
+        threads_observed=tuple(observed),
+        phase=phase,
+        workers=workers,
+    )
+
+
+def run_layouts(
+    settings: SweepSettings,
+    sizes: Sequence[int],
+    cpus: Sequence[int],
+    *,
+    on_point: Callable[[Measurement], None] | None = None,
+) -> list[Measurement]:
+    """Measure the layouts of every worker count at each of ``sizes`` (one per size class),
+    float64, with the oversubscribed contrast beside each; points go to ``on_point`` as
+    they are taken. The threads per process are searched, not all measured."""
+    from profiler.sweep import search_threads
+
+    rounds = max(3, settings.timing.samples)
+    window_s = max(0.1, settings.timing.min_time)
+    done: list[Measurement] = []
+
+    def record(m: Measurement) -> Measurement:
+        done.append(m)
+        if on_point is not None:
+            on_point(m)
+        return m
+
+    for n in sizes:
+        for workers in worker_counts(len(cpus)):
+            counts = list(range(1, len(cpus) // workers + 1))
+
+            def measure(batch: Sequence[int], n: int = n, w: int = workers) -> list[Reading]:
+                points = [
+                    measure_layout(n, "float64", w, t, cpus, rounds=rounds, window_s=window_s)
+                    for t in batch
+                ]
+                return [(record(m).gflops, m.uncertainty) for m in points]
+
+            search_threads(counts, measure, tolerance=settings.tolerance)
+            record(
+                measure_layout(
+                    n, "float64", workers, len(cpus), cpus, rounds=rounds, window_s=window_s,
+                    pinned=False, phase=OVERSUBSCRIBED_PHASE,
+                )
+            )  # fmt: skip
+    return done
+
+
+def _worker(argv: Sequence[str]) -> int:
+    """One layout worker: pin, load numpy, warm up, then run a window per ``go``."""
+    n, dtype, window_s = int(argv[0]), argv[1], float(argv[2])
+    if len(argv) > 3:
+        os.sched_setaffinity(0, {int(c) for c in argv[3:]})
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    np.matmul(a, b, out=c)
+    observed = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    print("ready", *observed, flush=True)
+    timer = time.perf_counter
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        calls, start = 0, timer()
+        while True:
+            np.matmul(a, b, out=c)
+            calls += 1
+            elapsed = timer() - start
+            if elapsed >= window_s:
+                break
+        print(calls, elapsed, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
