@@ -25,6 +25,8 @@ BENCHMARKS = {
     "harness": "bench_harness",
     "peak": "bench_peak",
     "search": "bench_search",
+    "layouts": "bench_layouts",
+    "conditions": "bench_conditions",
 }
 
 

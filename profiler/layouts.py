@@ -165,7 +165,9 @@ def run_layouts(
                 ]
                 return [(record(m).gflops, m.uncertainty) for m in points]
 
-            search_threads(counts, measure, tolerance=settings.tolerance)
+            search_threads(
+                counts, measure, tolerance=settings.tolerance, from_the_top=True, resolution=0.25
+            )
             record(
                 measure_layout(
                     n, "float64", workers, len(cpus), cpus, rounds=rounds, window_s=window_s,

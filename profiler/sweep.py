@@ -93,8 +93,17 @@ def search_threads(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     anchors: Iterable[int] = (),
+    from_the_top: bool = False,
+    resolution: float = 0.0,
 ) -> SearchResult:
     """Find the smallest thread count within ``tolerance`` of the best without the full grid.
+
+    The search starts from a coarse ladder of counts (powers of two, the largest, the
+    anchors) or, ``from_the_top``, from the largest count, halving while the smaller count
+    is as good: for layouts, where filling the CPUs is usually best and the ladder below it
+    would cost most of the points. The last phase narrows down the smallest good count until
+    it is within ``resolution`` (a fraction of the count) of the largest count below it
+    that is not good; 0 narrows it down to the count.
 
     ``measure`` takes a batch of counts (measured together, in interleaved rounds) and
     returns one reading per count. A count whose figure is within the tolerance of the
@@ -122,7 +131,16 @@ def search_threads(
         value, best = seen[t], seen[top]
         return value >= best * (1 - tolerance) or not differs(value, error[t], best, error[top])
 
-    at(coarse_ladder(cands, anchors))
+    if from_the_top:
+        at([cands[-1], cands[-1] // 2] if cands[-1] > 1 else [cands[-1]])
+        while True:
+            top, low = max(seen, key=seen.__getitem__), min(seen)
+            lower = [t for t in cands if t <= low // 2]
+            if not lower or not good(low, top):
+                break
+            at([lower[-1]])
+    else:
+        at(coarse_ladder(cands, anchors))
 
     # Refine the peak: bisect towards each measured neighbour of the best, both sides in
     # one batch. Go on while a midpoint beats the best by more than a quarter of the
@@ -160,7 +178,7 @@ def search_threads(
         chosen = min(t for t in seen if good(t, top))
         lower = [t for t in seen if t < chosen]
         between = [t for t in cands if lower and max(lower) < t < chosen]
-        if not between:
+        if not between or chosen - max(lower) <= chosen * resolution:
             break
         at([between[len(between) // 2]])
 
