@@ -299,6 +299,9 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
             report = finish(database, cal_id)
             doc["status"] = report.status
             doc["preset_files"] = [str(p) for p in report.preset_paths]
+            if report.adoption is not None:
+                doc["preset_adopted"] = report.adoption.adopted
+                doc["preset_note"] = report.adoption.note
         else:
             doc["status"] = database.get_calibration(cal_id).status
             doc["preset_files"] = []

@@ -8,6 +8,8 @@ the database, so several `collect` runs at once never store a result twice.
 
 from __future__ import annotations
 
+import typer
+
 from profiler.cli import display
 from profiler.cli._common import handle_errors, open_db
 from profiler.cli.options import IdsArgument, JsonOption, check_ids
@@ -32,7 +34,8 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
 def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) -> None:
     """Store the results of jobs that have ended; finish calibrations whose jobs all ended.
 
-    Safe to run again, and from several shells at once: a result is stored once.
+    Safe to run again, and from several shells at once: a result is stored once. Exits 1
+    when a calibration it finished has a preset that was not adopted (see `calibrate`).
 
     Examples:  blasprof collect     blasprof collect 12 --json
     """
@@ -43,3 +46,8 @@ def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) ->
         display.print_json(docs)
     else:
         display.print_collected(docs)
+    refused = [d for d in docs if d.get("preset_adopted") is False]
+    for d in refused:
+        display.err(f"calibration {d['calibration_id']} ({d['node_type']}): {d['preset_note']}")
+    if refused:
+        raise typer.Exit(1)
