@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from db.history import blas_by_environment, environments_matching
 from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
 from profiler.errors import NotFound
 from profiler.preset import Preset
@@ -61,6 +62,8 @@ class CalibrationSummary:
     n_measurements: int
     hostnames: tuple[str, ...]
     best_gflops: float | None
+    #: the BLAS libraries its nodes reported, as ``name version (threading)``
+    blas: tuple[str, ...]
 
     def summary_json(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict (ISO timestamps)."""
@@ -76,6 +79,7 @@ class CalibrationSummary:
             "n_measurements": self.n_measurements,
             "hostnames": list(self.hostnames),
             "best_gflops": self.best_gflops,
+            "blas": list(self.blas),
         }
 
 
@@ -188,8 +192,13 @@ def list_calibrations(
     *,
     node_type: str | None = None,
     since: dt.datetime | None = None,
+    status: str | None = None,
+    blas: str | None = None,
+    limit: int | None = None,
 ) -> list[CalibrationSummary]:
-    """Calibrations newest first, optionally of one node type, created at or after ``since``."""
+    """Calibrations newest first: of one node type, created at or after ``since``, with a
+    status, run on a BLAS that ``blas`` names (``profiler.history.blas_matches``), at most
+    ``limit`` of them; every filter is optional."""
     query = _calibrations().order_by(Calibration.created_at.desc(), Calibration.id.desc())
     if node_type is not None:
         query = query.where(NodeType.name == node_type)
@@ -197,6 +206,17 @@ def list_calibrations(
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
         query = query.where(Calibration.created_at >= since)
+    if status is not None:
+        query = query.where(Calibration.status == status)
+    if blas is not None:
+        stacks = environments_matching(session, blas)
+        query = query.where(
+            Calibration.id.in_(
+                select(Job.calibration_id).where(Job.blas_environment_id.in_(stacks))
+            )
+        )
+    if limit is not None:
+        query = query.limit(limit)
     rows = session.execute(query).all()
     stats = _stats(session, [calibration.id for calibration, _ in rows])
     return [_summary(calibration, name, stats) for calibration, name in rows]
@@ -305,12 +325,15 @@ class _Stats:
     n_measurements: dict[int, int]
     best_gflops: dict[int, float]
     hostnames: dict[int, tuple[str, ...]]
+    blas: dict[int, tuple[str, ...]]
 
 
 def _stats(session: Session, ids: Iterable[int]) -> _Stats:
-    """Per-calibration counts, hosts and best float64 GFLOP/s, a few grouped queries."""
+    """Per-calibration counts, hosts, BLAS and best float64 GFLOP/s, a few grouped queries
+    (the measurement figures come from an index, not the rows)."""
     ids = list(ids)
-    stats = _Stats({}, {}, {}, {})
+    stats = _Stats({}, {}, {}, {}, {})
+    labels = blas_by_environment(session) if ids else {}
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         stats.n_jobs.update(
             session.execute(
@@ -344,6 +367,14 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
         ):
             hosts[calibration_id].append(hostname)
         stats.hostnames.update({k: tuple(v) for k, v in hosts.items()})
+        stacks: defaultdict[int, set[str]] = defaultdict(set)
+        for calibration_id, env in session.execute(
+            select(Job.calibration_id, Job.blas_environment_id)
+            .distinct()
+            .where(Job.calibration_id.in_(chunk), Job.blas_environment_id.is_not(None))
+        ):
+            stacks[calibration_id].update(labels.get(env, ()))
+        stats.blas.update({k: tuple(sorted(v)) for k, v in stacks.items()})
     return stats
 
 
@@ -361,6 +392,7 @@ def _summary(calibration: Calibration, node_type: str, stats: _Stats) -> Calibra
         n_measurements=stats.n_measurements.get(calibration.id, 0),
         hostnames=stats.hostnames.get(calibration.id, ()),
         best_gflops=float(best) if best is not None else None,
+        blas=stats.blas.get(calibration.id, ()),
     )
 
 

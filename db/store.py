@@ -64,8 +64,12 @@ def create_calibration(
     profile: str,
     settings: dict[str, Any],
     status: str = "running",
+    created_at: dt.datetime | None = None,
 ) -> int:
-    """Insert a calibration (creating its node type if new); return its id."""
+    """Insert a calibration (creating its node type if new); return its id.
+
+    ``created_at`` defaults to now; an earlier time records a calibration taken earlier.
+    """
     _check_status(status)
     if not node_type:
         raise UsageError("a calibration needs a node type name; got an empty one")
@@ -75,7 +79,7 @@ def create_calibration(
         executor=executor,
         profile=profile,
         settings=_plain_json(settings),
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
         blasprof_version=_blasprof_version(),
     )
     session.add(calibration)
@@ -166,7 +170,12 @@ def store_node_result(
 
 
 def finish_calibration(
-    session: Session, calibration_id: int, status: str, error: str | None = None
+    session: Session,
+    calibration_id: int,
+    status: str,
+    error: str | None = None,
+    *,
+    finished_at: dt.datetime | None = None,
 ) -> bool:
     """Set a calibration's final status, error text and finish time, once.
 
@@ -182,21 +191,28 @@ def finish_calibration(
                 Calibration.id == calibration_id,
                 Calibration.status.in_(("pending", "running")),
             )
-            .values(status=status, error=error, finished_at=utcnow())
+            .values(status=status, error=error, finished_at=finished_at or utcnow())
             .execution_options(synchronize_session=False)
         ).rowcount
     )
 
 
-def store_preset(session: Session, calibration_id: int, preset: Preset) -> int:
-    """Store ``preset`` as derived from ``calibration_id``; return its row id."""
+def store_preset(
+    session: Session,
+    calibration_id: int,
+    preset: Preset,
+    *,
+    created_at: dt.datetime | None = None,
+) -> int:
+    """Store ``preset`` as derived from ``calibration_id`` (at ``created_at``, default now);
+    return its row id."""
     _calibration(session, calibration_id)
     if preset.calibration_id is None:
         preset = dataclasses.replace(preset, calibration_id=calibration_id)
     row = PresetRow(
         calibration_id=calibration_id,
         node_type_id=_node_type_id(session, preset.node_type),
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
         data=_plain_json(preset.to_dict()),
     )
     session.add(row)
