@@ -25,6 +25,7 @@ BENCHMARKS = {
     "harness": "bench_harness",
     "peak": "bench_peak",
     "search": "bench_search",
+    "queries": "bench_queries",
 }
 
 

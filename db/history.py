@@ -57,44 +57,52 @@ def select_points(
     Ids that do not exist and a node type that does not exist are ``NotFound``.
     """
     ids = _selected_ids(session, selection)
+    calibrations = {
+        cal_id: (name, created_at)
+        for chunk in _chunks(ids)
+        for cal_id, name, created_at in session.execute(
+            select(Calibration.id, NodeType.name, Calibration.created_at)
+            .join(NodeType, Calibration.node_type_id == NodeType.id)
+            .where(Calibration.id.in_(chunk))
+        )
+    }
     columns = [
-        Job.calibration_id, NodeType.name, Calibration.created_at, Job.hostname, Job.id,
-        MeasurementRow.dtype, MeasurementRow.n, MeasurementRow.threads, MeasurementRow.gflops,
-        Job.blas_environment_id,
+        Job.calibration_id, Job.hostname, Job.id, MeasurementRow.dtype, MeasurementRow.n,
+        MeasurementRow.threads, MeasurementRow.gflops, Job.blas_environment_id,
     ]  # fmt: skip
     if with_samples:
         columns.append(MeasurementRow.samples)
-    labels = blas_by_environment(session)
+    labels = {env: ", ".join(names) for env, names in blas_by_environment(session).items()}
     points = []
+    # Core rows, not ORM ones: a month of a type is tens of thousands of points.
+    connection = session.connection()
     for chunk in _chunks(ids):
-        rows = session.execute(
+        rows = connection.execute(
             select(*columns)
             .select_from(MeasurementRow)
             .join(Job, MeasurementRow.job_id == Job.id)
-            .join(Calibration, Job.calibration_id == Calibration.id)
-            .join(NodeType, Calibration.node_type_id == NodeType.id)
             .where(
                 Job.calibration_id.in_(chunk),
                 MeasurementRow.kernel == "gemm",
                 MeasurementRow.threads_verified.is_(True),
             )
-            .order_by(Calibration.created_at, Job.id, MeasurementRow.id)
+            .order_by(Job.id, MeasurementRow.id)
         )
         for row in rows:
-            env = row[9]
+            name, created_at = calibrations[row[0]]
             points.append(
                 Point(
                     calibration_id=row[0],
-                    node_type=row[1],
-                    created_at=row[2],
-                    hostname=row[3],
-                    job_id=row[4],
-                    dtype=row[5],
-                    n=row[6],
-                    threads=row[7],
-                    gflops=row[8],
-                    samples=tuple(row[10]) if with_samples else (),
-                    blas=", ".join(labels.get(env, ())) if env is not None else "",
+                    node_type=name,
+                    created_at=created_at,
+                    hostname=row[1],
+                    job_id=row[2],
+                    dtype=row[3],
+                    n=row[4],
+                    threads=row[5],
+                    gflops=row[6],
+                    samples=tuple(row[8]) if with_samples else (),
+                    blas=labels.get(row[7], "") if row[7] is not None else "",
                 )
             )
     points.sort(key=lambda p: (p.created_at, p.calibration_id))

@@ -35,9 +35,9 @@ __all__ = [
 DEFAULT_TOLERANCE = 0.05
 #: the coverage of the bootstrap intervals
 CONFIDENCE = 0.95
-_RESAMPLES = 1000
+_RESAMPLES = 500
 #: resampled values held at once (the bootstrap runs in chunks of this many)
-_CHUNK = 2_000_000
+_CHUNK = 500_000
 
 REGRESSION, SLOWER, SAME, FASTER, ONLY_A, ONLY_B = (
     "regression", "slower", "same", "faster", "only-a", "only-b",
@@ -247,8 +247,8 @@ def _figures(
                 data = np.array([[values[h] for h in hosts] for _, values in chunk])
                 picks = rng.integers(0, length, size=(len(chunk), resamples, len(hosts), length))
                 drawn = np.take_along_axis(data[:, None, :, :], picks, axis=3)
-                host_medians.append(np.median(drawn, axis=3))
-            medians = np.median(np.concatenate(host_medians, axis=2), axis=2)
+                host_medians.append(_median_last(drawn))
+            medians = _median_last(np.concatenate(host_medians, axis=2))
             lows, highs = np.percentile(medians, quantiles, axis=1)
             for (i, _), lo, hi in zip(chunk, lows, highs, strict=True):
                 bounds[i] = (float(lo), float(hi))
@@ -272,3 +272,13 @@ def _figures(
             )
         )
     return figures
+
+
+def _median_last(array: Any) -> Any:
+    """The median along the last axis, by sorting: on many short rows numpy's sort is
+    several times faster than its median."""
+    import numpy as np
+
+    ordered = np.sort(array, axis=-1)
+    size = ordered.shape[-1]
+    return (ordered[..., (size - 1) // 2] + ordered[..., size // 2]) / 2
