@@ -353,3 +353,50 @@ def test_read_commands_do_not_import_alembic(fleet: dict[str, Any]) -> None:
             [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
         )
         assert "ALEMBIC False" in done.stderr, (args, done.stderr)
+
+
+# -- the rules, on points made here ---------------------------------------------------------------
+
+
+def _points(gflops: list[float], *, host: str = "h", cal: int = 1, node_type: str = "t",
+            cv: float = 0.02, n: int = 1024) -> list[Any]:  # fmt: skip
+    from profiler.history import Point
+    from profiler.results import gemm_flops
+
+    rng = random.Random(cal)
+    return [
+        Point(calibration_id=cal, node_type=node_type, created_at=NOW, hostname=f"{host}{i}",
+              job_id=i, dtype="float64", n=n, threads=1, gflops=g,
+              samples=tuple(gemm_flops(n) / (g * 1e9) * rng.gauss(1, cv) for _ in range(5)))
+        for i, g in enumerate(gflops)
+    ]  # fmt: skip
+
+
+def test_a_drop_within_a_wide_spread_is_slower_not_a_regression() -> None:
+    from profiler.compare import compare
+
+    (row,) = compare(_points([100.0], cv=0.25), _points([88.0], cal=2, cv=0.25)).rows
+    assert row.change == pytest.approx(-0.12) and row.verdict == "slower"
+    (tight,) = compare(_points([100.0], cv=0.005), _points([88.0], cal=2, cv=0.005)).rows
+    assert tight.verdict == "regression" and tight.b.high < tight.a.low
+
+
+def test_comparing_two_node_types_matches_points_and_says_so() -> None:
+    from profiler.compare import compare
+
+    result = compare(_points([50.0, 51.0]), _points([60.0, 61.0], node_type="u", cal=2))
+    (row,) = result.rows
+    assert row.node_type == "t -> u" and row.verdict == "faster"
+    assert [d.what for d in result.differences] == ["node_type"]
+
+
+def test_identical_nodes_have_no_suspect_and_too_few_are_not_judged() -> None:
+    from profiler.fleet import NodeFigures, judge
+
+    def node(host: str, gflops: float, node_type: str = "t") -> NodeFigures:
+        return NodeFigures(node_type, host, 1, 1, NOW, "", {("float64", 1024, 4): gflops})
+
+    (report,) = judge([node(f"n{i}", 100.0) for i in range(6)])
+    assert report.suspects == () and report.margin == pytest.approx(0.05)
+    (pair,) = judge([node("a", 100.0), node("b", 50.0)])
+    assert pair.suspects == () and "at least 3" in pair.note

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from db import open_database
 from db.database import Database
 from db.engine import connect
 from db.migrate import MIGRATIONS_DIR
@@ -110,8 +111,9 @@ def test_db_upgrade_from_0001_keeps_every_row(
     assert after["counts"] == before["counts"]
     assert {"ix_measurements_job_id_dtype_gflops", "ix_jobs_node_id_finished_at",
             "ix_calibrations_node_type_id_created_at"} <= after["indexes"]  # fmt: skip
-    for i, document in enumerate(documents, start=1):
-        shown_doc = run_blasprof(blasprof_exe, "--db", schema_0001, "show", str(i), "--json")
-        assert json.loads(shown_doc.stdout) == json.loads(json.dumps(document, default=str))
+    with open_database(schema_0001, migrate=False) as database:
+        assert [database.get_calibration(i).to_json() for i in (1, 2, 3, 4)] == documents
+    listed = run_blasprof(blasprof_exe, "--db", schema_0001, "list", "--json")
+    assert [r["calibration_id"] for r in json.loads(listed.stdout)] == [4, 3, 2, 1]
     again = run_blasprof(blasprof_exe, "--db", schema_0001, "db", "upgrade")
     assert again.returncode == 0 and "already at revision" in again.stdout
