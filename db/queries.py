@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from db.history import blas_by_environment, environments_matching
@@ -342,22 +342,20 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
                 .group_by(Job.calibration_id)
             ).all()
         )
-        by_measurements = (
-            select(Job.calibration_id)
+        # one pass over the index (job_id, dtype, gflops): counts and the best float64 figure
+        for calibration_id, count, best in session.execute(
+            select(
+                Job.calibration_id,
+                func.count(MeasurementRow.id),
+                func.max(case((MeasurementRow.dtype == "float64", MeasurementRow.gflops))),
+            )
             .join(MeasurementRow, MeasurementRow.job_id == Job.id)
             .where(Job.calibration_id.in_(chunk))
             .group_by(Job.calibration_id)
-        )
-        stats.n_measurements.update(
-            session.execute(by_measurements.add_columns(func.count(MeasurementRow.id))).all()
-        )
-        stats.best_gflops.update(
-            session.execute(
-                by_measurements.add_columns(func.max(MeasurementRow.gflops)).where(
-                    MeasurementRow.dtype == "float64"
-                )
-            ).all()
-        )
+        ):
+            stats.n_measurements[calibration_id] = count
+            if best is not None:
+                stats.best_gflops[calibration_id] = best
         hosts: defaultdict[int, list[str]] = defaultdict(list)
         for calibration_id, hostname in session.execute(
             select(Job.calibration_id, Job.hostname)
