@@ -27,6 +27,7 @@ BENCHMARKS = {
     "search": "bench_search",
     "layouts": "bench_layouts",
     "conditions": "bench_conditions",
+    "queries": "bench_queries",
 }
 
 

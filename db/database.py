@@ -15,12 +15,13 @@ from contextlib import contextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from db import queries, store
+from db import history, queries, store
 from db.engine import DEFAULT_BUSY_TIMEOUT_S, WRITE, connect, resolve_url
 from db.errors import translated
-from db.migrate import to_head
+from db.models import SCHEMA_REVISION
 
 __all__ = ["Database", "open_database", "upgrade"]
 
@@ -82,6 +83,9 @@ class Database:
     node_type_names = _read(queries.node_type_names)
     pending_jobs = _read(queries.pending_jobs)
     calibration_ids_with_pending_jobs = _read(queries.calibration_ids_with_pending_jobs)
+    select_points = _read(history.select_points)
+    latest_node_points = _read(history.latest_node_points)
+    current_presets = _read(history.current_presets)
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
@@ -112,17 +116,33 @@ def open_database(
     """
     engine, shown = connect(resolve_url(url), busy_timeout_s)
     try:
-        to_head(engine, shown, apply=migrate)
+        if _stored_revision(engine) != SCHEMA_REVISION:
+            # Alembic is imported only here: a database already at head costs one query.
+            from db.migrate import to_head
+
+            to_head(engine, shown, apply=migrate)
     except BaseException:
         engine.dispose()
         raise
     return Database(engine, shown)
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the database; None when it cannot be read (a new
+    or foreign database: ``to_head`` then says what it is)."""
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except sa_exc.SQLAlchemyError:
+        return None
+
+
 def upgrade(
     url: str | None = None, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
 ) -> tuple[str | None, str]:
     """Bring the schema at ``url`` to head; return (revision before, revision after)."""
+    from db.migrate import to_head
+
     engine, shown = connect(resolve_url(url), busy_timeout_s)
     try:
         return to_head(engine, shown, apply=True)

@@ -32,8 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from profiler.history import CALIBRATION_STATUSES
+
 __all__ = [
     "CALIBRATION_STATUSES",
+    "SCHEMA_REVISION",
     "Base",
     "UTCDateTime",
     "utcnow",
@@ -46,7 +49,10 @@ __all__ = [
     "PresetRow",
 ]
 
-CALIBRATION_STATUSES = ("pending", "running", "complete", "partial", "failed", "cancelled")
+#: the Alembic revision these models describe (the head of ``db/migrations``): opening a
+#: database compares it with ``alembic_version`` without importing Alembic; a test checks it
+SCHEMA_REVISION = "0003_history_indexes"
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -152,12 +158,12 @@ class Calibration(Base):
             name="status",
         ),
         Index(None, "created_at"),
+        # `list --node-type`, `compare --node-type T WINDOW`: one type's calibrations by time
+        Index(None, "node_type_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    node_type_id: Mapped[int] = mapped_column(
-        ForeignKey("node_types.id", ondelete="CASCADE"), index=True
-    )
+    node_type_id: Mapped[int] = mapped_column(ForeignKey("node_types.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     executor: Mapped[str] = mapped_column(String(32))
     profile: Mapped[str] = mapped_column(String(32))
@@ -174,6 +180,11 @@ class Job(Base):
     """One node task of a calibration: its batch-system identity, state and stored result."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        # `nodes`: each node's latest job; `list --blas`: the jobs of a BLAS stack
+        Index(None, "node_id", "finished_at"),
+        Index(None, "blas_environment_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calibration_id: Mapped[int] = mapped_column(
@@ -203,9 +214,12 @@ class MeasurementRow(Base):
     """One benchmark point of one job (``profiler.results.Measurement`` as a row)."""
 
     __tablename__ = "measurements"
+    # A job's points by job; `list` counts them and takes the best float64 figure from this
+    # index alone, without reading the rows (their samples are most of the table's bytes).
+    __table_args__ = (Index(None, "job_id", "dtype", "workers", "gflops"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     kernel: Mapped[str] = mapped_column(String(32))
     dtype: Mapped[str] = mapped_column(String(16))
     n: Mapped[int] = mapped_column(Integer)

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, func, select
+from sqlalchemy import Integer, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from db.history import blas_by_environment, environments_matching
 from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
 from profiler.errors import NotFound
 from profiler.preset import Preset
@@ -62,6 +63,8 @@ class CalibrationSummary:
     n_measurements: int
     hostnames: tuple[str, ...]
     best_gflops: float | None
+    #: the BLAS libraries its nodes reported, as ``name version (threading)``
+    blas: tuple[str, ...]
     #: quiet or noisy (None: not finished, or finished before conditions were measured)
     verdict: str | None = None
     #: whether its preset serves jobs (None: it has no preset)
@@ -81,6 +84,7 @@ class CalibrationSummary:
             "n_measurements": self.n_measurements,
             "hostnames": list(self.hostnames),
             "best_gflops": self.best_gflops,
+            "blas": list(self.blas),
             "verdict": self.verdict,
             "preset_adopted": self.preset_adopted,
         }
@@ -218,8 +222,13 @@ def list_calibrations(
     *,
     node_type: str | None = None,
     since: dt.datetime | None = None,
+    status: str | None = None,
+    blas: str | None = None,
+    limit: int | None = None,
 ) -> list[CalibrationSummary]:
-    """Calibrations newest first, optionally of one node type, created at or after ``since``."""
+    """Calibrations newest first: of one node type, created at or after ``since``, with a
+    status, run on a BLAS that ``blas`` names (``profiler.history.blas_matches``), at most
+    ``limit`` of them; every filter is optional."""
     query = _calibrations().order_by(Calibration.created_at.desc(), Calibration.id.desc())
     if node_type is not None:
         query = query.where(NodeType.name == node_type)
@@ -227,6 +236,17 @@ def list_calibrations(
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
         query = query.where(Calibration.created_at >= since)
+    if status is not None:
+        query = query.where(Calibration.status == status)
+    if blas is not None:
+        stacks = environments_matching(session, blas)
+        query = query.where(
+            Calibration.id.in_(
+                select(Job.calibration_id).where(Job.blas_environment_id.in_(stacks))
+            )
+        )
+    if limit is not None:
+        query = query.limit(limit)
     rows = session.execute(query).all()
     stats = _stats(session, [calibration.id for calibration, _ in rows])
     return [_summary(calibration, name, stats) for calibration, name in rows]
@@ -349,13 +369,16 @@ class _Stats:
     n_measurements: dict[int, int]
     best_gflops: dict[int, float]
     hostnames: dict[int, tuple[str, ...]]
+    blas: dict[int, tuple[str, ...]]
     adopted: dict[int, bool]
 
 
 def _stats(session: Session, ids: Iterable[int]) -> _Stats:
-    """Per-calibration counts, hosts and best float64 GFLOP/s, a few grouped queries."""
+    """Per-calibration counts, hosts, BLAS and best float64 GFLOP/s, a few grouped queries
+    (the measurement figures come from an index, not the rows)."""
     ids = list(ids)
-    stats = _Stats({}, {}, {}, {}, {})
+    stats = _Stats({}, {}, {}, {}, {}, {})
+    labels = blas_by_environment(session) if ids else {}
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         stats.n_jobs.update(
             session.execute(
@@ -364,22 +387,28 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
                 .group_by(Job.calibration_id)
             ).all()
         )
-        by_measurements = (
-            select(Job.calibration_id)
+        # one pass over the index (job_id, dtype, workers, gflops): counts and the best
+        # single-process float64 figure
+        for calibration_id, count, best in session.execute(
+            select(
+                Job.calibration_id,
+                func.count(MeasurementRow.id),
+                func.max(
+                    case(
+                        (
+                            and_(MeasurementRow.dtype == "float64", MeasurementRow.workers == 1),
+                            MeasurementRow.gflops,
+                        )
+                    )
+                ),
+            )
             .join(MeasurementRow, MeasurementRow.job_id == Job.id)
             .where(Job.calibration_id.in_(chunk))
             .group_by(Job.calibration_id)
-        )
-        stats.n_measurements.update(
-            session.execute(by_measurements.add_columns(func.count(MeasurementRow.id))).all()
-        )
-        stats.best_gflops.update(
-            session.execute(
-                by_measurements.add_columns(func.max(MeasurementRow.gflops)).where(
-                    MeasurementRow.dtype == "float64", MeasurementRow.workers == 1
-                )
-            ).all()
-        )
+        ):
+            stats.n_measurements[calibration_id] = count
+            if best is not None:
+                stats.best_gflops[calibration_id] = best
         hosts: defaultdict[int, list[str]] = defaultdict(list)
         for calibration_id, hostname in session.execute(
             select(Job.calibration_id, Job.hostname)
@@ -396,6 +425,14 @@ def _stats(session: Session, ids: Iterable[int]) -> _Stats:
                 .group_by(PresetRow.calibration_id)
             ).all()
         )
+        stacks: defaultdict[int, set[str]] = defaultdict(set)
+        for calibration_id, env in session.execute(
+            select(Job.calibration_id, Job.blas_environment_id)
+            .distinct()
+            .where(Job.calibration_id.in_(chunk), Job.blas_environment_id.is_not(None))
+        ):
+            stacks[calibration_id].update(labels.get(env, ()))
+        stats.blas.update({k: tuple(sorted(v)) for k, v in stacks.items()})
     return stats
 
 
@@ -413,6 +450,7 @@ def _summary(calibration: Calibration, node_type: str, stats: _Stats) -> Calibra
         n_measurements=stats.n_measurements.get(calibration.id, 0),
         hostnames=stats.hostnames.get(calibration.id, ()),
         best_gflops=float(best) if best is not None else None,
+        blas=stats.blas.get(calibration.id, ()),
         verdict=calibration.verdict,
         preset_adopted=(
             bool(stats.adopted[calibration.id]) if calibration.id in stats.adopted else None

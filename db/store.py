@@ -64,8 +64,12 @@ def create_calibration(
     profile: str,
     settings: dict[str, Any],
     status: str = "running",
+    created_at: dt.datetime | None = None,
 ) -> int:
-    """Insert a calibration (creating its node type if new); return its id."""
+    """Insert a calibration (creating its node type if new); return its id.
+
+    ``created_at`` defaults to now; an earlier time records a calibration taken earlier.
+    """
     _check_status(status)
     if not node_type:
         raise UsageError("a calibration needs a node type name; got an empty one")
@@ -75,7 +79,7 @@ def create_calibration(
         executor=executor,
         profile=profile,
         settings=_plain_json(settings),
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
         blasprof_version=_blasprof_version(),
     )
     session.add(calibration)
@@ -173,6 +177,8 @@ def finish_calibration(
     status: str,
     error: str | None = None,
     verdict: str | None = None,
+    *,
+    finished_at: dt.datetime | None = None,
 ) -> bool:
     """Set a calibration's final status, error text, verdict and finish time, once.
 
@@ -188,7 +194,9 @@ def finish_calibration(
                 Calibration.id == calibration_id,
                 Calibration.status.in_(("pending", "running")),
             )
-            .values(status=status, error=error, verdict=verdict, finished_at=utcnow())
+            .values(
+                status=status, error=error, verdict=verdict, finished_at=finished_at or utcnow()
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
     )
@@ -202,8 +210,10 @@ def store_preset(
     adopted: bool = True,
     quality: str | None = None,
     note: str | None = None,
+    created_at: dt.datetime | None = None,
 ) -> int:
-    """Store ``preset`` as derived from ``calibration_id``; return its row id.
+    """Store ``preset`` as derived from ``calibration_id`` (at ``created_at``, default now);
+    return its row id.
 
     ``adopted`` False keeps it on record without serving it to jobs (``latest_preset``
     skips it); ``quality`` says what its calibration was worth and ``note`` why.
@@ -214,7 +224,7 @@ def store_preset(
     row = PresetRow(
         calibration_id=calibration_id,
         node_type_id=_node_type_id(session, preset.node_type),
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
         data=_plain_json(preset.to_dict()),
         adopted=adopted,
         quality=quality,

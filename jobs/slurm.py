@@ -264,10 +264,13 @@ class SlurmBackend(Backend):
 
     def nodes(self, node_type: NodeType) -> list[str]:
         """The hosts of a node type that can take a job now: its partition's nodes (within
-        its nodelist, if any) that are not down, drained or failing. Features are not
-        filtered."""
+        its nodelist, if any) that are not down, drained or failing and whose active
+        features satisfy its constraint; idle ones first, then by name."""
+        from jobs.features import parse_constraint
+
+        admits = parse_constraint(node_type.constraint) if node_type.constraint else None
         command = ["sinfo", "--noheader", "--Node", "--partition", node_type.partition]
-        command += ["--states=idle,mixed,allocated,completing", "--format=%N"]
+        command += ["--states=idle,mixed,allocated,completing", "--format=%N|%T|%b"]
         if node_type.nodelist:
             command += ["--nodes", node_type.nodelist]
         try:
@@ -277,7 +280,16 @@ class SlurmBackend(Backend):
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
             raise JobError(f"sinfo failed for {node_type.name}: {lines[-1] if lines else done}")
-        return sorted({line.strip() for line in done.stdout.splitlines() if line.strip()})
+        busy: dict[str, int] = {}
+        for line in done.stdout.splitlines():
+            host, _, rest = line.strip().partition("|")
+            state, _, features = rest.partition("|")
+            active = set() if features in ("", "(null)") else set(features.split(","))
+            if not host or (admits is not None and not admits(active)):
+                continue
+            rank = 0 if state.startswith("idle") else 1 if state.startswith("mixed") else 2
+            busy[host] = min(rank, busy.get(host, rank))
+        return sorted(busy, key=lambda host: (busy[host], host))
 
     def reattach(self, external_id: str) -> SlurmHandle:
         """A handle on a job submitted earlier (e.g. by ``calibrate --no-wait``) into this

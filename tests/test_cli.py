@@ -38,6 +38,7 @@ def test_help_lists_every_command_and_does_not_import_heavy_modules() -> None:
     section = out.split("\nCommands:\n", 1)[1].split("\n\n", 1)[0]
     listed = {line.split()[0] for line in section.splitlines()}
     expected = {"probe", "calibrate", "status", "collect", "list", "show", "preset", "presets"}
+    expected |= {"best", "compare", "nodes", "plot"}
     assert listed == expected | {"db"}, listed
     assert "HEAVY []" in out
 

@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from profiler.cli import _common, calibrate, dbcmd, jobsview, presets, probe, query
+from profiler.cli import (
+    _common,
+    calibrate,
+    compare,
+    dbcmd,
+    fleet,
+    jobsview,
+    plot,
+    presets,
+    probe,
+    query,
+)
 
 __all__ = ["app", "main"]
 
@@ -48,6 +59,10 @@ app.command("status")(jobsview.status_command)
 app.command("collect")(jobsview.collect_command)
 app.command("list")(query.list_command)
 app.command("show")(query.show_command)
+app.command("best")(query.best_command)
+app.command("compare")(compare.compare_command)
+app.command("nodes")(fleet.nodes_command)
+app.command("plot")(plot.plot_command)
 app.command("preset")(presets.preset_command)
 app.add_typer(presets.presets_app, name="presets")
 app.add_typer(dbcmd.db_app, name="db")

@@ -76,13 +76,17 @@ def calibrate_command(
     ] = None,
     nodes_per_type: Annotated[
         int | None,
-        typer.Option(help="Slurm: calibrate this many nodes of each type (default: file's)."),
+        typer.Option(
+            help="Slurm: calibrate this many distinct nodes of each type, one job pinned to "
+            "each (default: the file's nodes)."
+        ),
     ] = None,
     all_nodes: Annotated[
         bool,
         typer.Option(
             "--all-nodes",
-            help="Slurm: calibrate every node of each type that is up (one job per node).",
+            help="Slurm: calibrate every node of each type that is up and has the type's "
+            "features (one job per node).",
         ),
     ] = False,
     wait: Annotated[

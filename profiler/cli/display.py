@@ -446,34 +446,44 @@ def _print_choice(preset: dict[str, Any]) -> None:
 
 
 def print_calibration_list(rows: Sequence[CalibrationSummary]) -> None:
-    """``blasprof list``: one line per calibration."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", padding=(0, 2, 0, 0), pad_edge=False)
-    for col in ("id", "node type", "status", "conditions", "preset", "exec", "profile"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("hosts", no_wrap=True)
-    table.add_column("points", justify="right", no_wrap=True)
-    table.add_column("f64 GF/s", justify="right", no_wrap=True)
-    for r in rows:
-        best = r.best_gflops
-        preset = {True: "adopted", False: "NOT adopted", None: "-"}[r.preset_adopted]
-        table.add_row(
+    """``blasprof list``: one line per calibration, as plain columns (no markup: every cell
+    but the figures came from the database; and a year of calibrations prints at once)."""
+    header = ("id", "node type", "status", "conditions", "preset", "exec", "profile",
+              "created (UTC)", "BLAS", "hosts", "points", "f64 GF/s")  # fmt: skip
+    adopted = {True: "adopted", False: "NOT adopted", None: "-"}
+    table = [
+        (
             str(r.id),
-            escape(r.node_type),
+            r.node_type,
             r.status,
             r.verdict or "-",
-            preset,
-            escape(r.executor),
-            escape(r.profile),
+            adopted[r.preset_adopted],
+            r.executor,
+            r.profile,
             r.created_at.strftime("%Y-%m-%d %H:%M"),
-            escape(", ".join(r.hostnames) or "-"),
+            ", ".join(r.blas) or "-",
+            _hosts(r.hostnames),
             str(r.n_measurements),
-            f"{best:.1f}" if best else "-",
+            f"{r.best_gflops:.1f}" if r.best_gflops else "-",
         )
-    console().print(table)
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in table)) for i, h in enumerate(header)]
+    right = {0, 10, 11}
+    for line in (header, *table):
+        cells = (
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        print("  ".join(cells).rstrip())
+
+
+def _hosts(names: Sequence[str], most: int = 3) -> str:
+    """A few host names, and how many more."""
+    if not names:
+        return "-"
+    shown = ", ".join(names[:most])
+    return shown + (f" +{len(names) - most}" if len(names) > most else "")
 
 
 def print_preset_paths(node_type: str, status: str, paths: Sequence[Path]) -> None:

@@ -17,6 +17,7 @@ import typer
 
 from jobs.registry import AUTO, BACKENDS
 from profiler.errors import UsageError
+from profiler.history import CALIBRATION_STATUSES, Selection
 from profiler.render import FORMATS
 from profiler.settings import ALL_THREADS, DTYPES, PROFILES, ThreadCounts
 
@@ -27,24 +28,38 @@ __all__ = [
     "IdsArgument",
     "JsonOption",
     "NodeTypeOption",
+    "OutputFormat",
     "Profile",
+    "Status",
+    "TableFormatOption",
     "check_id",
     "check_ids",
+    "check_tolerance",
+    "output_format",
     "parse_dtypes",
+    "parse_selection",
     "parse_since",
     "parse_sizes",
     "parse_threads",
+    "parse_window",
 ]
 
 Profile = StrEnum("Profile", {name: name for name in PROFILES})  # type: ignore[misc]
 ExecutorName = StrEnum("ExecutorName", {n: n for n in (AUTO, *BACKENDS)})  # type: ignore[misc]
 Format = StrEnum("Format", {name: name for name in FORMATS})  # type: ignore[misc]
+Status = StrEnum("Status", {name: name for name in CALIBRATION_STATUSES})  # type: ignore[misc]
+#: how a history view prints: a table for people, CSV or JSON for programs
+OutputFormat = StrEnum("OutputFormat", {n: n for n in ("table", "csv", "json")})  # type: ignore[misc]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
 ]
 NodeTypeOption = Annotated[
     str | None, typer.Option("--node-type", help="Node type name (see `blasprof list`).")
+]
+TableFormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="table (default), csv, or json (the same as --json)."),
 ]
 IdsArgument = Annotated[
     list[int] | None,
@@ -147,3 +162,77 @@ def check_id(calibration_id: int) -> int:
 def check_ids(ids: list[int] | None) -> list[int]:
     """Every id checked (``check_id``); None is an empty list."""
     return [check_id(i) for i in ids or []]
+
+
+def output_format(json_output: bool, fmt: OutputFormat | None) -> str:
+    """``--json`` and ``--format`` as one choice; contradicting each other is refused."""
+    if json_output and fmt not in (None, OutputFormat.json):
+        raise UsageError(f"--json and --format {fmt.value}: give one of them")
+    return "json" if json_output else (fmt.value if fmt is not None else "table")
+
+
+def check_tolerance(tolerance: float, option: str = "--tolerance") -> float:
+    """A fraction in [0, 1): 0.05 is 5%."""
+    if not 0 <= tolerance < 1:
+        raise UsageError(f"{option}: must be a fraction in [0, 1) such as 0.05, got {tolerance}")
+    return tolerance
+
+
+_WINDOW_END = re.compile(r"now(?:-([0-9]{1,9})([mhdw]))?")
+
+
+def _instant(text: str, what: str) -> dt.datetime:
+    """``now``, ``now-30d`` or an ISO date/time (UTC unless it says otherwise)."""
+    text = text.strip()
+    match = _WINDOW_END.fullmatch(text)
+    now = dt.datetime.now(dt.UTC)
+    if match:
+        if not match[1]:
+            return now
+        try:
+            return now - dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        except OverflowError:
+            raise UsageError(f"{what}: {text!r} reaches back before year 1") from None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{what}: {text[:40]!r} is not a time; accepted: now, now-30d (m, h, d, w) or an "
+            "ISO date such as 2026-01-31"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def parse_window(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``START:END`` (either may be empty) -> (start, end); e.g. ``now-30d:now``."""
+    if text.count(":") < 1 or not re.fullmatch(r"[0-9A-Za-z:+\-. T]{1,80}", text):
+        raise UsageError(f"window {text[:40]!r}: give START:END such as now-30d:now")
+    # ISO times have colons of their own: split at the colon that leaves two valid ends
+    for i, char in enumerate(text):
+        if char != ":":
+            continue
+        left, right = text[:i], text[i + 1 :]
+        try:
+            start = _instant(left, "window start") if left.strip() else None
+            end = _instant(right, "window end") if right.strip() else None
+        except UsageError:
+            continue
+        if start and end and start >= end:
+            raise UsageError(f"window {text!r}: its start is not before its end")
+        return start, end
+    raise UsageError(
+        f"window {text[:40]!r}: give START:END with START and END each now, now-30d "
+        "(m, h, d, w) or an ISO date such as 2026-01-31"
+    )
+
+
+def parse_selection(text: str, node_type: str | None) -> Selection:
+    """One side of ``compare``: ``12``, ``12,13,14`` or a window of ``node_type``."""
+    text = text.strip()
+    if re.fullmatch(r"[0-9]{1,19}(?:\s*,\s*[0-9]{1,19})*", text):
+        ids = tuple(check_id(int(i)) for i in text.split(","))
+        return Selection(calibration_ids=ids, text=text)
+    start, end = parse_window(text)
+    if node_type is None:
+        raise UsageError(f"window {text!r}: give the node type it is of with --node-type NAME")
+    return Selection(node_type=node_type, start=start, end=end, text=text)

@@ -1,4 +1,4 @@
-"""`blasprof list` and `blasprof show`: past calibrations."""
+"""`blasprof list`, `show` and `best`: past calibrations and the presets in force."""
 
 from __future__ import annotations
 
@@ -8,7 +8,23 @@ import typer
 
 from profiler.cli import display
 from profiler.cli._common import handle_errors, open_db
-from profiler.cli.options import JsonOption, NodeTypeOption, check_id, parse_since
+from profiler.cli.options import (
+    JsonOption,
+    NodeTypeOption,
+    Status,
+    TableFormatOption,
+    check_id,
+    output_format,
+    parse_since,
+)
+
+
+def _node_type(name: str | None) -> str | None:
+    if name is not None:
+        from profiler.names import check_node_type
+
+        check_node_type(name)
+    return name
 
 
 @handle_errors
@@ -17,26 +33,44 @@ def list_command(
     since: Annotated[
         str | None, typer.Option(help="Only calibrations newer than this: 30d, 12h, a date.")
     ] = None,
+    status: Annotated[
+        Status | None, typer.Option(help="Only calibrations with this status.")
+    ] = None,
+    blas: Annotated[
+        str | None,
+        typer.Option(help="Only calibrations run on this BLAS: openblas, 0.3.26, openblas@0.3.26."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many (the newest).")
+    ] = None,
     json_output: JsonOption = False,
+    fmt: TableFormatOption = None,
 ) -> None:
     """List past calibrations, newest first.
 
     Examples:  blasprof list --since 30d     blasprof list --node-type typea --json
-    """
-    if node_type is not None:
-        from profiler.names import check_node_type
 
-        check_node_type(node_type)
+      blasprof list --blas openblas@0.3.26 --status complete --format csv
+    """
+    from profiler.history import check_blas_filter
+
+    how = output_format(json_output, fmt)
     when = parse_since(since) if since is not None else None
-    rows = open_db().list_calibrations(node_type=node_type, since=when)
-    if json_output:
+    rows = open_db().list_calibrations(
+        node_type=_node_type(node_type),
+        since=when,
+        status=status.value if status else None,
+        blas=check_blas_filter(blas) if blas is not None else None,
+        limit=limit,
+    )
+    if how == "json":
         display.print_json([r.summary_json() for r in rows])
+    elif how == "csv":
+        from profiler.cli.display_history import calibration_list_csv
+
+        calibration_list_csv(rows)
     elif not rows:
-        print(
-            "no calibrations"
-            + (f" for node type {node_type}" if node_type else "")
-            + "; run `blasprof calibrate` to make one"
-        )
+        print("no calibrations match; run `blasprof calibrate` to make one")
     else:
         display.print_calibration_list(rows)
 
@@ -47,13 +81,80 @@ def show_command(
         int, typer.Argument(metavar="ID", help="Calibration id (see `blasprof list`).")
     ],
     json_output: JsonOption = False,
+    fmt: TableFormatOption = None,
 ) -> None:
-    """Show one calibration: nodes, BLAS, every point, the preset chosen.
+    """Show one calibration: nodes, BLAS, every point, curves of GFLOP/s against threads,
+    and the preset chosen. --format csv prints one row per measurement.
 
     Example:  blasprof show 3 --json | jq '.measurements[] | [.n, .threads, .gflops]'
     """
+    how = output_format(json_output, fmt)
     doc = open_db().get_calibration(check_id(calibration_id)).to_json()
-    if json_output:
+    if how == "json":
         display.print_json(doc)
+        return
+    from profiler.cli import display_history
+
+    if how == "csv":
+        display_history.measurements_csv(doc)
     else:
         display.print_calibration(doc)
+        display_history.print_curves(doc)
+
+
+@handle_errors
+def best_command(
+    node_type: NodeTypeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The thread counts in force now: per node type, size class and job layout, and the
+    calibration each came from.
+
+    Examples:  blasprof best     blasprof best --node-type typea --json
+    """
+    current = open_db().current_presets(_node_type(node_type))
+    if json_output:
+        display.print_json(
+            [
+                {
+                    "node_type": cp.node_type,
+                    "calibration_id": cp.calibration_id,
+                    "calibration_created_at": cp.calibration_created_at.isoformat(),
+                    "calibration_status": cp.calibration_status,
+                    "preset_stored_at": cp.stored_at.isoformat(),
+                    "blas": list(cp.blas),
+                    "calibrated_cpus": cp.preset.calibrated_cpus,
+                    "size_classes": [
+                        {
+                            "name": c.name,
+                            "max_n": c.max_n,
+                            "measured_n": c.measured_n,
+                            "threads": c.threads,
+                            "gflops": c.gflops,
+                            "best_threads": c.best_threads,
+                            "best_gflops": c.best_gflops,
+                            "sizes": list(c.sizes),
+                            "dtypes": list(c.dtypes),
+                            "losses": c.losses,
+                            "within_tolerance": c.within_tolerance,
+                            # where each class's choice comes from
+                            "calibration_id": c.calibration_id
+                            or cp.preset.calibration_id
+                            or cp.calibration_id,
+                        }
+                        for c in cp.preset.size_classes
+                    ],
+                    "layouts": {
+                        name: [{"workers": w, "threads": t} for w, t in rows]
+                        for name, rows in cp.preset.layout_table().items()
+                    },
+                }
+                for cp in current
+            ]
+        )
+    elif not current:
+        print("no presets stored yet; run `blasprof calibrate` to make one")
+    else:
+        from profiler.cli.display_history import print_best
+
+        print_best(current)

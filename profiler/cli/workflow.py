@@ -30,7 +30,7 @@ from profiler.settings import PROFILES, SweepSettings, with_overrides
 if TYPE_CHECKING:
     from db import Database
     from jobs.base import Backend, Handle
-    from jobs.cluster import Cluster
+    from jobs.cluster import Cluster, NodeType
     from jobs.task import TaskSpec
 
 __all__ = [
@@ -179,16 +179,7 @@ def run_calibration(
         submitted = []
         for name in request.node_types:
             node_type = cluster.node_type(name)
-            hosts: list[str | None]
-            if request.all_nodes:
-                hosts = list(lister.nodes(node_type))
-                if not hosts:
-                    raise JobError(
-                        f"--all-nodes: node type {name} (partition {node_type.partition}) has "
-                        "no node that can take a job now (all down or drained?)"
-                    )
-            else:
-                hosts = [None] * (request.nodes_per_type or node_type.nodes)
+            hosts = _hosts(request, lister, node_type)
             submitted.append(_submit(request, database, name, hosts, node_type.cpus_per_task, base))
         max_threads = max(cluster.node_type(n).cpus_per_task or 1 for n in request.node_types)
     else:
@@ -213,6 +204,40 @@ def run_calibration(
             collect_one(database, handle, row)
         reports.append(finish(database, s.calibration_id, interrupted=interrupted))
     return reports
+
+
+def _hosts(request: CalibrationRequest, lister: Backend, node_type: NodeType) -> list[str | None]:
+    """Where a node type's tasks go: every node up (``--all-nodes``), N distinct nodes
+    (``--nodes-per-type N`` or the file's ``nodes``), each pinned to its node, or, for one
+    node, wherever Slurm starts it first. Nodes are those that match the type's constraint."""
+    wanted = request.nodes_per_type or node_type.nodes
+    if not request.all_nodes and wanted == 1:
+        return [None]  # sbatch --constraint picks among the matching nodes
+    up = lister.nodes(node_type)
+    where = f"node type {node_type.name} (partition {node_type.partition}" + (
+        f", constraint {node_type.constraint!r})" if node_type.constraint else ")"
+    )
+    if request.all_nodes:
+        if not up:
+            raise JobError(
+                f"--all-nodes: {where} has no node that can take a job now "
+                "(all down or drained, or none with those features?)"
+            )
+        return list(up)
+    if len(up) < wanted:
+        option = (
+            f"--nodes-per-type {wanted}"
+            if request.nodes_per_type
+            else f"nodes = {wanted} in {request.cluster.path if request.cluster else 'the file'}"
+        )
+        shown = ", ".join(up[:10]) + (", ..." if len(up) > 10 else "")
+        raise UsageError(
+            f"{option}: {where} has {len(up)} node(s) that can take a job now"
+            + (f" ({shown})" if up else "")
+            + ", and each task needs a node of its own; "
+            + (f"give at most {len(up)}, or --all-nodes" if up else "wait for nodes to come up")
+        )
+    return list(up[:wanted])
 
 
 def _check_here(settings: SweepSettings) -> tuple[int, str, int]:

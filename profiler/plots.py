@@ -1,0 +1,166 @@
+"""Drawing calibrations with matplotlib: one calibration's curves, and a node type's trend.
+
+matplotlib is optional (``pip install 'blasprof[plot]'``); it is imported when a plot is
+drawn, and its absence is one ``UsageError`` that says how to install it. Figures are drawn
+on ``matplotlib.figure.Figure`` objects (no pyplot state) and written atomically: a reader
+sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from profiler.errors import UsageError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from profiler.history import Point
+
+__all__ = [
+    "FIGURE_SIZE",
+    "INSTALL_HINT",
+    "PLOT_SUFFIXES",
+    "check_output",
+    "plot_calibration",
+    "plot_history",
+    "require_matplotlib",
+]
+
+INSTALL_HINT = "pip install 'blasprof[plot]'"
+PLOT_SUFFIXES = (".png", ".svg")
+#: inches; at 100 dpi a PNG is 900 x 540 pixels
+FIGURE_SIZE = (9.0, 5.4)
+_DPI = 100
+
+
+def require_matplotlib() -> type[Figure]:
+    """matplotlib's ``Figure``; without matplotlib, one line that says how to install it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError(
+            f"plot needs matplotlib, which is not installed here; install it with: {INSTALL_HINT}"
+        ) from None
+    return Figure
+
+
+def _figure() -> Figure:
+    return require_matplotlib()(figsize=FIGURE_SIZE, dpi=_DPI, layout="constrained")
+
+
+def check_output(path: Path) -> Path:
+    """The file a plot goes to: .png or .svg, in a directory that exists."""
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(
+            f"-o {path}: the file name must end in {' or '.join(PLOT_SUFFIXES)} (the format)"
+        )
+    if path.is_dir():
+        raise UsageError(f"-o {path}: it is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {path}: directory {path.parent} does not exist")
+    return path
+
+
+def _save(figure: Figure, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, format=path.suffix.lower().lstrip("."), dpi=_DPI)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot_calibration(doc: dict[str, Any], path: Path) -> None:
+    """GFLOP/s against threads per (dtype, size) of one calibration (``show --json``'s
+    document): the theoretical peak as a dashed line per dtype, the preset's counts marked."""
+    from profiler.results import NodeInfo
+
+    figure = _figure()
+    axes = figure.add_subplot()
+    curves: dict[tuple[str, int], dict[int, float]] = {}
+    for m in doc.get("measurements", []):
+        if m.get("threads_verified", True) and m.get("workers", 1) == 1:
+            curve = curves.setdefault((m["dtype"], m["n"]), {})
+            curve[m["threads"]] = max(m["gflops"], curve.get(m["threads"], 0.0))
+    chosen = {}
+    for c in (doc.get("preset") or {}).get("size_classes", []):
+        for dtype in c.get("dtypes") or c.get("per_dtype", {}):
+            for n in c.get("sizes") or [c["measured_n"]]:
+                chosen[(dtype, n)] = c["threads"]
+    for (dtype, n), curve in sorted(curves.items()):
+        threads = sorted(curve)
+        style = "-" if dtype == "float64" else "--"
+        (line,) = axes.plot(
+            threads, [curve[t] for t in threads], style, marker="o", label=f"{dtype} n={n}"
+        )
+        pick = chosen.get((dtype, n))
+        if pick in curve:
+            axes.plot([pick], [curve[pick]], marker="*", markersize=16, color=line.get_color(),
+                      markeredgecolor="black", linestyle="none")  # fmt: skip
+    node = next(
+        (NodeInfo.from_dict(j["node_info"]) for j in doc.get("jobs", []) if j.get("node_info")),
+        None,
+    )
+    if node is not None and node.peak_gflops_f64:
+        counts = sorted({t for curve in curves.values() for t in curve})
+        for dtype in sorted({d for d, _ in curves}):
+            peaks = [node.peak_gflops(dtype, t) for t in counts]
+            if all(p is not None for p in peaks):
+                axes.plot(counts, peaks, ":", color="grey", label=f"theoretical peak {dtype}")
+    axes.plot([], [], marker="*", linestyle="none", color="black", label="preset's count")
+    axes.set_xlabel("threads")
+    axes.set_ylabel("GFLOP/s")
+    axes.set_title(f"calibration {doc['calibration_id']}: {doc['node_type']} ({doc['status']})")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", ncols=2)
+    _save(figure, path)
+
+
+def plot_history(points: Sequence[Point], node_type: str, path: Path) -> None:
+    """A node type's trend: per (dtype, size), each calibration's best GFLOP/s (the median
+    over its nodes at the best thread count), with a line where the BLAS changed."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    per: defaultdict[tuple[str, int], defaultdict[Any, defaultdict[int, list[float]]]]
+    per = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    when: dict[int, Any] = {}
+    blas: dict[int, str] = {}
+    for p in points:
+        per[(p.dtype, p.n)][p.calibration_id][p.threads].append(p.gflops)
+        when[p.calibration_id] = p.created_at
+        blas.setdefault(p.calibration_id, p.blas)
+    for (dtype, n), by_calibration in sorted(per.items()):
+        ids = sorted(by_calibration, key=lambda i: when[i])
+        best = [max(statistics.median(v) for v in by_calibration[i].values()) for i in ids]
+        axes.plot([when[i] for i in ids], best, "-" if dtype == "float64" else "--",
+                  marker="o", label=f"{dtype} n={n}")  # fmt: skip
+    ordered = sorted(when, key=lambda i: when[i])
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if blas[before] != blas[after]:
+            axes.axvline(when[after], color="grey", linestyle=":")
+            axes.annotate(
+                f"BLAS: {blas[after]}",
+                (when[after], 1),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize="small",
+            )
+    axes.set_xlabel("calibration time (UTC)")
+    axes.set_ylabel("GFLOP/s at the best thread count")
+    axes.set_title(f"{node_type}: {len(ordered)} calibrations")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", ncols=2)
+    figure.autofmt_xdate()
+    _save(figure, path)
