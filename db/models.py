@@ -164,6 +164,11 @@ class Calibration(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     blasprof_version: Mapped[str] = mapped_column(String(64), default="")
     error: Mapped[str | None] = mapped_column(Text)
+    # The blasprof process that stores this calibration (see db.ownership): its host, pid
+    # and start time, so that a pid reused by another process is not taken for it.
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_started: Mapped[float | None] = mapped_column(Double)
 
 
 class Job(Base):

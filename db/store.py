@@ -64,8 +64,12 @@ def create_calibration(
     profile: str,
     settings: dict[str, Any],
     status: str = "running",
+    owner: tuple[str, int, float] | None = None,
 ) -> int:
-    """Insert a calibration (creating its node type if new); return its id."""
+    """Insert a calibration (creating its node type if new); return its id.
+
+    ``owner`` is the (host, pid, start time) of the process that will store its results
+    (see ``db.ownership``)."""
     _check_status(status)
     if not node_type:
         raise UsageError("a calibration needs a node type name; got an empty one")
@@ -78,6 +82,8 @@ def create_calibration(
         created_at=utcnow(),
         blasprof_version=_blasprof_version(),
     )
+    if owner is not None:
+        calibration.owner_host, calibration.owner_pid, calibration.owner_started = owner
     session.add(calibration)
     session.flush()
     return calibration.id
