@@ -4,10 +4,16 @@ Every command prints through here, so every view follows the same rules: tables 
 terminal (and are not truncated when piped), ``--json`` prints one document on stdout and
 nothing else there, and messages go to stderr prefixed ``blasprof:``. rich is imported
 where a view needs it.
+
+Every string that came from a machine or the database (a hostname, a CPU model, a node
+type, a job's reason) goes through ``safe`` on its way out: it reaches the terminal as the
+text it is, never as rich markup, and its control characters (a newline, an escape
+sequence) are shown, not obeyed.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,20 +41,38 @@ __all__ = [
     "print_probe",
     "print_status",
     "progress",
+    "safe",
 ]
+
+# C0 and C1 controls, DEL, and the invisible characters that reorder or split a line
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def safe(value: object, *, markup: bool = True) -> str:
+    """``value`` as text to show: control characters escaped (``\\n``, ``\\x1b``) and,
+    for a line of rich markup (``markup``, the default), square brackets escaped, so that
+    ``[/]`` or ``[bold]`` in a hostname is printed as it is. Use it for every string that
+    came from a machine or the database; ``markup=False`` for plain ``print`` lines."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+    if not markup:
+        return text
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def err(message: str) -> None:
     """One line on stderr, prefixed so that it is clear who speaks."""
-    print(f"blasprof: {message}", file=sys.stderr)
+    print(f"blasprof: {safe(message, markup=False)}", file=sys.stderr)
 
 
 def console(stderr: bool = False) -> Console:
-    """A rich console; when not on a terminal, wide enough that tables are not truncated."""
+    """A rich console; when not on a terminal, wide enough that tables are not truncated.
+    ``:name:`` in a string stays text (no emoji codes)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+    return Console(stderr=stderr, width=None if stream.isatty() else 160, emoji=False)
 
 
 def print_json(doc: Any) -> None:
@@ -86,8 +110,8 @@ def progress(label: str, total: int, *, enabled: bool = True) -> Iterator[Bar]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
+        TextColumn("{task.description}", markup=False),
+        console=Console(stderr=True, emoji=False),
         disable=not enabled,
         transient=False,
     )
@@ -162,7 +186,7 @@ def print_probe(info: NodeInfo) -> None:
     if not info.blas:
         rows.append(("blas", "no BLAS library found by threadpoolctl"))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(safe(key), safe(value))
     console().print(table)
 
 
@@ -191,9 +215,9 @@ def print_calibration(doc: dict[str, Any]) -> None:
             chosen[(c["measured_n"], dtype)] = threads
     hosts = sorted({n["hostname"] for n in doc.get("nodes", [])}) or ["-"]
     out.print(
-        f"[bold]calibration {doc['calibration_id']}[/] node type [bold]{doc['node_type']}[/] "
-        f"status [bold]{doc['status']}[/] executor {doc.get('executor')} profile "
-        f"{doc.get('profile')} on {', '.join(hosts)}"
+        f"[bold]calibration {doc['calibration_id']}[/] node type [bold]{safe(doc['node_type'])}[/] "
+        f"status [bold]{safe(doc['status'])}[/] executor {safe(doc.get('executor'))} profile "
+        f"{safe(doc.get('profile'))} on {safe(', '.join(hosts))}"
     )
     for n_doc in doc.get("nodes", []):
         libs = "; ".join(
@@ -201,8 +225,8 @@ def print_calibration(doc: dict[str, Any]) -> None:
             for b in n_doc.get("blas", [])
         )
         out.print(
-            f"  {n_doc['hostname']}: {n_doc.get('cpu_model')}, "
-            f"{n_doc.get('cores')} cores; {libs or 'no BLAS found'}"
+            f"  {safe(n_doc['hostname'])}: {safe(n_doc.get('cpu_model'))}, "
+            f"{safe(n_doc.get('cores'))} cores; {safe(libs or 'no BLAS found')}"
         )
     points = doc.get("measurements", [])
     if not points:
@@ -220,7 +244,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
         if m["threads"] not in cell or m["gflops"] > cell[m["threads"]]["gflops"]:
             cell[m["threads"]] = m
     for (dtype, n), cells in sorted(rows.items()):
-        line = [dtype, str(n)]
+        line = [safe(dtype), safe(n)]
         for t in threads:
             m = cells.get(t)
             if m is None:
@@ -239,7 +263,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
     if points:
         out.print(table)
     if node and node.peak_gflops_f64:
-        out.print(f"theoretical peak: {node.peak_note}")
+        out.print(f"theoretical peak: {safe(node.peak_note)}")
         if any(
             (peak := node.peak_gflops(m["dtype"], m["threads"])) and m["gflops"] > peak
             for m in points
@@ -249,7 +273,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
                 "so the peak is understated"
             )
     elif node:
-        out.print(f"theoretical peak {node.peak_note}")
+        out.print(f"theoretical peak {safe(node.peak_note)}")
     if any(not m.get("threads_verified", True) for m in points):
         out.print("! = the thread limit did not hold (threadpoolctl reported another count)")
     if preset:
@@ -263,7 +287,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
                 else "the fastest"
             )
             out.print(
-                f"  {c['name']:>6} ({bound}, measured at n={c['measured_n']}): "
+                f"  {safe(c['name']):>6} ({bound}, measured at n={c['measured_n']}): "
                 f"{c['threads']} threads, {c['gflops']:.1f} GFLOP/s; {why}"
             )
         layouts = ", ".join(f"{x['workers']}x{x['threads']}" for x in preset.get("layouts", []))
@@ -273,15 +297,15 @@ def print_calibration(doc: dict[str, Any]) -> None:
         if v:
             mark = "verified" if v["passed"] else "NOT verified"
             out.print(
-                f"preset {mark} in a fresh process: n={v['n']} {v['dtype']} on "
+                f"preset {mark} in a fresh process: n={v['n']} {safe(v['dtype'])} on "
                 f"{v['threads']} threads {v['fresh_gflops']:.1f} GFLOP/s = {v['ratio']:.0%} of "
                 f"the sweep's {v['sweep_gflops']:.1f}"
-                + (f" ({v['note']})" if v.get("note") else "")
+                + (f" ({safe(v['note'])})" if v.get("note") else "")
             )
         if job.get("state") not in (None, "COMPLETED") or job.get("reason"):
             out.print(
-                f"job {job.get('external_id')}: {job.get('state')}"
-                + (f": {job['reason']}" if job.get("reason") else "")
+                f"job {safe(job.get('external_id'))}: {safe(job.get('state'))}"
+                + (f": {safe(job['reason'])}" if job.get("reason") else "")
             )
 
 
@@ -298,12 +322,12 @@ def print_calibration_list(rows: Sequence[CalibrationSummary]) -> None:
         best = r.best_gflops
         table.add_row(
             str(r.id),
-            r.node_type,
-            r.status,
-            r.executor,
-            r.profile,
+            safe(r.node_type),
+            safe(r.status),
+            safe(r.executor),
+            safe(r.profile),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
-            ", ".join(r.hostnames) or "-",
+            safe(", ".join(r.hostnames) or "-"),
             str(r.n_measurements),
             f"{best:.1f}" if best else "-",
         )
@@ -319,18 +343,20 @@ def print_preset_paths(node_type: str, status: str, paths: Sequence[Path]) -> No
             else "no preset written: nothing usable was measured"
         )
         return
-    directory = paths[0].parent
-    print(f"presets written to {directory}: {', '.join(p.name for p in paths)}")
-    print(f"in a job script:  . {directory / 'blasprof.sh'}")
-    print(f"or for this type:  blasprof preset {node_type} --format sh")
+    directory = safe(paths[0].parent, markup=False)
+    names = safe(", ".join(p.name for p in paths), markup=False)
+    print(f"presets written to {directory}: {names}")
+    print(f"in a job script:  . {safe(paths[0].parent / 'blasprof.sh', markup=False)}")
+    print(f"or for this type:  blasprof preset {safe(node_type, markup=False)} --format sh")
 
 
 def print_pending(docs: Sequence[dict[str, Any]]) -> None:
     """Calibrations whose batch jobs outlive the command: their jobs and what to run next."""
     ids = " ".join(str(doc["calibration_id"]) for doc in docs)
     for doc in docs:
-        jobs = ", ".join(str(j["external_id"]) for j in doc["jobs"])
-        print(f"calibration {doc['calibration_id']} ({doc['node_type']}): Slurm jobs {jobs}")
+        jobs = safe(", ".join(str(j["external_id"]) for j in doc["jobs"]), markup=False)
+        node_type = safe(doc["node_type"], markup=False)
+        print(f"calibration {doc['calibration_id']} ({node_type}): Slurm jobs {jobs}")
     print(f"follow them:  blasprof status {ids}")
     print(f"store them:   blasprof collect {ids}   (safe to run again)")
 
@@ -351,14 +377,14 @@ def print_status(docs: Sequence[dict[str, Any]]) -> None:
     for doc in docs:
         for j in doc["jobs"]:
             table.add_row(
-                f"{doc['calibration_id']} ({doc['status']})",
-                doc["node_type"],
-                str(j["external_id"]),
-                j["state"],
-                j["hostname"] or "-",
+                f"{doc['calibration_id']} ({safe(doc['status'])})",
+                safe(doc["node_type"]),
+                safe(j["external_id"]),
+                safe(j["state"]),
+                safe(j["hostname"] or "-"),
                 "yes" if j["result_stored"] else "no",
                 "" if j["points_so_far"] is None else str(j["points_so_far"]),
-                j["reason"] or "",
+                safe(j["reason"] or ""),
             )
     console().print(table)
 
@@ -372,12 +398,14 @@ def print_collected(docs: Sequence[dict[str, Any]]) -> None:
         return
     for d in docs:
         print(
-            f"calibration {d['calibration_id']} ({d['node_type']}): stored {d['stored_now']} "
+            f"calibration {d['calibration_id']} ({safe(d['node_type'], markup=False)}): "
+            f"stored {d['stored_now']} "
             f"result(s) now, {d['still_running']} job(s) still running"
             + (f", {d['not_collectable']} not collectable" if d["not_collectable"] else "")
-            + f"; status {d['status']}"
+            + f"; status {safe(d['status'], markup=False)}"
         )
         if d["preset_files"]:
-            print(f"  presets written to {os.path.dirname(d['preset_files'][0])}")
+            where = safe(os.path.dirname(d["preset_files"][0]), markup=False)
+            print(f"  presets written to {where}")
     if any(d["still_running"] for d in docs):
         print("run `blasprof collect` again later for the jobs still running")
