@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from profiler.cli.display import err, safe
+from profiler.cli.display import err
 from profiler.errors import BlasprofError, UsageError
 from profiler.paths import make_dir
 
@@ -132,8 +132,7 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> Path:
     """
     target = check_output_file(path)
     if target != path:
-        link, real = safe(path, markup=False), safe(target, markup=False)
-        err(f"{link} is a symbolic link: writing its target {real}")
+        err(f"{path} is a symbolic link: writing its target {target}")
     ensure_dir(target.parent)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -163,10 +162,9 @@ def warn_if_others_can_write(directory: Path) -> None:
             continue
         if not mode & stat.S_IWOTH or (current != directory and mode & stat.S_ISVTX):
             continue
-        shown = safe(current, markup=False)
         err(
-            f"warning: others can write in {shown} (mode {stat.S_IMODE(mode):04o}), so they "
-            f"could change what jobs run from the presets in {safe(directory, markup=False)}; "
-            f"consider chmod o-w {shown}"
+            f"warning: others can write in {current} (mode {stat.S_IMODE(mode):04o}), so they "
+            f"could change what jobs run from the presets in {directory}; "
+            f"consider chmod o-w {current}"
         )
         return

@@ -160,7 +160,7 @@ def _collect_batch(
     if unreachable:
         display.err(
             f"calibration {record.id}: {unreachable} job(s) of executor "
-            f"{display.safe(record.executor, markup=False)} cannot be found again"
+            f"{record.executor} cannot be found again"
         )
     return stored, waiting, unreachable
 
@@ -212,11 +212,11 @@ def _recover(
         )
         return (0, 0, len(pending) or 1), None
     owner = Owner(*seen)
-    host = display.safe(owner.host, markup=False)
     state = owner.state()
     if state == ELSEWHERE:
         display.err(
-            f"calibration {record.id} runs on host {host}: run `blasprof collect {record.id}` there"
+            f"calibration {record.id} runs on host {owner.host}: run `blasprof collect "
+            f"{record.id}` there"
         )
         return (0, 0, len(pending) or 1), None
     if state == ALIVE:
@@ -234,7 +234,7 @@ def _recover(
     if not database.claim_calibration(record.id, seen, tuple(Owner.current())):
         return (0, len(pending) or 1, 0), None  # another collector took it over just now
     why = (
-        f"its blasprof process (pid {owner.pid} on {host}) ended before storing it; "
+        f"its blasprof process (pid {owner.pid} on {owner.host}) ended before storing it; "
         "stored from its job folder by `blasprof collect`"
     )
     settings = SweepSettings.from_dict(record.settings)

@@ -62,7 +62,8 @@ def safe(value: object, *, markup: bool = True) -> str:
 
 
 def err(message: str) -> None:
-    """One line on stderr, prefixed so that it is clear who speaks."""
+    """One line on stderr, prefixed so that it is clear who speaks (control characters in
+    ``message`` are shown escaped, so it stays one line)."""
     print(f"blasprof: {safe(message, markup=False)}", file=sys.stderr)
 
 
