@@ -59,8 +59,10 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
     outcome = handle.outcome() if handle.done() else None
     state = outcome.state if outcome else states.INTERRUPTED
     returned = outcome.result if outcome is not None else None
-    if returned is None and (returned := load_result(handle.spec.checkpoint)) is not None:
-        state = states.COMPLETED  # it ended and left its result, but its return was lost
+    if returned is None:  # the task may have left its result before its return was lost
+        returned = load_result(handle.spec.checkpoint)
+        if returned is not None and returned.get("status") == "complete":
+            state = states.COMPLETED  # what ended it came after the sweep: nothing was lost
     if returned is not None:
         result = NodeResult.from_dict(returned)
         if result.status != "complete" and state == states.COMPLETED:
