@@ -5,11 +5,18 @@ in one transaction that takes the write lock up front) or ``db.queries`` (reads)
 methods are those functions bound to a session, so their signatures and documentation live
 in one place; every failure of the database reaches the caller as one of blasprof's errors
 (``db.errors``), never as a SQLAlchemy traceback.
+
+A call that meets a busy database (a lock held elsewhere, a server restarting) is retried,
+the whole transaction again, with growing pauses, until ``wait_s`` has passed; only then
+does it fail. Readers retry lost connections only: a lock makes them fail after one
+lock timeout rather than wait on someone else's transaction.
 """
 
 from __future__ import annotations
 
 import functools
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Concatenate, ParamSpec, TypeVar
@@ -18,9 +25,9 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from db import history, queries, store
-from db.engine import DEFAULT_BUSY_TIMEOUT_S, WRITE, connect, resolve_url
-from db.errors import translated
+from db import history, ownership, queries, store
+from db.engine import DEFAULT_BUSY_TIMEOUT_S, WRITE, connect, resolve_url, wait_bound
+from db.errors import transient, translated
 from db.models import SCHEMA_REVISION
 
 __all__ = ["Database", "open_database", "upgrade"]
@@ -37,8 +44,12 @@ def _bound(
     def bind(func: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Database, P], R]:
         @functools.wraps(func)
         def method(self: Database, *args: P.args, **kwargs: P.kwargs) -> R:
-            with self._session(write=write) as session:
-                return func(session, *args, **kwargs)
+            def attempt() -> R:
+                with self._session(write=write) as session:
+                    return func(session, *args, **kwargs)
+
+            doing = "cannot write to" if write else "cannot read from"
+            return _retrying(attempt, self, doing, write=write)
 
         return method
 
@@ -52,10 +63,12 @@ _read = _bound(write=False)
 class Database:
     """An open blasprof database; every method takes and returns plain data."""
 
-    def __init__(self, engine: Engine, shown_url: str) -> None:
+    def __init__(self, engine: Engine, shown_url: str, wait_s: float = 0.0) -> None:
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE: True})
         self.url = shown_url
+        #: how long one call may keep retrying a busy or briefly unreachable database
+        self.wait_s = wait_s
 
     def __repr__(self) -> str:
         return f"Database({self.url!r})"
@@ -75,6 +88,7 @@ class Database:
     store_node_result = _write(store.store_node_result)
     finish_calibration = _write(store.finish_calibration)
     store_preset = _write(store.store_preset)
+    claim_calibration = _write(ownership.claim_calibration)
 
     list_calibrations = _read(queries.list_calibrations)
     get_calibration = _read(queries.get_calibration)
@@ -86,20 +100,46 @@ class Database:
     select_points = _read(history.select_points)
     latest_node_points = _read(history.latest_node_points)
     current_presets = _read(history.current_presets)
+    calibration_owner = _read(ownership.calibration_owner)
+    unfinished_calibration_ids = _read(ownership.unfinished_calibration_ids)
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
         # On SQLite a write begins with BEGIN IMMEDIATE: the write lock is taken before the
         # first read, so concurrent writers queue on the busy timeout instead of failing on
         # a stale WAL snapshot.
-        doing = "cannot write to" if write else "cannot read from"
-        with translated(self.url, doing, password=self._engine.url.password):
-            if not write:
-                with Session(self._engine) as session:
-                    yield session
-                return
-            with Session(self._write_engine) as session, session.begin():
+        if not write:
+            with Session(self._engine) as session:
                 yield session
+            return
+        with Session(self._write_engine) as session, session.begin():
+            yield session
+
+
+def _retrying(attempt: Callable[[], R], database: Database, doing: str, *, write: bool) -> R:
+    """``attempt()``, again after a growing pause while it fails transiently, for at most
+    ``database.wait_s``; the last failure is translated into one of blasprof's errors."""
+    started = time.monotonic()
+    pause, tries = 0.05, 1
+    while True:
+        try:
+            return attempt()
+        except sa_exc.SQLAlchemyError as e:
+            waited = time.monotonic() - started
+            busy = transient(e, write=write)
+            failure = e if not busy or waited + pause > database.wait_s else None
+        if failure is not None:
+            note = (
+                f" (tried {tries} time(s) over {waited:.1f} s; BLASPROF_DB_WAIT_S sets how long)"
+                if busy
+                else ""
+            )
+            password = database._engine.url.password
+            with translated(database.url, doing, password=password, note=note):
+                raise failure
+        # jitter: writers that met the same lock do not all come back at the same moment
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause, tries = min(pause * 2, 2.0), tries + 1
 
 
 def open_database(
@@ -107,24 +147,45 @@ def open_database(
     *,
     migrate: bool = True,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    wait_s: float | None = None,
 ) -> Database:
     """Open (and, with ``migrate``, create or upgrade) the database at ``url``.
 
     ``url`` defaults to ``BLASPROF_DB``, else SQLite in the data dir. Without ``migrate``
     a schema that is not at this blasprof's head is refused with the
-    command that upgrades it. Raises ``DatabaseUnavailable`` with one line naming the URL.
+    command that upgrades it. ``wait_s`` (default ``BLASPROF_DB_WAIT_S``, else 30) bounds
+    how long each call retries a busy database; one attempt's busy or lock timeout is at
+    most half of it. Raises ``DatabaseUnavailable`` with one line naming the URL.
     """
-    engine, shown = connect(resolve_url(url), busy_timeout_s)
+    database = _connected(url, busy_timeout_s, wait_s)
     try:
-        if _stored_revision(engine) != SCHEMA_REVISION:
-            # Alembic is imported only here: a database already at head costs one query.
-            from db.migrate import to_head
-
-            to_head(engine, shown, apply=migrate)
+        # Alembic is imported only when the schema is not at head: a database already
+        # there costs one query.
+        if _stored_revision(database._engine) != SCHEMA_REVISION:
+            _to_head(database, apply=migrate)
     except BaseException:
-        engine.dispose()
+        database.close()
         raise
-    return Database(engine, shown)
+    return database
+
+
+def _to_head(database: Database, *, apply: bool) -> tuple[str | None, str]:
+    from db.migrate import to_head
+
+    return _retrying(
+        lambda: to_head(database._engine, database.url, apply=apply),
+        database,
+        "cannot open",
+        write=True,
+    )
+
+
+def _connected(url: str | None, busy_timeout_s: float, wait_s: float | None) -> Database:
+    wait_s = wait_bound() if wait_s is None else wait_s
+    # one attempt waits at most half of what all of them may: there is time to try again
+    busy = min(busy_timeout_s, wait_s / 2) if wait_s > 0 else busy_timeout_s
+    engine, shown = connect(resolve_url(url), busy)
+    return Database(engine, shown, wait_s)
 
 
 def _stored_revision(engine: Engine) -> str | None:
@@ -141,10 +202,5 @@ def upgrade(
     url: str | None = None, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
 ) -> tuple[str | None, str]:
     """Bring the schema at ``url`` to head; return (revision before, revision after)."""
-    from db.migrate import to_head
-
-    engine, shown = connect(resolve_url(url), busy_timeout_s)
-    try:
-        return to_head(engine, shown, apply=True)
-    finally:
-        engine.dispose()
+    with _connected(url, busy_timeout_s, None) as database:
+        return _to_head(database, apply=True)

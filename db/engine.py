@@ -2,8 +2,11 @@
 
 ``resolve_url`` picks the URL (argument, ``BLASPROF_DB``, or SQLite in the data dir);
 ``connect`` makes the engine (SQLite: WAL, a busy timeout, writes that take the lock up
-front; PostgreSQL: a connect timeout) and connects once, so a bad URL fails here with one
-clear line instead of later with a traceback.
+front, a new file private to the user; PostgreSQL: connect, lock and statement timeouts, a
+ping before a pooled connection is reused) and connects once, so a bad URL fails here with
+one clear line instead of later with a traceback. Every wait on a lock is bounded: by the
+busy timeout (SQLite) or ``lock_timeout`` (PostgreSQL) per attempt, and by ``wait_bound``
+(``BLASPROF_DB_WAIT_S``) for all the attempts of one operation together.
 """
 
 from __future__ import annotations
@@ -18,11 +21,22 @@ from sqlalchemy.pool import StaticPool
 
 from db.errors import URL_HELP, mask_unparsed, translated
 from profiler.errors import DatabaseUnavailable
-from profiler.paths import data_dir
+from profiler.paths import DATA_DIR_MODE, data_dir, make_dir
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "WRITE", "connect", "resolve_url"]
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "DEFAULT_WAIT_S",
+    "WRITE",
+    "connect",
+    "resolve_url",
+    "wait_bound",
+]
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+#: how long one operation may keep retrying a busy or briefly unreachable database
+DEFAULT_WAIT_S = 30.0
+#: PostgreSQL: no statement of blasprof's needs longer; a hung one is cut off
+STATEMENT_TIMEOUT_S = 120.0
 #: the execution option that marks a write transaction (SQLite begins it IMMEDIATE)
 WRITE = "blasprof_write"
 
@@ -31,7 +45,7 @@ def _database_dir() -> Path:
     """The data dir (``profiler.paths.data_dir``), created; a failure says what to set."""
     path = data_dir()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dir(path, DATA_DIR_MODE)
     except OSError as e:
         raise DatabaseUnavailable(
             f"cannot create the blasprof data dir {path}: {e.strerror}; "
@@ -48,6 +62,22 @@ def resolve_url(url: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{_database_dir() / 'blasprof.sqlite'}"
+
+
+def wait_bound() -> float:
+    """Seconds one database operation may keep retrying: ``BLASPROF_DB_WAIT_S``, default 30."""
+    raw = os.environ.get("BLASPROF_DB_WAIT_S", "").strip()
+    if not raw:
+        return DEFAULT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise DatabaseUnavailable(
+            f"BLASPROF_DB_WAIT_S: {raw[:40]!r} is not a number of seconds from 0 to 3600"
+        )
+    return value
 
 
 def connect(raw_url: str, busy_timeout_s: float) -> tuple[Engine, str]:
@@ -96,13 +126,25 @@ def _create_engine(url: URL, busy_timeout_s: float) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, busy_timeout_s, wal=not memory)
         return engine
-    if (
-        backend == "postgresql"
-        and url.get_driver_name() in ("psycopg", "psycopg2")
-        and "connect_timeout" not in url.query
-    ):
-        return create_engine(url, connect_args={"connect_timeout": 10})
-    return create_engine(url)
+    if backend == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+        # A lock held by another session makes a statement fail after lock_timeout instead
+        # of waiting for as long as it is held; options in the URL come last and win.
+        options = (
+            f"-c lock_timeout={int(busy_timeout_s * 1000)} "
+            f"-c statement_timeout={int(STATEMENT_TIMEOUT_S * 1000)}"
+        )
+        given = url.query.get("options")
+        if given:
+            options += " " + (given if isinstance(given, str) else " ".join(given))
+        connect_args: dict[str, Any] = {"options": options}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = 10
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=backend == "postgresql")
+
+
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+_OURS = {"alembic_version", "calibrations"}
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, wal: bool) -> None:
@@ -115,7 +157,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, wal: bool) -> No
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if wal:
+            # WAL is a change to the file: made only to an empty database or blasprof's own
+            # (another program's is refused by db.migrate, and must be left as it was).
+            tables = {row[0] for row in cursor.execute(_TABLES)}
+            if wal and (not tables or tables >= _OURS):
                 cursor.execute("PRAGMA journal_mode = WAL")
         finally:
             cursor.close()
@@ -145,3 +190,19 @@ def _check_sqlite_path(url: URL, shown: str) -> None:
         raise DatabaseUnavailable(
             f"cannot open database {shown}: directory {parent} is not writable; choose another path"
         )
+    _create_private(path, shown)
+
+
+def _create_private(path: Path, shown: str) -> None:
+    """Create a missing SQLite file readable and writable by the user only, whatever the
+    umask (SQLite gives its -wal and -shm files the same mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise DatabaseUnavailable(f"cannot open database {shown}: {e.strerror or e}") from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

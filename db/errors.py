@@ -3,7 +3,8 @@
 A failure to reach, open or lock the database becomes ``DatabaseUnavailable`` (the URL or
 the database's state is the problem); anything else the database refused becomes
 ``DatabaseError``. Messages keep the driver's first line, without SQLAlchemy's links, with
-the password masked, and add what to do.
+the password masked, and add what to do. ``transient`` says which failures are worth
+another try (a lock held by someone else, a server that went away for a moment).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 
 from profiler.errors import BlasprofError, DatabaseError, DatabaseUnavailable
 
-__all__ = ["URL_HELP", "mask_unparsed", "translated"]
+__all__ = ["URL_HELP", "mask_password", "mask_unparsed", "transient", "translated"]
 
 URL_HELP = (
     "give an SQLAlchemy URL such as sqlite:////abs/path/blasprof.sqlite or "
@@ -25,11 +26,14 @@ URL_HELP = (
 
 
 @contextmanager
-def translated(shown: str, doing: str, *, password: str | None = None) -> Iterator[None]:
+def translated(
+    shown: str, doing: str, *, password: str | None = None, note: str = ""
+) -> Iterator[None]:
     """Turn SQLAlchemy's and the driver's exceptions into blasprof's, in one line.
 
     Failures to reach or lock the database become ``DatabaseUnavailable``; anything else
     the database refused becomes ``DatabaseError``. While opening, everything is the former.
+    ``note`` is added to a failure's message (e.g. how long it was retried).
     """
     try:
         yield
@@ -38,8 +42,45 @@ def translated(shown: str, doing: str, *, password: str | None = None) -> Iterat
     except sa_exc.SQLAlchemyError as e:
         reason, unavailable = _explain(e, password)
         if unavailable or doing == "cannot open" or isinstance(e, sa_exc.InterfaceError):
-            raise DatabaseUnavailable(f"{doing} database {shown}: {reason}") from None
-        raise DatabaseError(f"{doing} database {shown}: {reason}") from None
+            raise DatabaseUnavailable(f"{doing} database {shown}: {reason}{note}") from None
+        raise DatabaseError(f"{doing} database {shown}: {reason}{note}") from None
+
+
+# SQLSTATEs (PostgreSQL) after which the same transaction may well succeed. For anyone: a
+# server shutting down, crashed or starting up (57P0x) and connection exceptions (class 08).
+# For writers also: a lock not granted within lock_timeout, a deadlock or serialization victim.
+_CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+_LOCK_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+_CONNECTION_WORDS = (
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "could not receive data",
+    "connection is closed",
+    "the database system is",
+)
+_LOCK_WORDS = ("database is locked", "database table is locked", "database is busy")
+
+
+def transient(e: BaseException, *, write: bool) -> bool:
+    """Whether ``e`` is worth retrying: the database was busy or briefly unreachable.
+
+    Lock waits count for writers only: a reader that waited lock_timeout gives up rather
+    than keep a user's ``list`` waiting on someone else's transaction. Only for a database
+    that was opened (and so answered) once: a wrong URL fails at once.
+    """
+    if not isinstance(e, sa_exc.DBAPIError):
+        return False
+    sqlstate = getattr(e.orig, "sqlstate", None) or ""
+    text = str(e.orig).lower()
+    if (
+        e.connection_invalidated
+        or sqlstate.startswith("08")
+        or sqlstate in _CONNECTION_SQLSTATES
+        or any(words in text for words in _CONNECTION_WORDS)
+    ):
+        return True
+    return write and (sqlstate in _LOCK_SQLSTATES or any(w in text for w in _LOCK_WORDS))
 
 
 # (what the driver says, what to do); every one means the database cannot be used as given.
@@ -66,6 +107,10 @@ _UNAVAILABLE = (
     ("server closed the connection", "the server went away; check that it is running"),
     ("terminating connection", "the server went away; check that it is running"),
     ('database "', "create it first (e.g. createdb) or fix the name in the URL"),
+    ("lock timeout", "another process holds a lock on it; wait for it to finish and retry"),
+    ("statement timeout", "the database did not answer in time; retry later"),
+    ("starting up", "the server is starting up; retry in a moment"),
+    ("shutting down", "the server is shutting down; check that it is running"),
 )
 
 
@@ -75,14 +120,26 @@ def _explain(e: Exception, password: str | None) -> tuple[str, bool]:
     lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
     reason = lines[0] if lines else type(orig).__name__
     reason = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", reason)
-    if password:
-        reason = reason.replace(password, "***")
+    reason = mask_password(reason, password)
     lowered = " ".join(lines).lower()
     for needle, hint in _UNAVAILABLE:
         if needle in lowered:
             return f"{reason}; {hint}", True
-    return f"{reason}; check the URL given with --db or BLASPROF_DB", False
+    return reason, False
+
+
+def mask_password(text: str, password: str | None) -> str:
+    """``text`` with ``password`` masked where it stands as a password: inside a URL's
+    ``user:password@``, after ``password=``, or as a whole word; never inside other words
+    (a password ``p`` leaves ``port`` alone)."""
+    text = mask_unparsed(text)
+    if not password:
+        return text
+    quoted = re.escape(password)
+    text = re.sub(rf"(password\s*=\s*['\"]?){quoted}", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(rf"(?<![\w]){quoted}(?![\w])", "***", text)
 
 
 def mask_unparsed(raw: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
+    """``raw`` with the password of any ``scheme://user:password@`` in it masked."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", raw)

@@ -3,7 +3,8 @@
 Alembic runs programmatically (no alembic.ini) on a connection handed to
 ``db/migrations/env.py``, inside one write transaction that first takes a lock (SQLite:
 ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock), so two processes opening a fresh
-database at once do not both create it. A schema newer than this blasprof knows is refused.
+database at once do not both create it. A schema newer than this blasprof knows is refused,
+and so is a database that holds another program's tables.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from db.engine import WRITE
-from db.errors import translated
 from profiler.errors import DatabaseError, DatabaseUnavailable
 
 __all__ = ["MIGRATIONS_DIR", "to_head"]
@@ -29,49 +29,71 @@ _PG_MIGRATION_LOCK = 0x626C6173  # "blas"
 
 
 def to_head(engine: Engine, shown: str, *, apply: bool) -> tuple[str | None, str]:
-    """Bring the schema to head (or, without ``apply``, check it is there)."""
+    """Bring the schema to head (or, without ``apply``, check it is there).
+
+    Raises SQLAlchemy's errors as they come (the caller retries and translates them), and
+    ``DatabaseUnavailable`` for a database that is not blasprof's or is newer than it.
+    """
     scripts = ScriptDirectory(str(MIGRATIONS_DIR))
     head = scripts.get_current_head()
     assert head is not None, "blasprof ships at least one migration"
-    with translated(shown, "cannot open"):
-        with engine.connect() as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
-        if before == head:
-            return before, head
-        _check_known(scripts, before, shown)
-        if not apply:
-            raise DatabaseUnavailable(
-                f"database {shown} has schema revision {before or 'none'} but this blasprof "
-                f"needs {head}; run `blasprof db upgrade`"
+    with engine.connect() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
+        if before != head:
+            _check_ours(connection, scripts, before, shown)
+    if before == head:
+        return before, head
+    if not apply:
+        raise DatabaseUnavailable(
+            f"database {shown} has schema revision {before or 'none'} but this blasprof "
+            f"needs {head}; run `blasprof db upgrade`"
+        )
+    with engine.execution_options(**{WRITE: True}).begin() as connection:
+        # The migration runs inside this transaction, after the lock: a second process
+        # that opened the same fresh database waits here, then finds it at head.
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
             )
-        with engine.execution_options(**{WRITE: True}).begin() as connection:
-            # The migration runs inside this transaction, after the lock: a second process
-            # that opened the same fresh database waits here, then finds it at head.
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-                )
-            current = MigrationContext.configure(connection).get_current_revision()
-            if current != head:
-                _check_known(scripts, current, shown)
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS_DIR))
-                config.attributes["connection"] = connection
-                try:
-                    command.upgrade(config, "head")
-                except CommandError as e:
-                    raise DatabaseError(
-                        f"cannot upgrade database {shown}: {e}; nothing was changed"
-                    ) from None
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current != head:
+            _check_ours(connection, scripts, current, shown)
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, "head")
+            except CommandError as e:
+                raise DatabaseError(
+                    f"cannot upgrade database {shown}: {e}; nothing was changed"
+                ) from None
     return before, head
 
 
-def _check_known(scripts: ScriptDirectory, revision: str | None, shown: str) -> None:
+def _check_ours(
+    connection: Connection, scripts: ScriptDirectory, revision: str | None, shown: str
+) -> None:
+    """Refuse a database blasprof would damage: another program's tables (blasprof creates
+    its own only in an empty database), or a schema from a newer blasprof."""
+    tables = set(inspect(connection).get_table_names())
     if revision is None:
+        foreign = sorted(tables - {"alembic_version"})
+        if foreign:
+            shown_tables = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise DatabaseUnavailable(
+                f"database {shown} holds tables that are not blasprof's ({shown_tables}); "
+                "blasprof needs an empty database or one it created: give another with --db "
+                "or BLASPROF_DB"
+            )
         return
     try:
         scripts.get_revision(revision)
     except CommandError:
+        if "calibrations" not in tables:
+            raise DatabaseUnavailable(
+                f"database {shown} belongs to another program (schema revision {revision!r} "
+                "is not blasprof's); give another with --db or BLASPROF_DB"
+            ) from None
         raise DatabaseUnavailable(
             f"database {shown} has schema revision {revision}, which this blasprof does not "
             "know: it was written by a newer blasprof; upgrade blasprof"

@@ -51,7 +51,7 @@ __all__ = [
 
 #: the Alembic revision these models describe (the head of ``db/migrations``): opening a
 #: database compares it with ``alembic_version`` without importing Alembic; a test checks it
-SCHEMA_REVISION = "0003_history_indexes"
+SCHEMA_REVISION = "0004_calibration_owner"
 
 
 NAMING_CONVENTION = {
@@ -174,6 +174,11 @@ class Calibration(Base):
     error: Mapped[str | None] = mapped_column(Text)
     #: quiet or noisy over all its nodes (None until it is finished, or when unknown)
     verdict: Mapped[str | None] = mapped_column(String(16))
+    # The blasprof process that stores this calibration (see db.ownership): its host, pid
+    # and start time, so that a pid reused by another process is not taken for it.
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_started: Mapped[float | None] = mapped_column(Double)
 
 
 class Job(Base):

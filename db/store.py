@@ -65,10 +65,13 @@ def create_calibration(
     settings: dict[str, Any],
     status: str = "running",
     created_at: dt.datetime | None = None,
+    owner: tuple[str, int, float] | None = None,
 ) -> int:
     """Insert a calibration (creating its node type if new); return its id.
 
     ``created_at`` defaults to now; an earlier time records a calibration taken earlier.
+    ``owner`` is the (host, pid, start time) of the process that will store its results
+    (see ``db.ownership``).
     """
     _check_status(status)
     if not node_type:
@@ -82,6 +85,8 @@ def create_calibration(
         created_at=created_at or utcnow(),
         blasprof_version=_blasprof_version(),
     )
+    if owner is not None:
+        calibration.owner_host, calibration.owner_pid, calibration.owner_started = owner
     session.add(calibration)
     session.flush()
     return calibration.id

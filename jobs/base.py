@@ -5,7 +5,8 @@ small surface (``external_id``, ``state()``, ``done()``, ``outcome()``, ``cancel
 ``waiting_reason()``). What a backend can do beyond submitting is a method here with a
 default that says it cannot: whether it can be used on this machine (``unavailable``),
 list the nodes of a type (``nodes``), find a job again from another process
-(``reattach``), and ask about many jobs at once (``poll``). Callers ask the backend, never
+(``reattach``), say whether an orphaned local job still runs (``running``), and ask about
+many jobs at once (``poll``). Callers ask the backend, never
 its name. The registry (``jobs.registry``) finds a backend by name.
 """
 
@@ -86,6 +87,11 @@ class Backend(abc.ABC):
     def reattach(self, external_id: str) -> Handle | None:
         """A handle on a job submitted earlier, from another process; None if impossible."""
         return None
+
+    def running(self, external_id: str) -> bool:
+        """Whether a job on this machine, submitted by a process now gone, still runs (a
+        task in that process's own threads ended with it)."""
+        return False
 
     def nodes(self, node_type: NodeType) -> list[str]:
         """The hosts of ``node_type`` that can take a job now."""

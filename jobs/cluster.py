@@ -263,4 +263,6 @@ def load_cluster(path: str | Path) -> Cluster:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UsageError(f"{path}: not a cluster file: its TOML is nested too deeply") from None
     return parse_cluster(data, path)

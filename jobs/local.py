@@ -13,6 +13,7 @@ from typing import Any
 
 from jobs import states
 from jobs.base import Backend, Handle, Outcome, tail
+from jobs.owner import Owner, process_running
 from jobs.submitit_job import SubmititHandle
 from jobs.task import TaskSpec, run_node_task
 from profiler.budget import exported
@@ -97,10 +98,18 @@ class LocalBackend(Backend):
         # (see _LocalHandle.cancel), which the node task turns into a partial result.
         # submitit's job process imports numpy before it unpickles the task, so the thread
         # environment for the largest count is set here and inherited.
+        # Each task watches this process: killed outright (SIGKILL), it cannot stop them, and
+        # nobody would store what they measure after it.
+        owner = tuple(Owner.current())
+        specs = [replace(spec, watch=owner) for spec in specs]
         counts = [s.max_threads for s in specs if s.max_threads]
         with _sigint_ignored(), exported(max(counts) if counts else None):
             jobs = executor.map_array(run_node_task, list(specs))
         return [_LocalHandle(spec, job) for spec, job in zip(specs, jobs, strict=True)]
+
+    def running(self, external_id: str) -> bool:
+        """Whether the job ``external_id`` (its controller's pid) still runs on this host."""
+        return external_id.isdigit() and process_running(int(external_id), str(self.folder))
 
 
 @contextlib.contextmanager

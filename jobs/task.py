@@ -3,12 +3,14 @@
 ``run_node_task`` imports nothing heavy before it has set the thread environment for the
 largest count it will test, so OpenBLAS starts with a pool large enough. It writes every
 point to the checkpoint (``jobs.checkpoint``) as soon as it is measured and returns a
-plain, versioned ``NodeResult`` dict. It never touches the database. ``recovered_result``
-builds the result of a task that could not return one, from its checkpoint.
+plain, versioned ``NodeResult`` dict, which it also leaves in the job folder. It never
+touches the database. ``recovered_result`` builds the result of a task that could not
+return one, from its checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import signal
 import sys
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.checkpoint import append, read_checkpoint
+from jobs.checkpoint import append, read_checkpoint, save_result
 
 if TYPE_CHECKING:
     from profiler.conditions import Conditions
@@ -40,6 +42,9 @@ class TaskSpec:
     max_threads: int | None = None
     #: the node this task must run on (batch executors; None: any node of the type)
     host: str | None = None
+    #: the process (host, pid, start time) whose end stops the task: the blasprof that
+    #: started a local calibration (None: the task outlives its submitter, as batch jobs do)
+    watch: tuple[str, int, float] | None = None
     stop_event: threading.Event | None = field(default=None, compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -104,8 +109,26 @@ def _prepare_environment(max_threads: int | None) -> None:
 
 def run_node_task(spec: TaskSpec) -> dict[str, Any]:
     """Probe the node, sweep (and measure layouts), verify the preset in a fresh process;
-    return the result dict. The conditions are watched from the sweep's start to the end
-    of the layouts; the checkpoint says which phase runs."""
+    return the result dict.
+
+    The result is also left beside the checkpoint (``jobs.checkpoint.save_result``), so
+    that it can be stored even if the process that started the task cannot; and the task
+    stops, keeping its points, when the process it watches (``spec.watch``) is gone.
+    """
+    unwatch = _watch_owner(spec.watch)
+    try:
+        result = _run_node_task(spec)
+    finally:
+        if unwatch is not None:
+            unwatch.set()
+    with contextlib.suppress(OSError):
+        save_result(spec.checkpoint, result)
+    return result
+
+
+def _run_node_task(spec: TaskSpec) -> dict[str, Any]:
+    """The task itself. The conditions are watched from the sweep's start to the end of the
+    layouts; the checkpoint says which phase runs."""
     _prepare_environment(spec.max_threads)
 
     from profiler.conditions import Watch
@@ -186,6 +209,19 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
     finally:
         append(checkpoint, "end")
         _restore_term_handler(previous)
+
+
+def _watch_owner(owner: tuple[str, int, float] | None) -> threading.Event | None:
+    """When the blasprof that started this task is gone (killed with SIGKILL, say), stop the
+    sweep as a SIGTERM does, keeping what was measured: nobody would store what it measures
+    after that. (SIGINT is ignored in local tasks: Ctrl-C is their blasprof's to handle.)"""
+    if owner is None or threading.current_thread() is not threading.main_thread():
+        return None
+    import os
+
+    from jobs.owner import Owner, watch
+
+    return watch(Owner(*owner), lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
 def _install_term_handler() -> Any:

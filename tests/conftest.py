@@ -1,5 +1,7 @@
-"""Shared fixtures: an isolated blasprof home per test, the console script, and one real
-calibration (tiny sizes, short samples) that read-only tests share."""
+"""Shared fixtures: an isolated blasprof home per test, the console script, one real
+calibration (tiny sizes, short samples) that read-only tests share, and the Slurm cluster
+and PostgreSQL server of the tests that need them (see ``tests/services.py`` for when
+those are started, and which)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-UP = ROOT / "deploy" / "slurm-local" / "up.sh"
-DOWN = ROOT / "deploy" / "slurm-local" / "down.sh"
-STATE_DIR = Path(os.environ.get("BLASPROF_SLURM_DIR", "/tmp/blasprof-slurm"))
+# Read once, before any test's ``home`` fixture clears the BLASPROF_ variables.
+_GIVEN_PG_URL = os.environ.get("BLASPROF_TEST_PG_URL")
 #: environment that describes a job allocation, which a test must not inherit
 _ALLOCATION = ("SLURM_JOB", "SLURM_CPUS", "SLURM_NTASKS", "SLURM_MEM", "SLURM_NODELIST")
 
@@ -85,40 +86,83 @@ def calibrated(
     yield {"doc": doc, "home": home, "env": env}
 
 
-def _cluster_answers() -> bool:
-    try:
-        done = subprocess.run(
-            ["sinfo", "--noheader", "--partition=typea,typeb", "--format=%P %T"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0 and "typea" in done.stdout and "typeb" in done.stdout
+def _absent(what: str) -> None:
+    """A service is missing: with CI set the test fails, else it is skipped."""
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(what)
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[Path]:
-    """SLURM_CONF of a running local cluster with partitions typea and typeb."""
-    ci = bool(os.environ.get("CI"))
-    absent = pytest.fail if ci else pytest.skip
-    started = False
-    with pytest.MonkeyPatch.context() as mp:
-        if not (os.environ.get("SLURM_CONF") and _cluster_answers()):
-            if shutil.which("sbatch") is None and not ci:
-                pytest.skip("no Slurm here (sbatch is not on PATH)")
-            if os.geteuid() != 0:
-                absent("no local Slurm cluster and up.sh needs root; run deploy/slurm-local/up.sh")
-            done = subprocess.run([str(UP)], capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                absent(f"deploy/slurm-local/up.sh failed:\n{done.stdout}\n{done.stderr}")
-            started = "already running" not in done.stdout
-            mp.setenv("SLURM_CONF", str(STATE_DIR / "slurm.conf"))
-            if not _cluster_answers():
-                absent("the local Slurm cluster does not answer after up.sh")
+    """SLURM_CONF of a running local cluster with partitions typea and typeb: the one
+    ``SLURM_CONF`` names, else (with CI set) a private one started for this test run."""
+    from tests import services
+
+    given = os.environ.get("SLURM_CONF")
+    if services.slurm_answers(given):
+        yield Path(str(given))
+        return
+    if not os.environ.get("CI"):
+        pytest.skip("no Slurm cluster: SLURM_CONF names none that answers (and CI is not set)")
+    if os.geteuid() != 0 or shutil.which("slurmctld") is None:
+        _absent("CI is set but no Slurm cluster answers, and one cannot be started (needs root "
+                "and Debian's slurmctld, slurmd, slurm-client, munge)")  # fmt: skip
+    try:
+        private = services.start_slurm()
+    except RuntimeError as exc:
+        _absent(str(exc))
+        raise
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SLURM_CONF", private.address)
+            if not services.slurm_answers(private.address):
+                _absent("the private Slurm cluster does not answer after up.sh")
+            yield Path(private.address)
+    finally:
+        private.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The SQLAlchemy URL of a PostgreSQL server whose role may create databases: the one
+    ``BLASPROF_TEST_PG_URL`` names, else (with CI set) a private one started for this run."""
+    from tests import services
+
+    if _GIVEN_PG_URL:
+        yield _GIVEN_PG_URL
+        return
+    if not os.environ.get("CI"):
+        pytest.skip("no PostgreSQL: BLASPROF_TEST_PG_URL is not set (and CI is not set)")
+    if os.geteuid() != 0 or not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        _absent("CI is set but BLASPROF_TEST_PG_URL is not, and no server can be started "
+                "(needs root and Debian's postgresql)")  # fmt: skip
+    try:
+        private = services.start_postgres()
+    except RuntimeError as exc:
+        _absent(str(exc))
+        raise
+    try:
+        yield private.address
+    finally:
+        private.stop()
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database of its own for one test; its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(postgres_url)
+    name = f"blasprof_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            yield Path(os.environ["SLURM_CONF"])
+            yield base.set(database=name).render_as_string(hide_password=False)
         finally:
-            if started:
-                subprocess.run([str(DOWN)], capture_output=True, timeout=120)
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -250,6 +250,12 @@ BAD_INPUTS = [
     (["list", "--since", "999999999d"], "--since"),
     (["list", "--node-type", "bad name"], "--node-type"),
     (["nosuchcommand"], "nosuchcommand"),
+    (["list", "--since", "9999-12-31T23:59:59-14:00"], "outside the years 1 to 9999"),
+    (["list", "--since", "0001-01-01T00:00:00+01:00"], "outside the years 1 to 9999"),
+    (["show", str(2**31)], "out of range"),
+    (["status", str(2**31)], "out of range"),
+    # a one-letter password is masked where it is the password, not in "port" or "response"
+    (["--db", "postgresql+psycopg://u:p@127.0.0.1:1/x", "list"], "port 1 failed"),
 ]
 
 
@@ -291,21 +297,42 @@ def test_corrupt_database_file_is_refused_without_damage(home: Path, blasprof_ex
     assert db.read_bytes() == before
 
 
+def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
+    before = path.read_bytes()
+    for args in (["list"], ["calibrate", *TINY], ["db", "upgrade"]):
+        proc = run_blasprof(blasprof_exe, "--db", f"sqlite:///{path}", *args)
+        assert proc.returncode == 2, proc.stderr
+        assert "not blasprof's (photos)" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert path.read_bytes() == before
+
+
 def test_locked_database_fails_with_what_to_do(home: Path, blasprof_exe: str) -> None:
     import sqlite3
 
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     holder = sqlite3.connect(home / "blasprof.sqlite", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
+    env = {**os.environ, "BLASPROF_DB_WAIT_S": "1"}
     try:
         proc = run_blasprof(
-            blasprof_exe, "calibrate", *TINY, "--no-verify", "--executor", "debug", timeout=60
-        )
+            blasprof_exe, "calibrate", *TINY, "--no-verify", "--executor", "debug", env=env,
+            timeout=60,
+        )  # fmt: skip
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    # nothing was measured yet: the database given cannot be used now
     assert proc.returncode == 2, proc.stderr
     assert "database is locked" in proc.stderr and "retry" in proc.stderr
+    assert "BLASPROF_DB_WAIT_S" in proc.stderr
 
 
 def _wait_for_points(folder: Path, count: int, proc: subprocess.Popen[str], limit: float) -> None:
@@ -325,8 +352,8 @@ def _wait_for_points(folder: Path, count: int, proc: subprocess.Popen[str], limi
     pytest.fail(f"no {count} points measured within {limit} s")
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_ctrl_c_keeps_the_points_measured_marked_partial(
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sighup"])
+def test_ctrl_c_keeps_the_points_measured_marked_partial_and_exits_130(
     home: Path, blasprof_exe: str, how: str
 ) -> None:
     proc = subprocess.Popen(
@@ -343,12 +370,13 @@ def test_ctrl_c_keeps_the_points_measured_marked_partial(
             # as a terminal does: SIGINT to the whole process group, job processes included
             os.killpg(proc.pid, signal.SIGINT)
         else:  # as kill(1) or a closing login session does: the blasprof process only
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
         out, errors = proc.communicate(timeout=90)
     finally:
         proc.kill()
-    assert proc.returncode == 1, errors
+    assert proc.returncode == 130, errors
     assert "Traceback" not in errors
+    assert "interrupted" in errors and "stored" in errors
     doc = json.loads(out)
     assert doc["status"] == "partial"
     assert len(doc["measurements"]) >= 2

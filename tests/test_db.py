@@ -1,8 +1,7 @@
 """The database: migrations from empty, the round trip, storing once, on SQLite and PostgreSQL.
 
-PostgreSQL tests use the server started by ``deploy/postgres-local/up.sh`` (its URL in
-``BLASPROF_TEST_PG_URL``); each test gets a database of its own. With ``CI`` set they must
-run: a missing server fails them instead of skipping.
+PostgreSQL tests use the server of the ``postgres_url`` fixture (``BLASPROF_TEST_PG_URL``,
+or one started for the test run when ``CI`` is set); each test gets a database of its own.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,34 +47,12 @@ def node_result() -> NodeResult:
     )  # fmt: skip
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("BLASPROF_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but BLASPROF_TEST_PG_URL is not: start deploy/postgres-local")
-        pytest.skip("no PostgreSQL: run deploy/postgres-local/up.sh and . its env.sh")
-    return url
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL of each kind."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.sqlite'}"
-        return
-    from sqlalchemy import make_url
-
-    base = make_url(_postgres_url())
-    name = f"blasprof_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    return request.getfixturevalue("pg_database")
 
 
 def test_migration_from_empty_creates_every_table_at_head(db_url: str) -> None:
@@ -123,7 +100,7 @@ def test_sqlite_default_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
         holder.close()
     assert 0.3 < waited < 2.0
     # held for longer than the busy timeout: one clear error after about that long
-    short = open_database(f"sqlite:///{path}", busy_timeout_s=0.3)
+    short = open_database(f"sqlite:///{path}", busy_timeout_s=0.3, wait_s=0)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -234,3 +211,151 @@ def test_two_processes_opening_a_fresh_database_both_succeed(tmp_path: Path) -> 
         for _ in range(3)
     ]
     assert [p.communicate(timeout=60)[0].strip() for p in procs] == ["ok"] * 3
+
+
+# -- busy databases, foreign databases, messages --------------------------------------------
+
+
+@contextmanager
+def _held(url: str, seconds: float | None = None) -> Iterator[None]:
+    """Another connection holds the write lock (SQLite) or an exclusive lock on the
+    calibrations table (PostgreSQL) for the block, or for ``seconds`` from its start."""
+    if url.startswith("sqlite"):
+        holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None,
+                                 check_same_thread=False)  # fmt: skip
+        holder.execute("BEGIN IMMEDIATE")
+        release = lambda: holder.execute("ROLLBACK")  # noqa: E731
+    else:
+        engine = create_engine(url)
+        conn = engine.connect()
+        transaction = conn.begin()
+        conn.execute(text("LOCK TABLE calibrations IN ACCESS EXCLUSIVE MODE"))
+        release = transaction.rollback
+    timer = threading.Timer(seconds, release) if seconds is not None else None
+    if timer is not None:
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.join()
+        else:
+            release()
+        if url.startswith("sqlite"):
+            holder.close()
+        else:
+            conn.close()
+            engine.dispose()
+
+
+def test_a_writer_that_meets_a_held_lock_retries_until_it_is_released(db_url: str) -> None:
+    upgrade(db_url)
+    with open_database(db_url, busy_timeout_s=0.3, wait_s=20) as database:
+        with _held(db_url, seconds=1.5):
+            started = time.monotonic()
+            cal = database.create_calibration("held", executor="local", profile="quick",
+                                              settings={})  # fmt: skip
+            waited = time.monotonic() - started
+        assert waited > 1.2  # it waited for the lock, beyond one busy/lock timeout
+        assert [c.id for c in database.list_calibrations()] == [cal]
+
+
+def test_a_writer_gives_up_after_its_wait_with_one_line_saying_so(db_url: str) -> None:
+    upgrade(db_url)
+    with open_database(db_url, busy_timeout_s=0.2, wait_s=1) as database, _held(db_url):
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable) as caught:
+            database.create_calibration("held", executor="local", profile="quick", settings={})
+        assert time.monotonic() - started < 5
+    message = str(caught.value)
+    assert "\n" not in message and "BLASPROF_DB_WAIT_S" in message and "tried" in message
+
+
+@pytest.mark.postgres
+def test_postgres_lock_waits_are_bounded_by_the_engine(pg_database: str) -> None:
+    upgrade(pg_database)
+    with open_database(pg_database) as database:
+        engine = database._engine
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "5s"
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "2min"
+    # a reader blocked by someone else's table lock gives up after the lock timeout
+    with open_database(pg_database, busy_timeout_s=0.5) as database, _held(pg_database):
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="lock timeout"):
+            database.list_calibrations()
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.postgres
+def test_a_postgres_server_that_dropped_the_connections_is_reconnected(
+    pg_database: str, postgres_url: str
+) -> None:
+    from sqlalchemy import make_url
+
+    with open_database(pg_database) as database:
+        assert database.list_calibrations() == []  # a pooled connection now exists
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:  # what a restart does to every session
+            dropped = conn.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                {"name": make_url(pg_database).database},
+            ).scalar()  # fmt: skip
+        admin.dispose()
+        assert dropped >= 1
+        cal = database.create_calibration("back", executor="local", profile="quick", settings={})
+        assert [c.id for c in database.list_calibrations()] == [cal]
+
+
+def test_a_foreign_database_is_refused_and_left_alone(db_url: str) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE inventory (id INTEGER PRIMARY KEY, item TEXT)"))
+    try:
+        for migrate in (True, False):
+            with pytest.raises(DatabaseUnavailable, match=r"not blasprof's \(inventory\)"):
+                open_database(db_url, migrate=migrate)
+        with pytest.raises(DatabaseUnavailable, match="not blasprof's"):
+            upgrade(db_url)
+        assert set(inspect(engine).get_table_names()) == {"inventory"}
+        # another program's Alembic history is not mistaken for a newer blasprof's
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+            conn.execute(text("INSERT INTO alembic_version VALUES ('abc123')"))
+        with pytest.raises(DatabaseUnavailable, match="belongs to another program"):
+            open_database(db_url)
+    finally:
+        engine.dispose()
+
+
+def test_password_masking_hides_the_password_and_nothing_else() -> None:
+    from db.errors import mask_password
+
+    said = 'connection to server at "127.0.0.1", port 1 failed: no response'
+    assert mask_password(said, "p") == said
+    assert mask_password(said, "o") == said
+    said = "bad dsn postgresql://u:hunter2@h/x (password=hunter2); hunter2 again, xhunter2x"
+    assert mask_password(said, "hunter2") == (
+        "bad dsn postgresql://u:***@h/x (password=***); *** again, xhunter2x"
+    )
+
+
+@pytest.mark.postgres
+def test_out_of_range_ids_and_dates_are_bad_input_on_postgres(
+    pg_database: str, blasprof_exe: str
+) -> None:
+    from tests.conftest import run_blasprof
+
+    upgrade(pg_database)
+    env = {**os.environ, "BLASPROF_DB": pg_database}
+    for args, needle in (
+        (["show", str(2**31)], "out of range"),
+        (["collect", str(2**31)], "out of range"),
+        (["list", "--since", "9999-12-31T23:59:59-14:00"], "--since"),
+    ):
+        proc = run_blasprof(blasprof_exe, *args, env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    largest = run_blasprof(blasprof_exe, "show", str(2**31 - 1), env=env)
+    assert largest.returncode == 2 and "no calibration with id" in largest.stderr

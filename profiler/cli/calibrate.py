@@ -114,7 +114,8 @@ def calibrate_command(
     clean preset exists, or the preset did not verify in a fresh process; then the command
     exits 1 and says why. --force adopts it anyway.
     """
-    from profiler.cli.workflow import build_request, run_calibration, terminate_as_interrupt
+    from profiler.cli.signals import INTERRUPTED_EXIT, noted
+    from profiler.cli.workflow import build_request, run_calibration
 
     request = build_request(
         executor=executor.value,
@@ -136,11 +137,16 @@ def calibrate_command(
         force=force,
     )
     database = open_db()
-    with terminate_as_interrupt():
+    # A signal from here on is noted, not raised: what was measured is stored first.
+    with noted() as signals:
         reports = run_calibration(
-            request, database, show_progress=os.isatty(2) or not json_output, wait=wait
+            request,
+            database,
+            show_progress=os.isatty(2) or not json_output,
+            wait=wait,
+            signals=signals,
         )
-    docs = [database.get_calibration(r.calibration_id).to_json() for r in reports]
+        docs = [database.get_calibration(r.calibration_id).to_json() for r in reports]
     for doc, r in zip(docs, reports, strict=True):
         doc["preset_files"] = [str(p) for p in r.preset_paths]
     if json_output:
@@ -150,10 +156,15 @@ def calibrate_command(
     else:
         for doc, r in zip(docs, reports, strict=True):
             display.print_calibration(doc)
-            display.print_preset_paths(r.node_type, r.status, r.preset_paths)
-    if any(r.status == "running" for r in reports):
-        if wait:  # Ctrl-C while waiting on a batch system: the jobs go on
-            raise typer.Exit(130)
+            adopted = r.adoption.adopted if r.adoption is not None else None
+            display.print_preset_paths(r.node_type, r.status, r.preset_paths, adopted)
+    running = any(r.status == "running" for r in reports)
+    if signals or (running and wait):  # running and waited: Ctrl-C on a batch system
+        if not running:
+            stored = ", ".join(f"{r.calibration_id} ({r.status})" for r in reports)
+            display.err(f"interrupted ({signals.name}); what was measured is stored: {stored}")
+        raise typer.Exit(INTERRUPTED_EXIT)
+    if running:
         return
     failed = False
     for r in reports:

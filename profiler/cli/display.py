@@ -4,10 +4,16 @@ Every command prints through here, so every view follows the same rules: tables 
 terminal (and are not truncated when piped), ``--json`` prints one document on stdout and
 nothing else there, and messages go to stderr prefixed ``blasprof:``. rich is imported
 where a view needs it.
+
+Every string that came from a machine or the database (a hostname, a CPU model, a node
+type, a job's reason) goes through ``safe`` on its way out: it reaches the terminal as the
+text it is, never as rich markup, and its control characters (a newline, an escape
+sequence) are shown, not obeyed.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,20 +41,39 @@ __all__ = [
     "print_probe",
     "print_status",
     "progress",
+    "safe",
 ]
+
+# C0 and C1 controls, DEL, and the invisible characters that reorder or split a line
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def safe(value: object, *, markup: bool = True) -> str:
+    """``value`` as text to show: control characters escaped (``\\n``, ``\\x1b``) and,
+    for a line of rich markup (``markup``, the default), square brackets escaped, so that
+    ``[/]`` or ``[bold]`` in a hostname is printed as it is. Use it for every string that
+    came from a machine or the database; ``markup=False`` for plain ``print`` lines."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+    if not markup:
+        return text
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def err(message: str) -> None:
-    """One line on stderr, prefixed so that it is clear who speaks."""
-    print(f"blasprof: {message}", file=sys.stderr)
+    """One line on stderr, prefixed so that it is clear who speaks (control characters in
+    ``message`` are shown escaped, so it stays one line)."""
+    print(f"blasprof: {safe(message, markup=False)}", file=sys.stderr)
 
 
 def console(stderr: bool = False) -> Console:
-    """A rich console; when not on a terminal, wide enough that tables are not truncated."""
+    """A rich console; when not on a terminal, wide enough that tables are not truncated.
+    ``:name:`` in a string stays text (no emoji codes)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+    return Console(stderr=stderr, width=None if stream.isatty() else 160, emoji=False)
 
 
 def print_json(doc: Any) -> None:
@@ -86,8 +111,8 @@ def progress(label: str, total: int, *, enabled: bool = True) -> Iterator[Bar]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
+        TextColumn("{task.description}", markup=False),
+        console=Console(stderr=True, emoji=False),
         disable=not enabled,
         transient=False,
     )
@@ -118,7 +143,6 @@ def _ranges(cpus: tuple[int, ...]) -> str:
 
 def print_probe(info: NodeInfo) -> None:
     """This node as a two-column table."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -178,7 +202,7 @@ def print_probe(info: NodeInfo) -> None:
             ceiling += f"; WARNING: {info.usable_cpus} usable CPUs exceed it"
         rows.append(("thread ceiling", ceiling))
     for key, value in rows:
-        table.add_row(escape(key), escape(str(value)))
+        table.add_row(safe(key), safe(value))
     console().print(table)
 
 
@@ -215,16 +239,13 @@ def _node_of(doc: dict[str, Any]) -> NodeInfo | None:
 
 def print_calibration(doc: dict[str, Any]) -> None:
     """A calibration (the `show --json` document) as tables and a few lines of why."""
-    from rich.markup import escape
-
     out = console()
     node = _node_of(doc)
     hosts = sorted({n["hostname"] for n in doc.get("nodes", [])}) or ["-"]
     out.print(
-        f"[bold]calibration {doc['calibration_id']}[/] node type "
-        f"[bold]{escape(doc['node_type'])}[/] status [bold]{doc['status']}[/] executor "
-        f"{escape(str(doc.get('executor')))} profile {escape(str(doc.get('profile')))} on "
-        f"{escape(', '.join(hosts))}"
+        f"[bold]calibration {doc['calibration_id']}[/] node type [bold]{safe(doc['node_type'])}[/] "
+        f"status [bold]{safe(doc['status'])}[/] executor {safe(doc.get('executor'))} profile "
+        f"{safe(doc.get('profile'))} on {safe(', '.join(hosts))}"
     )
     for n_doc in doc.get("nodes", []):
         libs = "; ".join(
@@ -232,10 +253,8 @@ def print_calibration(doc: dict[str, Any]) -> None:
             for b in n_doc.get("blas", [])
         )
         out.print(
-            escape(
-                f"  {n_doc['hostname']}: {n_doc.get('cpu_model')}, "
-                f"{n_doc.get('cores')} cores; {libs or 'no BLAS found'}"
-            )
+            f"  {safe(n_doc['hostname'])}: {safe(n_doc.get('cpu_model'))}, "
+            f"{safe(n_doc.get('cores'))} cores; {safe(libs or 'no BLAS found')}"
         )
     _print_conditions(doc.get("conditions"))
     points = [m for m in doc.get("measurements", []) if m.get("workers", 1) == 1]
@@ -254,7 +273,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
         if v:
             mark = "verified" if v["passed"] else "NOT verified"
             out.print(
-                escape(
+                safe(
                     f"preset {mark} in a fresh process: n={v['n']} {v['dtype']} on "
                     f"{v['threads']} threads {v['fresh_gflops']:.1f} GFLOP/s = "
                     f"{v['ratio']:.0%} of the sweep's {v['sweep_gflops']:.1f}"
@@ -263,7 +282,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
             )
         if job.get("state") not in (None, "COMPLETED") or job.get("reason"):
             out.print(
-                escape(
+                safe(
                     f"job {job.get('external_id')}: {job.get('state')}"
                     + (f": {job['reason']}" if job.get("reason") else "")
                 )
@@ -271,14 +290,12 @@ def print_calibration(doc: dict[str, Any]) -> None:
     if preset and doc.get("preset_note"):
         adopted = doc.get("preset_adopted", True)
         label = "[bold]preset adopted[/]" if adopted else "[bold red]preset NOT adopted[/]"
-        out.print(f"{label} ({escape(str(doc.get('preset_quality')))}): ", end="")
-        out.print(escape(doc["preset_note"]), markup=False)
+        out.print(f"{label} ({safe(str(doc.get('preset_quality')))}): ", end="")
+        out.print(safe(doc["preset_note"], markup=False), markup=False)
 
 
 def _print_conditions(conditions: dict[str, Any] | None) -> None:
     """The verdict on the node's conditions, with its reasons and figures."""
-    from rich.markup import escape
-
     out = console()
     if not conditions:
         out.print("conditions: not measured")
@@ -295,10 +312,10 @@ def _print_conditions(conditions: dict[str, Any] | None) -> None:
             parts.append(f"steal {steal:.0%}")
         parts.append(f"{c.get('outlier_fraction', 0):.0%} outlier samples")
         parts += list(c.get("notes", ()))
-        figures.append(escape(f"{c['hostname']}: " + ", ".join(parts)))
+        figures.append(safe(f"{c['hostname']}: " + ", ".join(parts)))
     out.print(f"conditions: [{style}]{verdict}[/]")
     for reason in conditions.get("reasons", []):
-        out.print(escape(f"  ! {reason}"))
+        out.print(safe(f"  ! {reason}"))
     for line in figures:
         out.print(f"  {line}")
 
@@ -327,7 +344,7 @@ def _print_points(
         if m["threads"] not in cell or m["gflops"] > cell[m["threads"]]["gflops"]:
             cell[m["threads"]] = m
     for (dtype, n), cells in sorted(rows.items()):
-        line = [dtype, str(n)]
+        line = [safe(dtype), safe(n)]
         for t in threads:
             m = cells.get(t)
             if m is None:
@@ -347,7 +364,7 @@ def _print_points(
         table.add_row(*line)
     out.print(table)
     if node and node.peak_gflops_f64:
-        out.print(f"theoretical peak: {node.peak_note}", markup=False)
+        out.print(f"theoretical peak: {safe(node.peak_note)}")
         if any(
             (peak := node.peak_gflops(m["dtype"], m["threads"])) and m["gflops"] > peak
             for m in points
@@ -357,7 +374,7 @@ def _print_points(
                 "so the peak is understated"
             )
     elif node:
-        out.print(f"theoretical peak {node.peak_note}", markup=False)
+        out.print(f"theoretical peak {safe(node.peak_note)}")
     if any(not m.get("threads_verified", True) for m in points):
         out.print("! = the thread limit did not hold (threadpoolctl reported another count)")
     if any(m.get("outliers") for m in points):
@@ -405,8 +422,6 @@ def _print_layouts(points: Sequence[dict[str, Any]], preset: dict[str, Any]) -> 
 def _print_choice(preset: dict[str, Any]) -> None:
     """The count chosen per size class, and what it costs each dtype where no count is
     within the tolerance of every dtype's best."""
-    from rich.markup import escape
-
     out = console()
     tol = preset.get("tolerance", 0.03)
     out.print(
@@ -434,7 +449,7 @@ def _print_choice(preset: dict[str, Any]) -> None:
             else ""
         )
         out.print(
-            escape(
+            safe(
                 f"  {c['name']:>6} ({bound}, measured at n = {sizes}): {c['threads']} threads, "
                 f"{c['gflops']:.1f} GFLOP/s; {why}{cost}{came}"
             )
@@ -454,15 +469,15 @@ def print_calibration_list(rows: Sequence[CalibrationSummary]) -> None:
     table = [
         (
             str(r.id),
-            r.node_type,
-            r.status,
+            safe(r.node_type, markup=False),
+            safe(r.status, markup=False),
             r.verdict or "-",
             adopted[r.preset_adopted],
-            r.executor,
-            r.profile,
+            safe(r.executor, markup=False),
+            safe(r.profile, markup=False),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
-            ", ".join(r.blas) or "-",
-            _hosts(r.hostnames),
+            safe(", ".join(r.blas) or "-", markup=False),
+            safe(_hosts(r.hostnames), markup=False),
             str(r.n_measurements),
             f"{r.best_gflops:.1f}" if r.best_gflops else "-",
         )
@@ -486,27 +501,32 @@ def _hosts(names: Sequence[str], most: int = 3) -> str:
     return shown + (f" +{len(names) - most}" if len(names) > most else "")
 
 
-def print_preset_paths(node_type: str, status: str, paths: Sequence[Path]) -> None:
+def print_preset_paths(
+    node_type: str, status: str, paths: Sequence[Path], adopted: bool | None = None
+) -> None:
     """Where a calibration's presets went and how a job loads them; or why there are none."""
     if not paths:
-        print(
-            "no preset written: no node finished its sweep; earlier presets are kept"
-            if status != "complete"
-            else "no preset written: nothing usable was measured"
-        )
+        if adopted is False:
+            print("no preset written: it was not adopted (see why above); jobs keep theirs")
+        elif status != "complete":
+            print("no preset written: no node finished its sweep; earlier presets are kept")
+        else:
+            print("no preset written: nothing usable was measured")
         return
-    directory = paths[0].parent
-    print(f"presets written to {directory}: {', '.join(p.name for p in paths)}")
-    print(f"in a job script:  . {directory / 'blasprof.sh'}")
-    print(f"or for this type:  blasprof preset {node_type} --format sh")
+    directory = safe(paths[0].parent, markup=False)
+    names = safe(", ".join(p.name for p in paths), markup=False)
+    print(f"presets written to {directory}: {names}")
+    print(f"in a job script:  . {safe(paths[0].parent / 'blasprof.sh', markup=False)}")
+    print(f"or for this type:  blasprof preset {safe(node_type, markup=False)} --format sh")
 
 
 def print_pending(docs: Sequence[dict[str, Any]]) -> None:
     """Calibrations whose batch jobs outlive the command: their jobs and what to run next."""
     ids = " ".join(str(doc["calibration_id"]) for doc in docs)
     for doc in docs:
-        jobs = ", ".join(str(j["external_id"]) for j in doc["jobs"])
-        print(f"calibration {doc['calibration_id']} ({doc['node_type']}): Slurm jobs {jobs}")
+        jobs = safe(", ".join(str(j["external_id"]) for j in doc["jobs"]), markup=False)
+        node_type = safe(doc["node_type"], markup=False)
+        print(f"calibration {doc['calibration_id']} ({node_type}): Slurm jobs {jobs}")
     print(f"follow them:  blasprof status {ids}")
     print(f"store them:   blasprof collect {ids}   (safe to run again)")
 
@@ -527,14 +547,14 @@ def print_status(docs: Sequence[dict[str, Any]]) -> None:
     for doc in docs:
         for j in doc["jobs"]:
             table.add_row(
-                f"{doc['calibration_id']} ({doc['status']})",
-                doc["node_type"],
-                str(j["external_id"]),
-                j["state"],
-                j["hostname"] or "-",
+                f"{doc['calibration_id']} ({safe(doc['status'])})",
+                safe(doc["node_type"]),
+                safe(j["external_id"]),
+                safe(j["state"]),
+                safe(j["hostname"] or "-"),
                 "yes" if j["result_stored"] else "no",
                 "" if j["points_so_far"] is None else str(j["points_so_far"]),
-                j["reason"] or "",
+                safe(j["reason"] or ""),
             )
     console().print(table)
 
@@ -548,12 +568,14 @@ def print_collected(docs: Sequence[dict[str, Any]]) -> None:
         return
     for d in docs:
         print(
-            f"calibration {d['calibration_id']} ({d['node_type']}): stored {d['stored_now']} "
+            f"calibration {d['calibration_id']} ({safe(d['node_type'], markup=False)}): "
+            f"stored {d['stored_now']} "
             f"result(s) now, {d['still_running']} job(s) still running"
             + (f", {d['not_collectable']} not collectable" if d["not_collectable"] else "")
-            + f"; status {d['status']}"
+            + f"; status {safe(d['status'], markup=False)}"
         )
         if d["preset_files"]:
-            print(f"  presets written to {os.path.dirname(d['preset_files'][0])}")
+            where = safe(os.path.dirname(d["preset_files"][0]), markup=False)
+            print(f"  presets written to {where}")
     if any(d["still_running"] for d in docs):
         print("run `blasprof collect` again later for the jobs still running")

@@ -1,10 +1,10 @@
 """What becomes of a task's outcome: stored once, its calibration finished, presets written.
 
-``collect_one`` stores one task's outcome (a task that returned nothing keeps its
-checkpoint's points); ``finish`` turns what is stored into the calibration's status, its
-preset and the preset files, the same way whether ``calibrate`` waited or a later
-``collect`` found the jobs ended. ``job_statuses`` and ``collect`` serve batch jobs that
-outlived the command, from any shell, any number of times.
+``collect_one`` stores one task's outcome (a task that returned nothing keeps the result
+it left in its job folder, else its checkpoint's points); ``finish`` turns what is stored
+into the calibration's status, its preset and the preset files, the same way whether
+``calibrate`` waited or a later ``collect`` found the jobs ended. ``write_presets`` checks
+every file it will write before it writes any.
 """
 
 from __future__ import annotations
@@ -13,28 +13,27 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobs import states
-from jobs.registry import backend_class, get_backend
+from jobs.registry import backend_class
 from profiler.cli import display
-from profiler.cli._common import write_atomic
+from profiler.cli._common import check_output_file, warn_if_others_can_write, write_atomic
 from profiler.errors import UsageError
 from profiler.paths import presets_dir
 
 if TYPE_CHECKING:
-    from db import Database, JobRecord
-    from jobs.base import Backend, Handle
+    from db import Database
+    from jobs.base import Handle
     from profiler.adoption import Adoption
     from profiler.preset import Preset
     from profiler.results import NodeResult
 
 __all__ = [
     "CalibrationReport",
-    "collect",
+    "check_preset_files",
     "collect_one",
     "finish",
-    "job_statuses",
     "write_presets",
 ]
 
@@ -56,13 +55,19 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
 
     Returns the result, or None when another process had stored it already.
     """
+    from jobs.checkpoint import load_result
     from jobs.task import recovered_result
     from profiler.results import NodeResult
 
     outcome = handle.outcome() if handle.done() else None
     state = outcome.state if outcome else states.INTERRUPTED
-    if outcome is not None and outcome.result is not None:
-        result = NodeResult.from_dict(outcome.result)
+    returned = outcome.result if outcome is not None else None
+    if returned is None:  # the task may have left its result before its return was lost
+        returned = load_result(handle.spec.checkpoint)
+        if returned is not None and returned.get("status") == "complete":
+            state = states.COMPLETED  # what ended it came after the sweep: nothing was lost
+    if returned is not None:
+        result = NodeResult.from_dict(returned)
         if result.status != "complete" and state == states.COMPLETED:
             # the job ran to its end but the sweep did not: say why in the job's state
             state = states.INTERRUPTED if result.error == "interrupted" else states.FAILED
@@ -79,7 +84,9 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
     return result if stored else None
 
 
-def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> CalibrationReport:
+def finish(
+    database: Database, cal_id: int, *, interrupted: bool = False, error: str | None = None
+) -> CalibrationReport:
     """Once every job of a calibration has ended: its status, its verdict, its preset, and
     whether the preset is adopted (then its files are written).
 
@@ -87,7 +94,7 @@ def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> Cal
     Only jobs that completed their sweep feed the preset: a preset from half a sweep would
     replace a good one with a guess. A noisy calibration does not replace a clean preset,
     and one whose verification failed is not adopted, unless it was asked with --force
-    (``profiler.adoption``).
+    (``profiler.adoption``). ``error`` says why it ended early, if it did.
     """
     from profiler.adoption import decide, quality
     from profiler.preset import derive
@@ -103,9 +110,10 @@ def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> Cal
         status = "cancelled" if interrupted else "failed"
     conditions = record.conditions()
     verdict = conditions["verdict"] if conditions else None
-    if not database.finish_calibration(
-        cal_id, status, error="interrupted by the user" if interrupted else None, verdict=verdict
-    ):  # another collector finished it (and wrote its presets) first
+    if interrupted:
+        error = "interrupted by the user"
+    if not database.finish_calibration(cal_id, status, error=error, verdict=verdict):
+        # another collector finished it (and wrote its presets) first
         now = database.get_calibration(cal_id).status
         return CalibrationReport(cal_id, record.node_type, now)
     ids = {j.id for j in complete}
@@ -179,6 +187,8 @@ def write_presets(
     )
 
     directory = (out or presets_dir()).resolve()
+    check_preset_files(directory, [p.node_type for p in presets])
+    warn_if_others_can_write(directory)
     written = []
     for preset in presets:
         for fmt in FORMATS:
@@ -201,114 +211,11 @@ def write_presets(
     return tuple(written)
 
 
-# -- jobs that outlived the command ---------------------------------------------------------
+def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
+    """Refuse (``UsageError``) before anything is written when a preset file of these node
+    types, or a dispatcher, cannot be replaced: a directory, a device or a FIFO in its place."""
+    from profiler.render import FORMATS, file_name
 
-
-class _Reattacher:
-    """Handles on stored jobs, one backend per (executor, folder) so that their states
-    come from as few batch-system calls as possible."""
-
-    def __init__(self) -> None:
-        self._backends: dict[tuple[str, str], Backend | None] = {}
-
-    def handle(self, job: JobRecord, executor: str) -> Handle | None:
-        if not job.external_id or not job.folder:
-            return None
-        key = (executor, job.folder)
-        if key not in self._backends:
-            try:
-                self._backends[key] = get_backend(executor, Path(job.folder))
-            except UsageError:  # an executor this blasprof does not know
-                self._backends[key] = None
-        backend = self._backends[key]
-        return backend.reattach(job.external_id) if backend is not None else None
-
-
-def _calibration_ids(database: Database, ids: Sequence[int]) -> list[int]:
-    if ids:
-        for cal_id in ids:
-            database.get_calibration(cal_id)  # NotFound names the id
-        return list(ids)
-    return database.calibration_ids_with_pending_jobs()
-
-
-def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Where each job of the calibrations is (default: those with pending jobs)."""
-    from jobs.checkpoint import read_checkpoint
-
-    reattacher = _Reattacher()
-    docs: list[dict[str, Any]] = []
-    for cal_id in _calibration_ids(database, ids):
-        record = database.get_calibration(cal_id)
-        jobs = []
-        for job in record.jobs:
-            handle = None if job.result_stored else reattacher.handle(job, record.executor)
-            points = None
-            if not job.result_stored:
-                checkpoint = handle.spec.checkpoint if handle is not None else None
-                points = len(read_checkpoint(checkpoint).measurements) if checkpoint else 0
-            jobs.append(
-                {
-                    "id": job.id,
-                    "external_id": job.external_id,
-                    "state": handle.state() if handle is not None else job.state,
-                    "hostname": job.hostname,
-                    "result_stored": job.result_stored,
-                    "points_so_far": points,
-                    "reason": job.reason or (handle.waiting_reason() if handle else None),
-                }
-            )
-        docs.append(
-            {
-                "calibration_id": cal_id,
-                "node_type": record.node_type,
-                "status": record.status,
-                "executor": record.executor,
-                "jobs": jobs,
-            }
-        )
-    return docs
-
-
-def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Store the results of jobs that have ended; finish calibrations whose jobs all ended.
-
-    Safe to run again, and from several processes at once: a result is stored once.
-    """
-    reattacher = _Reattacher()
-    docs: list[dict[str, Any]] = []
-    for cal_id in _calibration_ids(database, ids):
-        record = database.get_calibration(cal_id)
-        stored, waiting, unreachable = 0, 0, 0
-        for job in database.pending_jobs(cal_id):
-            handle = reattacher.handle(job, record.executor)
-            if handle is None:
-                unreachable += 1
-            elif not handle.done():
-                waiting += 1
-            elif collect_one(database, handle, job.id) is not None:
-                stored += 1
-        doc: dict[str, Any] = {
-            "calibration_id": cal_id,
-            "node_type": record.node_type,
-            "stored_now": stored,
-            "still_running": waiting,
-            "not_collectable": unreachable,
-        }
-        if not database.pending_jobs(cal_id) and record.status in ("running", "pending"):
-            report = finish(database, cal_id)
-            doc["status"] = report.status
-            doc["preset_files"] = [str(p) for p in report.preset_paths]
-            if report.adoption is not None:
-                doc["preset_adopted"] = report.adoption.adopted
-                doc["preset_note"] = report.adoption.note
-        else:
-            doc["status"] = database.get_calibration(cal_id).status
-            doc["preset_files"] = []
-        docs.append(doc)
-        if unreachable:
-            display.err(
-                f"calibration {cal_id}: {unreachable} job(s) of executor {record.executor} "
-                "cannot be collected from another process (only batch jobs can)"
-            )
-    return docs
+    names = [file_name(t, fmt) for t in node_types for fmt in FORMATS]
+    for name in [*names, "blasprof.sh", "blas_preset.py"]:
+        check_output_file(directory / name)

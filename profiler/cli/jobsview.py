@@ -1,9 +1,11 @@
 """`blasprof status` and `blasprof collect`: calibrations whose jobs outlived the command.
 
-`calibrate --no-wait` (or Ctrl-C while waiting on Slurm) leaves jobs recorded as pending.
-`status` asks the batch system where they are; `collect` stores the results of those that
-ended and finishes each calibration whose jobs have all ended. Storing is claimed per job in
-the database, so several `collect` runs at once never store a result twice.
+`calibrate --no-wait` (or Ctrl-C while waiting on Slurm) leaves jobs recorded as pending,
+and a calibrate that was killed or could not reach the database leaves its calibration
+running. `status` says where their jobs are; `collect` stores the results of those that
+ended (for a local calibration whose blasprof is gone, from its job folder) and finishes
+each calibration whose jobs have all ended. Storing is claimed in the database, so several
+`collect` runs at once never store a result twice.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
 
     Examples:  blasprof status     blasprof status 12 13 --json
     """
-    from profiler.cli.finishing import job_statuses
+    from profiler.cli.collecting import job_statuses
 
     docs = job_statuses(open_db(), check_ids(ids))
     if json_output:
@@ -34,12 +36,14 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
 def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) -> None:
     """Store the results of jobs that have ended; finish calibrations whose jobs all ended.
 
-    Safe to run again, and from several shells at once: a result is stored once. Exits 1
-    when a calibration it finished has a preset that was not adopted (see `calibrate`).
+    Also stores what a local calibration measured when its blasprof was killed or could
+    not store it (from its job folder, once that blasprof is gone). Safe to run again, and
+    from several shells at once: a result is stored once. Exits 1 when a calibration it
+    finished has a preset that was not adopted (see `calibrate`).
 
     Examples:  blasprof collect     blasprof collect 12 --json
     """
-    from profiler.cli.finishing import collect
+    from profiler.cli.collecting import collect
 
     docs = collect(open_db(), check_ids(ids))
     if json_output:

@@ -146,12 +146,21 @@ def parse_since(text: str) -> dt.datetime:
             f"--since: {text!r} is not a duration or a date; accepted: 45m, 12h, 30d, 2w "
             "or an ISO date such as 2026-01-31"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    try:  # dates are stored in UTC: one that has no UTC year from 1 to 9999 is refused here
+        return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    except OverflowError:
+        raise UsageError(
+            f"--since: {text!r} is outside the years 1 to 9999 once taken to UTC"
+        ) from None
+
+
+#: ids are 32-bit integers in the database (PostgreSQL's ``integer``)
+MAX_ID = 2**31 - 1
 
 
 def check_id(calibration_id: int) -> int:
     """A calibration id as the database can hold it; anything else is a usage error."""
-    if not 1 <= calibration_id < 2**63:
+    if not 1 <= calibration_id <= MAX_ID:
         raise UsageError(
             f"calibration id {calibration_id} is out of range; ids are positive integers "
             "(see `blasprof list`)"

@@ -4,6 +4,10 @@ Plain functions over a ``Database`` and the executors, testable without the comm
 ``build_request`` checks the options once; ``run_calibration`` plans, submits, waits, and
 hands each task's outcome to ``profiler.cli.finishing``, which stores it and turns it into
 a status, a preset and its files. Commands call these and ``profiler.cli.display``.
+
+Once the tasks have ended, storing runs to its end whatever signal comes (see
+``profiler.cli.signals``). When the database still refuses the results after its retries,
+the command fails with where the results are and the command that stores them.
 """
 
 from __future__ import annotations
@@ -11,20 +15,21 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs import states
+from jobs.checkpoint import checkpoint_path
 from jobs.registry import backend_class, choose, get_backend
 from profiler.cli import display
-from profiler.cli._common import ensure_dir
-from profiler.cli.finishing import CalibrationReport, collect_one, finish
+from profiler.cli._common import collect_command, ensure_dir
+from profiler.cli.finishing import CalibrationReport, check_preset_files, collect_one, finish
 from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
-from profiler.errors import JobError, UsageError
+from profiler.errors import DatabaseError, DatabaseUnavailable, JobError, UsageError
 from profiler.names import check_node_type
-from profiler.paths import jobs_dir, presets_dir
+from profiler.paths import JOBS_DIR_MODE, PRESETS_DIR_MODE, jobs_dir, presets_dir
 from profiler.settings import PROFILES, SweepSettings, with_overrides
 
 if TYPE_CHECKING:
@@ -32,12 +37,12 @@ if TYPE_CHECKING:
     from jobs.base import Backend, Handle
     from jobs.cluster import Cluster, NodeType
     from jobs.task import TaskSpec
+    from profiler.cli.signals import Signals
 
 __all__ = [
     "CalibrationRequest",
     "build_request",
     "run_calibration",
-    "terminate_as_interrupt",
     "wait_for",
 ]
 
@@ -160,26 +165,31 @@ def run_calibration(
     *,
     show_progress: bool = True,
     wait: bool = True,
+    signals: Signals | None = None,
 ) -> list[CalibrationReport]:
     """Calibrate, store and write presets; returns one report per node type.
 
     Without ``wait`` (batch executors only) the jobs are recorded as pending and left to
-    ``blasprof collect``. Ctrl-C while waiting on a batch system stops the waiting, not
-    the jobs; on this machine it stops the jobs, which hand back what they measured.
+    ``blasprof collect``. Ctrl-C (or a signal noted in ``signals``) while waiting on a
+    batch system stops the waiting, not the jobs; on this machine it stops the jobs, which
+    hand back what they measured. A ``JobError`` says so when the results cannot be stored.
     """
     settings = request.settings
     # Where results and presets go is checked before anything runs.
-    ensure_dir(presets_dir())
+    presets = ensure_dir(presets_dir(), PRESETS_DIR_MODE)
     base = request.cluster.folder if request.cluster and request.cluster.folder else jobs_dir()
-    ensure_dir(base, 0o700)
+    ensure_dir(base, JOBS_DIR_MODE)
     if request.batch:
         assert request.cluster is not None
         cluster = request.cluster
         lister = get_backend(request.executor, base, cluster=cluster)
+        check_preset_files(presets, request.node_types)
         submitted = []
         for name in request.node_types:
             node_type = cluster.node_type(name)
             hosts = _hosts(request, lister, node_type)
+            if signals is not None and not submitted:  # later: the wait says how to collect
+                signals.raise_if_received()
             submitted.append(_submit(request, database, name, hosts, node_type.cpus_per_task, base))
         max_threads = max(cluster.node_type(n).cpus_per_task or 1 for n in request.node_types)
     else:
@@ -188,21 +198,29 @@ def run_calibration(
         max_threads, cpu_model, logical = _check_here(settings)
         node_type_name = request.node_types[0] if request.node_types else None
         name = node_type_name or default_node_type(cpu_model, logical)
+        check_preset_files(presets, [name])
+        if signals is not None:
+            signals.raise_if_received()
         submitted = [_submit(request, database, name, [None], max_threads, base)]
     if not wait:
         return [CalibrationReport(s.calibration_id, s.node_type, "running") for s in submitted]
-    interrupted = wait_for(submitted, settings, max_threads, show_progress=show_progress)
+    interrupted = wait_for(
+        submitted, settings, max_threads, show_progress=show_progress, stop=signals
+    )
     if interrupted and request.batch:
-        ids = " ".join(str(s.calibration_id) for s in submitted)
         display.err(
-            f"stopped waiting; the jobs keep running. Collect them later: blasprof collect {ids}"
+            "stopped waiting; the jobs keep running. Collect them later: "
+            + collect_command([s.calibration_id for s in submitted])
         )
         return [CalibrationReport(s.calibration_id, s.node_type, "running") for s in submitted]
-    reports = []
-    for s in submitted:
-        for handle, row in zip(s.handles, s.rows, strict=True):
-            collect_one(database, handle, row)
-        reports.append(finish(database, s.calibration_id, interrupted=interrupted))
+    try:
+        reports = []
+        for s in submitted:
+            for handle, row in zip(s.handles, s.rows, strict=True):
+                collect_one(database, handle, row)
+            reports.append(finish(database, s.calibration_id, interrupted=interrupted))
+    except (DatabaseError, DatabaseUnavailable) as exc:
+        raise _not_stored(submitted, exc) from None
     return reports
 
 
@@ -240,6 +258,22 @@ def _hosts(request: CalibrationRequest, lister: Backend, node_type: NodeType) ->
     return list(up[:wanted])
 
 
+def _not_stored(submitted: Sequence[_Submitted], exc: Exception) -> JobError:
+    """The work is done but the database refused it: say where the results are and how to
+    store them once the database answers again."""
+    from jobs.checkpoint import result_path
+
+    files = []
+    for s in submitted:
+        for handle in s.handles:
+            checkpoint = Path(handle.spec.checkpoint)
+            result = result_path(checkpoint)
+            files.append(str(result if result.exists() else checkpoint))
+    shown = ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+    command = collect_command([s.calibration_id for s in submitted])
+    return JobError(f"{exc}. Nothing measured is lost: it is in {shown}; store it with: {command}")
+
+
 def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     """Checks that need this machine: CPUs, memory. Returns the largest thread count to
     test, the CPU model and the logical CPU count."""
@@ -267,6 +301,7 @@ def _submit(
 
     A failure to submit finishes the calibration as failed before it is raised.
     """
+    from jobs.owner import Owner
     from jobs.task import TaskSpec
 
     cal_id = database.create_calibration(
@@ -275,15 +310,16 @@ def _submit(
         profile=request.settings.profile,
         settings={**request.settings.to_dict(), **({"force": True} if request.force else {})},
         status="running",
+        owner=tuple(Owner.current()),
     )
     try:
-        folder = ensure_dir(base / str(cal_id), 0o700)
-        folder.chmod(0o700)
+        folder = ensure_dir(base / str(cal_id), JOBS_DIR_MODE)
+        folder.chmod(JOBS_DIR_MODE)
         specs: list[TaskSpec] = [
             TaskSpec(
                 node_type=node_type,
                 settings=request.settings,
-                checkpoint=str(folder / f"task-{i}.points.jsonl"),
+                checkpoint=str(checkpoint_path(folder, i)),
                 verify=request.verify,
                 max_threads=max_threads,
                 host=host,
@@ -315,8 +351,10 @@ def wait_for(
     *,
     show_progress: bool = True,
     poll_s: float = 0.2,
+    stop: Signals | None = None,
 ) -> bool:
-    """Wait for every task, showing the points measured; True when the user pressed Ctrl-C.
+    """Wait for every task, showing the points measured; True when the user pressed Ctrl-C
+    (or a signal was noted in ``stop``).
 
     On Ctrl-C, tasks on this machine are asked to stop (and given a moment to hand back
     their points); batch jobs are left running.
@@ -331,6 +369,8 @@ def wait_for(
     with display.progress("calibrating", total, enabled=show_progress) as bar:
         try:
             while True:
+                if stop is not None:
+                    stop.raise_if_received()
                 counts, last = 0, ""
                 for h in handles:
                     checkpoint = read_checkpoint(h.spec.checkpoint)
@@ -378,20 +418,3 @@ def _stop(handles: Sequence[Handle], grace_s: float = 20.0) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         while time.monotonic() < deadline and not all(h.done() for h in handles):
             time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM or a hang-up (the login shell went away) ends a calibration as Ctrl-C does:
-    what was measured is stored, marked partial."""
-    import signal
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -1,0 +1,251 @@
+"""Calibrations that outlived the command that started them: where their jobs are, and
+storing what has ended.
+
+Batch jobs are found again through their backend (``reattach``) and stored as they end.
+A calibration of this machine (``debug``, ``local``) whose blasprof process is gone (killed,
+or it could not reach the database) is recovered from what its tasks left in the job
+folder: each task's result file, else the points of its checkpoint (stored as partial).
+Both are safe to repeat and to run from several shells at once: a job's result is claimed
+before it is stored, and an orphaned calibration is claimed by one collector (``db.ownership``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs import states
+from jobs.base import Outcome
+from jobs.registry import backend_class, get_backend
+from profiler.cli import display
+from profiler.cli.finishing import collect_one, finish
+from profiler.errors import UsageError
+
+if TYPE_CHECKING:
+    from db import CalibrationRecord, Database, JobRecord
+    from jobs.base import Backend, Handle
+    from jobs.task import TaskSpec
+
+__all__ = ["collect", "job_statuses"]
+
+
+class _Reattacher:
+    """Handles on stored jobs, one backend per (executor, folder) so that their states
+    come from as few batch-system calls as possible."""
+
+    def __init__(self) -> None:
+        self._backends: dict[tuple[str, str], Backend | None] = {}
+
+    def backend(self, executor: str, folder: str) -> Backend | None:
+        key = (executor, folder)
+        if key not in self._backends:
+            try:
+                self._backends[key] = get_backend(executor, Path(folder))
+            except UsageError:  # an executor this blasprof does not know
+                self._backends[key] = None
+        return self._backends[key]
+
+    def handle(self, job: JobRecord, executor: str) -> Handle | None:
+        if not job.external_id or not job.folder:
+            return None
+        backend = self.backend(executor, job.folder)
+        return backend.reattach(job.external_id) if backend is not None else None
+
+
+def _batch(executor: str) -> bool:
+    """Whether a stored calibration ran on a batch system (an unknown executor: no)."""
+    try:
+        return backend_class(executor).batch
+    except UsageError:
+        return False
+
+
+def _calibration_ids(database: Database, ids: Sequence[int]) -> list[int]:
+    if ids:
+        for cal_id in ids:
+            database.get_calibration(cal_id)  # NotFound names the id
+        return list(ids)
+    pending = set(database.calibration_ids_with_pending_jobs())
+    return sorted(pending | set(database.unfinished_calibration_ids()))
+
+
+def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Where each job of the calibrations is (default: those not finished)."""
+    from jobs.checkpoint import read_checkpoint
+
+    reattacher = _Reattacher()
+    docs: list[dict[str, Any]] = []
+    for cal_id in _calibration_ids(database, ids):
+        record = database.get_calibration(cal_id)
+        jobs = []
+        for job in record.jobs:
+            handle = None if job.result_stored else reattacher.handle(job, record.executor)
+            points = None
+            if not job.result_stored:
+                checkpoint = handle.spec.checkpoint if handle is not None else None
+                points = len(read_checkpoint(checkpoint).measurements) if checkpoint else 0
+            jobs.append(
+                {
+                    "id": job.id,
+                    "external_id": job.external_id,
+                    "state": handle.state() if handle is not None else job.state,
+                    "hostname": job.hostname,
+                    "result_stored": job.result_stored,
+                    "points_so_far": points,
+                    "reason": job.reason or (handle.waiting_reason() if handle else None),
+                }
+            )
+        docs.append(
+            {
+                "calibration_id": cal_id,
+                "node_type": record.node_type,
+                "status": record.status,
+                "executor": record.executor,
+                "jobs": jobs,
+            }
+        )
+    return docs
+
+
+def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Store the results of jobs that have ended; finish calibrations whose jobs all ended.
+
+    Safe to run again, and from several processes at once: a result is stored once.
+    """
+    reattacher = _Reattacher()
+    docs: list[dict[str, Any]] = []
+    for cal_id in _calibration_ids(database, ids):
+        record = database.get_calibration(cal_id)
+        if _batch(record.executor):
+            counts, why = _collect_batch(database, record, reattacher), None
+        else:
+            counts, why = _recover(database, record, reattacher)
+        stored, waiting, unreachable = counts
+        doc: dict[str, Any] = {
+            "calibration_id": cal_id,
+            "node_type": record.node_type,
+            "stored_now": stored,
+            "still_running": waiting,
+            "not_collectable": unreachable,
+        }
+        if (
+            not waiting
+            and not unreachable
+            and not database.pending_jobs(cal_id)
+            and record.status in ("running", "pending")
+        ):
+            report = finish(database, cal_id, error=why)
+            doc["status"] = report.status
+            doc["preset_files"] = [str(p) for p in report.preset_paths]
+            if report.adoption is not None:
+                doc["preset_adopted"] = report.adoption.adopted
+                doc["preset_note"] = report.adoption.note
+        else:
+            doc["status"] = database.get_calibration(cal_id).status
+            doc["preset_files"] = []
+        docs.append(doc)
+    return docs
+
+
+def _collect_batch(
+    database: Database, record: CalibrationRecord, reattacher: _Reattacher
+) -> tuple[int, int, int]:
+    stored, waiting, unreachable = 0, 0, 0
+    for job in database.pending_jobs(record.id):
+        handle = reattacher.handle(job, record.executor)
+        if handle is None:
+            unreachable += 1
+        elif not handle.done():
+            waiting += 1
+        elif collect_one(database, handle, job.id) is not None:
+            stored += 1
+    if unreachable:
+        display.err(
+            f"calibration {record.id}: {unreachable} job(s) of executor "
+            f"{record.executor} cannot be found again"
+        )
+    return stored, waiting, unreachable
+
+
+class _LeftBehind:
+    """A task of a calibration whose blasprof is gone, seen through what it left behind."""
+
+    def __init__(self, spec: TaskSpec, external_id: str, reason: str) -> None:
+        self.spec = spec
+        self.external_id = external_id
+        self._reason = reason
+
+    def state(self) -> str:
+        return states.INTERRUPTED
+
+    def done(self) -> bool:
+        return True
+
+    def waiting_reason(self) -> str | None:
+        return None
+
+    def outcome(self) -> Outcome:
+        return Outcome(states.INTERRUPTED, reason=self._reason)
+
+    def cancel(self) -> None:
+        return None
+
+
+def _recover(
+    database: Database, record: CalibrationRecord, reattacher: _Reattacher
+) -> tuple[tuple[int, int, int], str | None]:
+    """A calibration of this machine: store what its tasks left once its blasprof is gone.
+
+    Returns (stored, still running, not collectable) and why it ended early.
+    """
+    from jobs.checkpoint import checkpoint_path
+    from jobs.owner import ALIVE, ELSEWHERE, Owner
+    from jobs.task import TaskSpec
+    from profiler.settings import SweepSettings
+
+    pending = database.pending_jobs(record.id)
+    if record.status not in ("running", "pending"):
+        return (0, 0, 0), None
+    seen = database.calibration_owner(record.id)
+    if seen is None:
+        display.err(
+            f"calibration {record.id}: no blasprof process is recorded for it, so it cannot "
+            "be told whether one still stores it; it is left as it is"
+        )
+        return (0, 0, len(pending) or 1), None
+    owner = Owner(*seen)
+    state = owner.state()
+    if state == ELSEWHERE:
+        display.err(
+            f"calibration {record.id} runs on host {owner.host}: run `blasprof collect "
+            f"{record.id}` there"
+        )
+        return (0, 0, len(pending) or 1), None
+    if state == ALIVE:
+        return (0, len(pending) or 1, 0), None
+    running = [
+        job
+        for job in pending
+        if job.folder
+        and job.external_id
+        and (backend := reattacher.backend(record.executor, job.folder)) is not None
+        and backend.running(job.external_id)
+    ]
+    if running:  # its tasks stop within a second or so of their blasprof being gone
+        return (0, len(pending), 0), None
+    if not database.claim_calibration(record.id, seen, tuple(Owner.current())):
+        return (0, len(pending) or 1, 0), None  # another collector took it over just now
+    why = (
+        f"its blasprof process (pid {owner.pid} on {owner.host}) ended before storing it; "
+        "stored from its job folder by `blasprof collect`"
+    )
+    settings = SweepSettings.from_dict(record.settings)
+    stored = 0
+    for job in pending:
+        checkpoint = checkpoint_path(job.folder or ".", job.array_index or 0)
+        spec = TaskSpec(record.node_type, settings, str(checkpoint))
+        left = _LeftBehind(spec, job.external_id or "", why)
+        if collect_one(database, left, job.id) is not None:
+            stored += 1
+    return (stored, 0, 0), why
