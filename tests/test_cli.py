@@ -227,7 +227,7 @@ BAD_INPUTS = [
     (["calibrate", "--profile", "huge"], "--profile"),
     (["calibrate", "--executor", "cloud"], "--executor"),
     (["show", "424242"], "no calibration with id 424242"),
-    (["show", "abc"], "valid integer"),
+    (["show", "abc"], "Invalid value for 'ID'"),
     (["preset", "no-such-type"], "no preset for node type"),
     (["preset", "x", "--format", "xml"], "--format"),
     (["list", "--since", "yesterday"], "--since"),
