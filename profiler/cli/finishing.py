@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from jobs import states
 from jobs.registry import backend_class, get_backend
 from profiler.cli import display
-from profiler.cli._common import write_atomic
+from profiler.cli._common import ensure_dir
 from profiler.errors import UsageError
 from profiler.paths import presets_dir
 
@@ -142,39 +142,30 @@ def _ran_on_batch(executor: str) -> bool:
 
 
 def write_presets(
-    database: Database, presets: Sequence[Preset], out: Path | None = None
+    database: Database, presets: Sequence[Preset] | None = None, out: Path | None = None
 ) -> tuple[Path, ...]:
-    """Write each preset in every format, and the dispatchers over every known node type."""
-    from profiler.render import (
-        FORMATS,
-        NodeTypeMatch,
-        file_name,
-        render,
-        render_dispatcher_py,
-        render_dispatcher_sh,
-    )
+    """Write each of ``presets`` (default: every node type's latest) in every form, and the
+    dispatchers over every node type; say on stderr what was left out and why."""
+    from profiler.render.files import write_presets as write_files
 
-    directory = (out or presets_dir()).resolve()
-    written = []
-    for preset in presets:
-        for fmt in FORMATS:
-            path = directory / file_name(preset.node_type, fmt)
-            write_atomic(path, render(preset, fmt))
-            written.append(path)
+    directory = ensure_dir((out or presets_dir()).expanduser())
     known: dict[str, Preset] = {}
     for name in database.node_type_names():
-        latest = database.latest_preset(name)
+        try:
+            latest = database.latest_preset(name)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            display.err(
+                f"node type {ascii(name)}: its stored preset is unreadable ({type(exc).__name__})"
+            )
+            continue
         if latest is not None:
             known[name] = latest
-    known.update({p.node_type: p for p in presets})
-    matches = [
-        NodeTypeMatch(p.node_type, p.cpu_model, p.logical_cpus, p.partitions)
-        for p in known.values()
-    ]
-    write_atomic(directory / "blasprof.sh", render_dispatcher_sh(str(directory), matches))
-    write_atomic(directory / "blas_preset.py", render_dispatcher_py(matches))
-    written += [directory / "blasprof.sh", directory / "blas_preset.py"]
-    return tuple(written)
+    known.update({p.node_type: p for p in presets or ()})
+    per_type = None if presets is None else [p.node_type for p in presets]
+    paths, warnings = write_files(list(known.values()), directory, per_type)
+    for warning in warnings:
+        display.err(warning)
+    return tuple(paths)
 
 
 # -- jobs that outlived the command ---------------------------------------------------------
