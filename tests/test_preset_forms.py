@@ -170,7 +170,9 @@ SITUATIONS = [
         Situation(f"odd srun list {v!r}", {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": v}, 6)
         for v in ("2(x", "(x2)", "2(x0)", "0", "2,,2", "2(x2", "2)x(2", "2(x1))")
     ),
-    Situation("an srun list with leading zeros", {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": "08(x1)"}, 1),
+    Situation(
+        "an srun list with leading zeros", {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": "08(x1)"}, 1
+    ),
     Situation(
         "the user's OMP_NUM_THREADS is kept, and what would override it is not set",
         {**CPUS64, "OMP_NUM_THREADS": "1"},
