@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from profiler.cli import _common, calibrate, dbcmd, jobsview, presets, probe, query
+from profiler.cli import _common, calibrate, dbcmd, jobenv, jobsview, presets, probe, query
 
 __all__ = ["app", "main"]
 
@@ -50,6 +50,12 @@ app.command("list")(query.list_command)
 app.command("show")(query.show_command)
 app.command("preset")(presets.preset_command)
 app.add_typer(presets.presets_app, name="presets")
+app.command("env")(jobenv.env_command)
+app.command(
+    "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)(jobenv.run_command)
+app.command("wrap")(jobenv.wrap_command)
+app.command("check")(jobenv.check_command)
 app.add_typer(dbcmd.db_app, name="db")
 
 

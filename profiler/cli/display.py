@@ -29,7 +29,10 @@ __all__ = [
     "print_calibration",
     "print_calibration_list",
     "print_collected",
+    "print_adoption",
     "print_json",
+    "print_loading",
+    "print_notes",
     "print_pending",
     "print_preset_paths",
     "print_probe",
@@ -320,9 +323,48 @@ def print_preset_paths(node_type: str, status: str, paths: Sequence[Path]) -> No
         )
         return
     directory = paths[0].parent
-    print(f"presets written to {directory}: {', '.join(p.name for p in paths)}")
-    print(f"in a job script:  . {directory / 'blasprof.sh'}")
-    print(f"or for this type:  blasprof preset {node_type} --format sh")
+    if directory.name == "modulefiles":
+        directory = directory.parent
+    print(f"presets for {node_type} and the dispatchers written to {directory}")
+    print_loading(directory)
+
+
+def print_loading(directory: Path) -> None:
+    """How each form in a presets directory is loaded."""
+    rows = [
+        ("sh, bash, zsh, ksh", f". {directory}/blasprof.sh"),
+        ("csh, tcsh", f"source {directory}/blasprof.csh"),
+        ("Python", f"PYTHONPATH={directory} and `import blas_preset` before numpy"),
+        ("Lmod", f"module use {directory}/modulefiles && module load blasprof"),
+        ("any command", 'blasprof run -- CMD...   or   eval "$(blasprof env)"'),
+        ("a job script", "blasprof wrap job.sh   (adds the sh line after its #SBATCH header)"),
+        ("every job", "deploy/site/taskprolog.sh as Slurm's TaskProlog (see its README)"),
+    ]
+    print("load them in a job (each picks this node's type, its CPUs and the job layout):")
+    for what, how in rows:
+        print(f"  {what + ':':<20} {how}")
+
+
+def print_notes(notes: Sequence[str]) -> None:
+    """What a preset says when it loads, one line each on stderr."""
+    for note in notes:
+        err(note)
+
+
+def print_adoption(
+    ok: bool, libraries: Sequence[dict[str, Any]], why: str, record: str | None
+) -> None:
+    """`blasprof check`: each BLAS a fresh Python loaded, its threads, and the verdict."""
+    print(f"preset: {record or 'none loaded (BLASPROF_PRESET is not set)'}")
+    for lib in libraries:
+        expected = lib.get("expected")
+        verdict = "" if expected is None else ("  ok" if lib["ok"] else f"  NOT {expected}")
+        print(
+            f"  {lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version') or '?'} "
+            f"({lib.get('threading_layer') or '?'}) runs {lib.get('num_threads')} thread(s)"
+            f"{verdict}"
+        )
+    print("the preset took effect" if ok else f"the preset did NOT take effect: {why}")
 
 
 def print_pending(docs: Sequence[dict[str, Any]]) -> None:

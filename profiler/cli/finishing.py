@@ -9,6 +9,7 @@ outlived the command, from any shell, any number of times.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> Cal
     Only jobs that completed their sweep feed the preset: a preset from half a sweep would
     replace a good one with a guess.
     """
+    from profiler.budget import obeyed_variables
     from profiler.preset import derive
     from profiler.results import NodeInfo
 
@@ -107,8 +109,10 @@ def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> Cal
         return CalibrationReport(cal_id, record.node_type, status)
     node = nodes[0]
     partitions: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
     if _ran_on_batch(record.executor):
         partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
+        hostnames = tuple(sorted({n.hostname for n in nodes}))
     try:
         preset = derive(
             points,
@@ -129,6 +133,10 @@ def finish(database: Database, cal_id: int, *, interrupted: bool = False) -> Cal
     except ValueError as exc:
         display.err(f"calibration {cal_id}: no preset derived: {exc}")
         return CalibrationReport(cal_id, record.node_type, status)
+    # what the job-start rule needs beyond the choice: the variables this BLAS reads, and
+    # the calibrated nodes' names as a node-type rule
+    libraries = [(b.internal_api, b.threading_layer) for b in node.blas if b.user_api == "blas"]
+    preset = dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
     database.store_preset(cal_id, preset)
     return CalibrationReport(cal_id, record.node_type, status, write_presets(database, [preset]))
 

@@ -24,6 +24,8 @@ __all__ = [
     "MAX_SIZE",
     "ExecutorName",
     "Format",
+    "Shell",
+    "WorkersOption",
     "IdsArgument",
     "JsonOption",
     "NodeTypeOption",
@@ -39,6 +41,17 @@ __all__ = [
 Profile = StrEnum("Profile", {name: name for name in PROFILES})  # type: ignore[misc]
 ExecutorName = StrEnum("ExecutorName", {n: n for n in (AUTO, *BACKENDS)})  # type: ignore[misc]
 Format = StrEnum("Format", {name: name for name in FORMATS})  # type: ignore[misc]
+#: the shells `blasprof env` and `wrap` write for: sh (sh, bash, zsh, ksh) and csh (tcsh)
+Shell = StrEnum("Shell", {name: name for name in ("sh", "csh")})  # type: ignore[misc]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=99999,
+        help="Processes sharing this job's CPUs (default: the launcher's, BLASPROF_WORKERS, 1).",
+    ),
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
