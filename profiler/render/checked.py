@@ -160,13 +160,18 @@ def entry(preset: Preset) -> Entry:
 
 
 def _entry(name: str, preset: Preset) -> Entry:
-    classes = []
-    for class_name, rows in preset.layout_table().items():
-        if not isinstance(class_name, str) or CLASS_PATTERN.fullmatch(class_name) is None:
+    for c in preset.size_classes:
+        if not isinstance(c.name, str) or CLASS_PATTERN.fullmatch(c.name) is None:
             raise UnsafePreset(
-                f"node type {name!r}: size class name {_show(class_name)} does not match "
+                f"node type {name!r}: size class name {_show(c.name)} does not match "
                 f"{CLASS_PATTERN.pattern}"
             )
+        _count(name, "a thread count", c.threads)
+    for row in preset.layouts:
+        _count(name, "a layout's workers", row.workers)
+        _count(name, "a thread count", row.threads)
+    classes = []
+    for class_name, rows in preset.layout_table().items():
         checked = tuple(
             (_count(name, "a layout's workers", w), _count(name, "a thread count", t))
             for w, t in rows
@@ -244,9 +249,11 @@ def bundle(presets: Sequence[Preset]) -> tuple[Bundle, list[str]]:
                     claim(kind, value, e.name, f"{kind} {value}")
                 else:
                     warnings.append(f"node type {e.name}: {kind} {_show(value)} ignored")
-        key = cpu_key(str(preset.cpu_model or ""))[:128]
+        key = cpu_key(str(preset.cpu_model or ""))
         cpus = preset.logical_cpus
-        if key and type(cpus) is int and 1 <= cpus <= MAX_COUNT:
+        if len(key) > 256:
+            warnings.append(f"node type {e.name}: its CPU model is too long for a CPU rule")
+        elif key and type(cpus) is int and 1 <= cpus <= MAX_COUNT:
             what = f"the CPU {key} x {cpus}"
             claim("cpu", f"{key}|{cpus}", e.name, what)
     for e, _preset in checked:
