@@ -14,6 +14,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,3 +387,37 @@ def test_a_node_types_own_file_applies_its_own_table(
     assert loaded.variables["BLASPROF_PRESET"] == "node-y:all:2"
     assert loaded.variables["MKL_NUM_THREADS"] == "2"
     assert {loaded.variables[v] for v in THREAD_VARIABLES} == {"2"}
+
+
+POOL = """
+import blas_preset
+import numpy  # loaded before the pool: forked workers inherit an initialised BLAS
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from threadpoolctl import threadpool_info
+
+def blas_threads(_):
+    import os
+    info = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return info[0]["num_threads"], os.environ["OMP_NUM_THREADS"]
+
+with ProcessPoolExecutor(
+    4, mp_context=multiprocessing.get_context("fork"),
+    initializer=blas_preset.init_worker, initargs=(8,),
+) as pool:
+    print(blas_preset.threads(workers=8), sorted(set(pool.map(blas_threads, range(8)))))
+"""
+
+
+def test_a_pool_initializer_gives_each_worker_its_share(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """numpy is loaded before the pool, so the variables come too late for the workers'
+    BLAS: the initializer limits it through threadpoolctl."""
+    env = {**forms.base_env(tmp_path), "BLASPROF_CPUS": "8", "SLURM_JOB_PARTITION": "px"}
+    env["PYTHONPATH"] = str(sites["main"])
+    done = subprocess.run(
+        [sys.executable, "-c", POOL], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(" ", 1) == ["1", "[(1, '1')]\n"]
