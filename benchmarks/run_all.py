@@ -6,7 +6,8 @@ prints the combined goal table and writes ``benchmarks/results/latest.json`` (th
 every benchmark, where its full JSON is, and the environment). About 6 minutes on 2 cores;
 ``--quick`` takes about half that.
 
-Run: ``python benchmarks/run_all.py [--quick] [--only harness,search,peak,cli_startup,preset_value]``.
+Run: ``python benchmarks/run_all.py [--quick] [--only NAME,...]`` (names: the keys of
+``BENCHMARKS``).
 """
 
 from __future__ import annotations
