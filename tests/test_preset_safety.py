@@ -188,3 +188,21 @@ def test_a_hostile_cpu_model_from_the_probe_runs_nothing(blasprof_exe: str, tmp_
         loaded = loader(directory, env, wrapper)
         assert (loaded.variables["BLASPROF_PRESET"] or "").startswith("evil-cpu:"), loader
     assert not mark.exists()
+
+
+def test_a_hostile_presets_directory_stays_in_comments(tmp_path: Path) -> None:
+    """A directory name with a line break and a command substitution: the files that name it
+    in comments are written and load cleanly; the csh files, which must name it in code,
+    are not written, and the writer says so."""
+    from profiler.render.files import write_presets
+
+    directory = tmp_path / "a\n$(touch pwned)`touch pwned`\nb"
+    directory.mkdir()
+    paths, warnings = write_presets([node_y(node_type="good")], directory)
+    assert any("csh files are not written" in w for w in warnings)
+    assert not any(p.suffix == ".csh" for p in paths)
+    env = forms.base_env(tmp_path)
+    for loader in (forms.shell("dash"), forms.shell("bash"), forms.python(), forms.task_prolog):
+        loaded = loader(directory, env)
+        assert loaded.variables["BLASPROF_PRESET"] is not None and loaded.other_stderr == []
+    assert not (directory / "pwned").exists() and not (tmp_path / "pwned").exists()
