@@ -45,7 +45,7 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        if old_second is not None and int(time.time()) <= old_second:
+        if path.suffix == ".py" and old_second is not None and int(time.time()) <= old_second:
             # a .pyc stamped with the old file's second and size must not match this one
             later = (old_second + 1) * 1_000_000_000
             os.utime(tmp, ns=(later, later))
