@@ -17,8 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler.budget import LAUNCHERS, THREAD_VARIABLES, WATCHED_VARIABLES, plan
+from profiler.budget import THREAD_VARIABLES, WATCHED_VARIABLES, plan
 from profiler.detect import detect
+
+__all__ = [
+    "WATCHED",
+    "Loaded",
+    "available",
+    "base_env",
+    "csh",
+    "lmod",
+    "python",
+    "reference",
+    "shell",
+    "task_prolog",
+]
 
 #: what a load may change, and what every check compares
 WATCHED = (
@@ -197,17 +210,3 @@ def reference(
         after[name] = None
     after.update(done["set"])
     return Loaded(after, notes + done["notes"], [])
-
-
-__all__ = [
-    "LAUNCHERS",
-    "Loaded",
-    "available",
-    "base_env",
-    "csh",
-    "lmod",
-    "python",
-    "reference",
-    "shell",
-    "task_prolog",
-]
