@@ -3,10 +3,11 @@
 Each benchmark module has a ``main(argv)`` that prints its own table, writes
 ``benchmarks/results/<name>.json`` and returns its payload; this script runs them in turn,
 prints the combined goal table and writes ``benchmarks/results/latest.json`` (the goal rows of
-every benchmark, where its full JSON is, and the environment). About 2 minutes on 2 cores;
+every benchmark, where its full JSON is, and the environment). About 6 minutes on 2 cores;
 ``--quick`` takes about half that.
 
-Run: ``python benchmarks/run_all.py [--quick] [--only harness,search,peak,cli_startup]``.
+Run: ``python benchmarks/run_all.py [--quick] [--only NAME,...]`` (names: the keys of
+``BENCHMARKS``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "layouts": "bench_layouts",
     "conditions": "bench_conditions",
     "queries": "bench_queries",
+    "preset_value": "bench_preset_value",
 }
 
 

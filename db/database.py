@@ -184,7 +184,7 @@ def _connected(url: str | None, busy_timeout_s: float, wait_s: float | None) -> 
     wait_s = wait_bound() if wait_s is None else wait_s
     # one attempt waits at most half of what all of them may: there is time to try again
     busy = min(busy_timeout_s, wait_s / 2) if wait_s > 0 else busy_timeout_s
-    engine, shown = connect(resolve_url(url), busy)
+    engine, shown = connect(resolve_url(url), busy, wait_s)
     return Database(engine, shown, wait_s)
 
 

@@ -80,8 +80,9 @@ def wait_bound() -> float:
     return value
 
 
-def connect(raw_url: str, busy_timeout_s: float) -> tuple[Engine, str]:
-    """Create an engine for ``raw_url`` and prove it connects; return it and the shown URL."""
+def connect(raw_url: str, busy_timeout_s: float, wait_s: float = 0.0) -> tuple[Engine, str]:
+    """Create an engine for ``raw_url`` and prove it connects (waiting out a lock for up to
+    ``wait_s``); return it and the shown URL."""
     try:
         url = make_url(raw_url)
     except (sa_exc.ArgumentError, ValueError):
@@ -107,12 +108,33 @@ def connect(raw_url: str, busy_timeout_s: float) -> tuple[Engine, str]:
     except (sa_exc.ArgumentError, TypeError, ValueError) as e:
         raise DatabaseUnavailable(f"cannot open database {shown}: {e}; {URL_HELP}") from None
     try:
-        with translated(shown, "cannot open", password=url.password), engine.connect():
-            pass
+        with translated(shown, "cannot open", password=url.password):
+            _first_connection(engine, wait_s)
     except BaseException:
         engine.dispose()
         raise
     return engine, shown
+
+
+def _first_connection(engine: Engine, wait_s: float) -> None:
+    """Connect once; a lock met on the way (SQLite switching a fresh file to WAL while
+    another process creates its tables) is waited out for up to ``wait_s``. Anything else
+    fails at once: a wrong URL or a server that is not there is not worth waiting for."""
+    import random
+    import time
+
+    from db.errors import locked
+
+    started, pause = time.monotonic(), 0.05
+    while True:
+        try:
+            with engine.connect():
+                return
+        except sa_exc.DBAPIError as e:
+            if not locked(e) or time.monotonic() - started + pause > wait_s:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 2.0)
 
 
 def _create_engine(url: URL, busy_timeout_s: float) -> Engine:

@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 
 from profiler.errors import BlasprofError, DatabaseError, DatabaseUnavailable
 
-__all__ = ["URL_HELP", "mask_password", "mask_unparsed", "transient", "translated"]
+__all__ = ["locked", "URL_HELP", "mask_password", "mask_unparsed", "transient", "translated"]
 
 URL_HELP = (
     "give an SQLAlchemy URL such as sqlite:////abs/path/blasprof.sqlite or "
@@ -80,7 +80,16 @@ def transient(e: BaseException, *, write: bool) -> bool:
         or any(words in text for words in _CONNECTION_WORDS)
     ):
         return True
-    return write and (sqlstate in _LOCK_SQLSTATES or any(w in text for w in _LOCK_WORDS))
+    return write and locked(e)
+
+
+def locked(e: BaseException) -> bool:
+    """Whether ``e`` is a lock another process held beyond the busy or lock timeout."""
+    if not isinstance(e, sa_exc.DBAPIError):
+        return False
+    sqlstate = getattr(e.orig, "sqlstate", None) or ""
+    text = str(e.orig).lower()
+    return sqlstate in _LOCK_SQLSTATES or any(w in text for w in _LOCK_WORDS)
 
 
 # (what the driver says, what to do); every one means the database cannot be used as given.

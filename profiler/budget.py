@@ -1,36 +1,58 @@
-"""The job's CPU budget: which thread variables, how many CPUs, how many processes share them.
+"""The job's CPU budget: the one rule that decides a process's BLAS threads at job start.
 
-This module owns the one rule every part of blasprof applies when it decides how many
-threads a process may run: the node task before it loads numpy, the executors that start
-it, and every preset form::
+Every part of blasprof applies it: the node task before it loads numpy, the executors that
+start it, ``blasprof env``/``run``, and every preset form (sh, csh, Python, Lmod)::
 
-    threads per process = min(calibrated count, job CPUs // processes sharing them), >= 1
+    threads = max(1, min(calibrated(size class, workers), share))
+    share   = min(job CPUs // workers, CPUs this process may use, SLURM_CPUS_PER_TASK)
 
-Job CPUs are ``SLURM_CPUS_PER_TASK`` when Slurm sets it, else the CPUs this process may run
-on (its affinity mask, capped by its cgroup's CPU quota). Processes sharing them are
-``BLASPROF_WORKERS``, else 1. Counts read from the environment are taken only as plain
-decimal integers of 1 to 5 digits, the way the sh preset reads them.
+- CPUs this process may use: its affinity mask, capped by its cgroup's CPU quota. Never
+  ``nproc``, which obeys the very variables a preset sets. ``BLASPROF_CPUS`` replaces the
+  detection where a container hides its limits.
+- job CPUs (shared by the job's processes on this node): ``BLASPROF_CPUS``, else
+  ``SLURM_CPUS_ON_NODE``, else the CPUs this process may use.
+- workers (processes sharing them): the launcher's count of this node's processes
+  (``LAUNCHERS``), else ``BLASPROF_WORKERS``, else 1.
+- calibrated: the row of the preset's layout table with the most workers not above
+  ``workers``. A node without a preset gets one thread per physical core of its CPUs,
+  shared by the workers, and is told so.
+- variables: every one of ``THREAD_VARIABLES`` gets the count, except those set before the
+  preset (kept unless ``BLASPROF_OVERRIDE=1``). While a kept one is read by the calibrated
+  BLAS, no other variable that BLAS reads is set, since it could override the user's choice.
+  ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
+  that count) record what was applied, so that loading again recognises its own values.
 
-Run as ``python -m profiler.budget`` it prints ``export NAME=N`` lines that give every
-thread variable the job's CPUs: a batch script evaluates them before Python loads a BLAS.
+Counts read from the environment are plain decimal integers of 1 to 5 digits (leading
+zeros dropped); anything else is ignored, with a message where the user set it. A preset
+never stops a job.
+
+The functions in ``JOB_START`` use nothing but ``os`` and the constants above them: the
+Python preset embeds their source, so ``import blas_preset`` runs this very code. The sh
+and Lua forms are written from the same constants, and one test runs every form in its real
+interpreter against ``plan``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
+    "BLAS_VARIABLES",
+    "DEFAULT_OBEYED",
+    "JOB_START",
+    "LAUNCHERS",
     "THREAD_VARIABLES",
+    "WATCHED_VARIABLES",
     "affinity",
     "cgroup_cpu_limit",
     "count",
     "exported",
     "job_cpus",
+    "obeyed_variables",
+    "plan",
     "thread_environment",
     "threads_for",
     "usable_cpus",
@@ -46,17 +68,100 @@ THREAD_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
+#: variables a BLAS reads that a preset never sets, but whose user setting it respects
+WATCHED_VARIABLES = ("GOTO_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS")
+
+#: what each BLAS (threadpoolctl's internal_api) reads for its thread count
+BLAS_VARIABLES = {
+    "openblas": ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"),
+    "mkl": ("MKL_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS", "OMP_NUM_THREADS"),
+    "blis": ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"),
+    "flexiblas": ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS"),
+}
+#: when the calibrated BLAS is not known: what any common BLAS may read
+DEFAULT_OBEYED = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
+
+#: launchers' count of this node's processes, first valid one wins: (variable, syntax)
+LAUNCHERS = (
+    ("OMPI_COMM_WORLD_LOCAL_SIZE", "count"),  # Open MPI
+    ("MPI_LOCALNRANKS", "count"),  # MPICH Hydra, Intel MPI
+    ("PMI_LOCAL_SIZE", "count"),  # Cray PMI / PALS
+    ("PMIX_LOCAL_SIZE", "count"),  # PMIx launchers that export it
+    ("MV2_COMM_WORLD_LOCAL_SIZE", "count"),  # MVAPICH2
+    ("SLURM_STEP_TASKS_PER_NODE", "slurm"),  # srun: "2(x3),1", this node's by SLURM_NODEID
+    ("SLURM_NTASKS_PER_NODE", "count"),  # sbatch --ntasks-per-node
+)
 
 
-def count(value: str | None) -> int | None:
+BAD_COUNT = "is not a whole number from 1 to 99999"
+
+
+# -- the job-start functions: os and the constants above only; embedded in the py preset --
+
+
+def count(value):
     """``value`` as a positive integer of 1 to 5 plain digits (leading zeros dropped), or None."""
-    if value is None or not (value.isascii() and value.isdigit()):
+    if not value or not (value.isascii() and value.isdigit()):
         return None
     digits = value.lstrip("0")
     return int(digits) if 1 <= len(digits) <= 5 else None
 
 
-def affinity() -> tuple[int, ...]:
+def read_text(path):
+    """The file's text (bytes as latin-1, so nothing fails to decode), or ""."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1 << 20).decode("latin-1")
+    except OSError:
+        return ""
+
+
+def index(value):
+    """``value`` as a non-negative integer of at most 5 digits (leading zeros dropped), or None."""
+    if not value or not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    return int(digits or "0") if len(digits) <= 5 else None
+
+
+def cpu_list(text):
+    """The CPUs a kernel CPU list such as ``0-3,8,10-11`` names, or None when it is none."""
+    cpus = []
+    for item in text.strip().split(","):
+        low, _, high = item.partition("-")
+        low, high = index(low), index(high or low)
+        if low is None or high is None or high < low:
+            return None
+        cpus.extend(range(low, high + 1))
+    return cpus
+
+
+def cpu_list_size(text):
+    """How many CPUs a kernel CPU list names, or None."""
+    cpus = cpu_list(text)
+    return None if cpus is None else len(cpus)
+
+
+def tasks_on_node(text, node):
+    """This node's entry of a Slurm task list such as ``2(x3),1``: the entry at ``node``
+    (SLURM_NODEID), the largest when ``node`` is not in the list, None when it is no list."""
+    seen, largest = 0, 0
+    for item in text.split(","):
+        value, sep, repeat = item.partition("(x")
+        times = 1
+        if sep:
+            times = count(repeat[:-1]) if repeat.endswith(")") else None
+        number = count(value)
+        if number is None or times is None:
+            return None
+        if node is not None and seen <= node < seen + times:
+            return number
+        seen += times
+        largest = max(largest, number)
+    return largest
+
+
+def affinity_cpus():
     """The CPUs this process may run on (its affinity mask), sorted."""
     try:
         return tuple(sorted(os.sched_getaffinity(0)))
@@ -64,50 +169,208 @@ def affinity() -> tuple[int, ...]:
         return tuple(range(os.cpu_count() or 1))
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
+def _whole(text):
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
-def _cgroup_v2_limit(rel: str) -> float | None:
-    limit = None
-    root = Path("/sys/fs/cgroup")
-    path = root / rel.lstrip("/")
-    while True:
-        fields = _read(path / "cpu.max").split()
-        if len(fields) == 2 and fields[0] != "max" and fields[0].isdigit() and fields[1].isdigit():
-            value = int(fields[0]) / max(1, int(fields[1]))
-            limit = value if limit is None else min(limit, value)
-        if path == root or root not in path.parents:
-            return limit
-        path = path.parent
-
-
-def _cgroup_v1_limit(rel: str) -> float | None:
-    for base in (Path("/sys/fs/cgroup/cpu") / rel.lstrip("/"), Path("/sys/fs/cgroup/cpu")):
-        quota = _read(base / "cpu.cfs_quota_us").strip()
-        period = _read(base / "cpu.cfs_period_us").strip()
-        if quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0:
-            return int(quota) / int(period)
+def cgroup_quota():
+    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, the smallest on the
+    way to the root, else v1 CFS), or None when there is none."""
+    for line in read_text("/proc/self/cgroup").split("\n"):
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, rel = rest.partition(":")
+        rel = rel.strip("/")
+        found = None
+        if hierarchy == "0" and controllers == "":
+            while True:
+                fields = read_text("/sys/fs/cgroup/" + rel + "/cpu.max").split()
+                if len(fields) == 2 and _whole(fields[0]) and _whole(fields[1]):
+                    quota = int(fields[0]) / max(1, int(fields[1]))
+                    found = quota if found is None else min(found, quota)
+                if not rel:
+                    break
+                rel = rel.rpartition("/")[0]
+        elif "cpu" in controllers.split(","):
+            for base in ("/sys/fs/cgroup/cpu/" + rel, "/sys/fs/cgroup/cpu"):
+                quota = read_text(base + "/cpu.cfs_quota_us").strip()
+                period = read_text(base + "/cpu.cfs_period_us").strip()
+                if _whole(quota) and _whole(period) and int(quota) > 0 and int(period) > 0:
+                    found = int(quota) / int(period)
+                    break
+        if found is not None:
+            return found
     return None
+
+
+def usable_here():
+    """How many CPUs this process can keep busy: its affinity, capped by its cgroup quota."""
+    usable = len(affinity_cpus()) or 1
+    quota = cgroup_quota()
+    # int() of a quotient of integers is their floor division: the sh form's arithmetic
+    return usable if quota is None else max(1, min(usable, int(quota)))
+
+
+def cores_here():
+    """Physical cores among the CPUs this process may run on (SMT siblings count once);
+    every CPU counts as a core where sysfs does not say."""
+    cpus = affinity_cpus()
+    seen = set()
+    for cpu in cpus:
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+        siblings = read_text(base + "thread_siblings_list").strip()
+        if not siblings:
+            return len(cpus) or 1
+        seen.add(siblings)
+    return len(seen) or 1
+
+
+def launcher_workers(env):
+    """(processes of this job on this node, the variable that said so) from the launcher."""
+    for name, syntax in LAUNCHERS:
+        value = env.get(name, "")
+        if not value:
+            continue
+        if syntax == "slurm":
+            found = tasks_on_node(value, index(env.get("SLURM_NODEID", "")))
+        else:
+            found = count(value)
+        if found:
+            return found, name
+    return None, None
+
+
+def plan(env, presets, node_type, workers=None, size_class=None, usable=None, cores=None):
+    """What loading a preset does in environment ``env``: a dict with ``threads``,
+    ``set`` (name -> value), ``unset``, ``kept`` (names), ``notes`` (one line each), and the
+    ``node_type``, ``size_class``, ``workers`` it used.
+
+    ``presets`` maps node types to ``{"default": class, "classes": {class: ((workers,
+    threads), ...)}, "obeyed": (variables,)}``; ``usable`` and ``cores`` replace what this
+    machine says (for tests); ``workers`` and ``size_class`` replace the environment's.
+    """
+    notes = []
+    source = "argument"
+    if workers is None:
+        workers, source = launcher_workers(env)
+    if workers is None:
+        workers, source = count(env.get("BLASPROF_WORKERS", "")), "BLASPROF_WORKERS"
+        if workers is None:
+            if env.get("BLASPROF_WORKERS", ""):
+                notes.append("BLASPROF_WORKERS " + BAD_COUNT + "; using 1")
+            workers, source = 1, "default"
+    declared = count(env.get("BLASPROF_CPUS", ""))
+    if declared is None and env.get("BLASPROF_CPUS", ""):
+        notes.append("BLASPROF_CPUS " + BAD_COUNT + "; ignored")
+    usable = declared or (usable_here() if usable is None else usable)
+    job = declared or count(env.get("SLURM_CPUS_ON_NODE", "")) or usable
+    share = min(job // workers, usable, count(env.get("SLURM_CPUS_PER_TASK", "")) or usable)
+    entry = presets.get(node_type) if node_type else None
+    if entry is not None:
+        classes = entry["classes"]
+        size_class = size_class or env.get("BLASPROF_SIZE_CLASS", "")
+        if size_class not in classes:
+            if size_class:
+                known = " ".join(classes)
+                notes.append(
+                    f"BLASPROF_SIZE_CLASS is not one of: {known}; using {entry['default']}"
+                )
+            size_class = entry["default"]
+        calibrated = [t for w, t in classes[size_class] if w <= workers][-1]
+        obeyed = entry["obeyed"]
+    else:
+        size_class = "-"
+        cores = min(cores_here() if cores is None else cores, usable)
+        calibrated = max(1, cores // workers)
+        obeyed = DEFAULT_OBEYED
+    threads = max(1, min(calibrated, share))
+    if entry is None:
+        which = "node type " + node_type if node_type else "this node"
+        known = " ".join(presets) or "none"
+        notes.append(
+            f"no preset for {which} (known: {known}); {threads} thread(s) per process: "
+            "one per CPU of its share, at most one per core"
+        )
+    record = f"{node_type or '-'}:{size_class}:{threads}"
+    given, unset, kept = _variables(env, threads, obeyed, record, notes)
+    return {
+        "node_type": node_type,
+        "size_class": size_class,
+        "workers": workers,
+        "workers_from": source,
+        "threads": threads,
+        "set": given,
+        "unset": unset,
+        "kept": kept,
+        "notes": notes,
+    }
+
+
+def _variables(env, threads, obeyed, record, notes):
+    """(set, unset, kept): which thread variables to give ``threads``; see the module doc."""
+    before = count(env.get("BLASPROF_PRESET", "").rpartition(":")[2])
+    ours = env.get("BLASPROF_PRESET_SET", "").split(":") if before else []
+    watched = THREAD_VARIABLES + tuple(v for v in WATCHED_VARIABLES if v in obeyed)
+    users = [v for v in watched if env.get(v, "") and not (v in ours and env[v] == str(before))]
+    value = str(threads)
+    override = env.get("BLASPROF_OVERRIDE", "") == "1"
+    blocked = not override and any(v in obeyed for v in users)
+    given = {}
+    for name in THREAD_VARIABLES:
+        if override or not (name in users or (blocked and name in obeyed)):
+            given[name] = value
+    unset = [v for v in watched if override and v in users and v not in given]
+    unset += [
+        v
+        for v in THREAD_VARIABLES
+        if v in ours and env.get(v, "") and v not in users and v not in given
+    ]
+    given["BLASPROF_PRESET"] = record
+    names = ":".join(v for v in THREAD_VARIABLES if v in given)
+    if names:
+        given["BLASPROF_PRESET_SET"] = names
+    elif env.get("BLASPROF_PRESET_SET", ""):
+        unset.append("BLASPROF_PRESET_SET")
+    named = " ".join(users)
+    if users and override:
+        notes.append(f"BLASPROF_OVERRIDE=1: replacing {named} with {value}")
+    elif users:
+        notes.append(
+            f"keeping {named} as set before the preset (it would set {value}); "
+            "BLASPROF_OVERRIDE=1 replaces them"
+        )
+    return given, unset, ([] if override else users)
+
+
+#: what the Python preset embeds, in this order
+JOB_START = (
+    count,
+    read_text,
+    index,
+    _whole,
+    cpu_list,
+    cpu_list_size,
+    tasks_on_node,
+    affinity_cpus,
+    cgroup_quota,
+    usable_here,
+    cores_here,
+    launcher_workers,
+    plan,
+    _variables,
+)
+
+
+# -- the login-side API: the same rule for the processes blasprof starts itself ------------
+
+
+def affinity() -> tuple[int, ...]:
+    """The CPUs this process may run on (its affinity mask), sorted."""
+    return affinity_cpus()
 
 
 def cgroup_cpu_limit() -> float | None:
     """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 CFS), in CPUs."""
-    for line in _read(Path("/proc/self/cgroup")).splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, rel = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            found = _cgroup_v2_limit(rel)
-        elif "cpu" in controllers.split(","):
-            found = _cgroup_v1_limit(rel)
-        else:
-            continue
-        if found is not None:
-            return found
-    return None
+    return cgroup_quota()
 
 
 def usable_cpus(cpus: tuple[int, ...] | None = None, quota: float | None = None) -> int:
@@ -116,23 +379,23 @@ def usable_cpus(cpus: tuple[int, ...] | None = None, quota: float | None = None)
     Without arguments both are read from this process.
     """
     if cpus is None:
-        cpus, quota = affinity(), cgroup_cpu_limit()
+        return usable_here()
     usable = len(cpus) or 1
-    if quota is not None:
-        usable = min(usable, max(1, math.floor(quota + 1e-9)))
-    return usable
+    return usable if quota is None else max(1, min(usable, int(quota)))
 
 
 def job_cpus(environ: Mapping[str, str] | None = None) -> int:
-    """The CPUs of this job: ``SLURM_CPUS_PER_TASK``, else the CPUs this process may use."""
+    """CPUs of one task of this job: the CPUs this process may use, capped by
+    ``SLURM_CPUS_PER_TASK`` (``BLASPROF_CPUS`` replaces the detection)."""
     env = os.environ if environ is None else environ
-    return count(env.get("SLURM_CPUS_PER_TASK")) or usable_cpus()
+    usable = count(env.get("BLASPROF_CPUS")) or usable_here()
+    return min(usable, count(env.get("SLURM_CPUS_PER_TASK")) or usable)
 
 
 def workers(environ: Mapping[str, str] | None = None) -> int:
-    """Processes sharing the job's CPUs: ``BLASPROF_WORKERS``, else 1."""
+    """Processes sharing the job's CPUs: the launcher's, else ``BLASPROF_WORKERS``, else 1."""
     env = os.environ if environ is None else environ
-    return count(env.get("BLASPROF_WORKERS")) or 1
+    return launcher_workers(env)[0] or count(env.get("BLASPROF_WORKERS")) or 1
 
 
 def threads_for(calibrated: int, cpus: int, workers: int = 1) -> int:
@@ -143,6 +406,21 @@ def threads_for(calibrated: int, cpus: int, workers: int = 1) -> int:
     """
     share = max(1, cpus // max(1, workers))
     return max(1, min(calibrated, share))
+
+
+def obeyed_variables(libraries: Iterable[tuple[str, str | None]]) -> tuple[str, ...]:
+    """The thread variables the BLAS libraries of a calibration read, from threadpoolctl's
+    (internal_api, threading_layer) pairs; an OpenMP-threaded one follows OMP_NUM_THREADS.
+    ``DEFAULT_OBEYED`` when none is known."""
+    found: list[str] = []
+    for internal_api, layer in libraries:
+        names = BLAS_VARIABLES.get(internal_api, ())
+        if names and layer == "openmp":
+            names = ("OMP_NUM_THREADS", *names)
+        for name in names:
+            if name not in found:
+                found.append(name)
+    return tuple(found) or DEFAULT_OBEYED
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -172,6 +450,8 @@ def exported(threads: int | None) -> Iterator[None]:
 
 
 def _main() -> int:
+    """``export NAME=N`` lines giving every thread variable one task's CPUs (for the node
+    task's batch script, evaluated before Python loads a BLAS)."""
     for name, value in thread_environment(job_cpus()).items():
         print(f"export {name}={value}")
     return 0

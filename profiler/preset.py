@@ -135,6 +135,13 @@ class Preset:
     cpu_model: str = ""
     logical_cpus: int = 0
     partitions: tuple[str, ...] = ()
+    #: the thread variables the calibrated BLAS reads (``profiler.budget.obeyed_variables``);
+    #: empty: not known
+    variables: tuple[str, ...] = ()
+    #: node-type rules at job start besides partitions: Slurm features a job may ask for
+    #: (``--constraint``) and hostname patterns (``*`` and ``?`` wildcards)
+    features: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
 
     @property
     def default_threads(self) -> int:
@@ -193,6 +200,9 @@ class Preset:
             cpu_model=d.get("cpu_model", ""),
             logical_cpus=int(d.get("logical_cpus", 0)),
             partitions=tuple(d.get("partitions", ())),
+            variables=tuple(d.get("variables") or ()),
+            features=tuple(d.get("features") or ()),
+            hostnames=tuple(d.get("hostnames") or ()),
         )
 
 

@@ -77,8 +77,10 @@ def verify_preset(
         if passed:
             note = ""
             break
-        note = f"the fresh process reached {ratio:.0%} of the sweep's figure" + (
-            ": the sweep was slower than the preset it chose" if ratio > 1 else ""
+        note = (
+            f"above the {VERIFY_MAX_RATIO:.0%} it may reach: the sweep itself was disturbed"
+            if ratio > 1
+            else f"below the {VERIFY_MIN_RATIO:.0%} it must reach"
         )
     return Verification(
         n=size_class.measured_n,

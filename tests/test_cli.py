@@ -39,6 +39,7 @@ def test_help_lists_every_command_and_does_not_import_heavy_modules() -> None:
     listed = {line.split()[0] for line in section.splitlines()}
     expected = {"probe", "calibrate", "status", "collect", "list", "show", "preset", "presets"}
     expected |= {"best", "compare", "nodes", "plot"}
+    expected |= {"env", "run", "wrap", "check"}
     assert listed == expected | {"db"}, listed
     assert "HEAVY []" in out
 
@@ -177,11 +178,16 @@ def test_list_and_show_find_the_stored_calibration(
 def test_preset_command_prints_each_format(calibrated: dict[str, Any], blasprof_exe: str) -> None:
     env = calibrated["env"]
     sh = run_blasprof(blasprof_exe, "preset", "tiny-node", "--format", "sh", env=env)
-    assert sh.returncode == 0 and "export OMP_NUM_THREADS=" in sh.stdout
+    assert sh.returncode == 0
+    loaded = subprocess.run(
+        ["dash", "-c", f'{sh.stdout}\necho "$BLASPROF_PRESET"'],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert loaded.stdout.startswith("tiny-node:")
     js = run_blasprof(blasprof_exe, "preset", "tiny-node", "--format", "json", env=env)
     assert json.loads(js.stdout)["node_type"] == "tiny-node"
     lua = run_blasprof(blasprof_exe, "preset", "tiny-node", "--format", "lua", env=env)
-    assert 'setenv("OMP_NUM_THREADS"' in lua.stdout
+    assert "pushenv(name, value)" in lua.stdout and '"OMP_NUM_THREADS"' in lua.stdout
 
 
 def test_debug_executor_stores_the_same_shape(home: Path) -> None:

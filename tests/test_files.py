@@ -30,7 +30,7 @@ def test_preset_output_replaces_a_regular_file_atomically(
     proc = run_blasprof(blasprof_exe, "preset", "tiny-node", "-o", str(target),
                         env=calibrated["env"])  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "export OMP_NUM_THREADS=" in target.read_text()
+    assert "blasprof preset for node type tiny-node" in target.read_text()
     assert target.stat().st_ino != before  # a new file renamed over the old one
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
@@ -72,7 +72,7 @@ def test_preset_output_through_a_symlink_writes_its_target_and_says_so(
                             env=calibrated["env"])  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert f"{path} is a symbolic link: writing its target {target}" in proc.stderr
-        assert path.is_symlink() and "export OMP_NUM_THREADS=" in target.read_text()
+        assert path.is_symlink() and "blasprof preset for node type tiny-node" in target.read_text()
 
 
 def _modes(root: Path) -> dict[str, int]:
@@ -128,10 +128,10 @@ def test_presets_written_where_others_can_write_get_a_warning(
 def test_a_directory_in_place_of_a_preset_file_fails_before_anything_is_stored(
     home: Path, blasprof_exe: str
 ) -> None:
-    (home / "presets" / "d.lua").mkdir(parents=True)
+    (home / "presets" / "modulefiles" / "blasprof-d.lua").mkdir(parents=True)
     proc = run_blasprof(blasprof_exe, "calibrate", "--executor", "debug", "--node-type", "d",
                         *TINY, "--no-verify")  # fmt: skip
-    _one_line_exit_2(proc, "d.lua: it is a directory")
+    _one_line_exit_2(proc, "blasprof-d.lua: it is a directory")
     assert json.loads(run_blasprof(blasprof_exe, "list", "--json").stdout) == []
     assert not (home / "presets" / "blasprof.sh").exists()
 

@@ -60,7 +60,7 @@ def test_calibrate_two_node_types_stores_job_ids_hosts_and_presets(
     # the dispatcher picks the type from the Slurm partition a job runs in
     presets = home / "presets"
     out = subprocess.run(
-        ["sh", "-c", f". {presets}/blasprof.sh; echo $BLASPROF_NODE_TYPE"],
+        ["sh", "-c", f'. {presets}/blasprof.sh; echo "${{BLASPROF_PRESET%%:*}}"'],
         capture_output=True, text=True, check=True,
         env={**os.environ, "SLURM_JOB_PARTITION": "typeb"},
     )  # fmt: skip

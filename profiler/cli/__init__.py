@@ -16,6 +16,7 @@ from profiler.cli import (
     compare,
     dbcmd,
     fleet,
+    jobenv,
     jobsview,
     plot,
     presets,
@@ -65,6 +66,12 @@ app.command("nodes")(fleet.nodes_command)
 app.command("plot")(plot.plot_command)
 app.command("preset")(presets.preset_command)
 app.add_typer(presets.presets_app, name="presets")
+app.command("env")(jobenv.env_command)
+app.command(
+    "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)(jobenv.run_command)
+app.command("wrap")(jobenv.wrap_command)
+app.command("check")(jobenv.check_command)
 app.add_typer(dbcmd.db_app, name="db")
 
 

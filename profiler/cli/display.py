@@ -35,7 +35,10 @@ __all__ = [
     "print_calibration",
     "print_calibration_list",
     "print_collected",
+    "print_adoption",
     "print_json",
+    "print_loading",
+    "print_notes",
     "print_pending",
     "print_preset_paths",
     "print_probe",
@@ -513,11 +516,63 @@ def print_preset_paths(
         else:
             print("no preset written: nothing usable was measured")
         return
-    directory = safe(paths[0].parent, markup=False)
-    names = safe(", ".join(p.name for p in paths), markup=False)
-    print(f"presets written to {directory}: {names}")
-    print(f"in a job script:  . {safe(paths[0].parent / 'blasprof.sh', markup=False)}")
-    print(f"or for this type:  blasprof preset {safe(node_type, markup=False)} --format sh")
+    directory = paths[0].parent
+    if directory.name == "modulefiles":
+        directory = directory.parent
+    print(
+        f"presets for {safe(node_type, markup=False)} and the dispatchers written to "
+        f"{safe(directory, markup=False)}"
+    )
+    print_loading(directory)
+
+
+def print_loading(directory: Path) -> None:
+    """How each form in a presets directory is loaded."""
+    from pathlib import Path
+
+    directory = Path(safe(directory, markup=False))
+    rows = [
+        ("sh, bash, zsh, ksh", f". {directory}/blasprof.sh"),
+        ("csh, tcsh", f"source {directory}/blasprof.csh"),
+        ("Python", f"PYTHONPATH={directory} and `import blas_preset` before numpy"),
+        ("Lmod", f"module use {directory}/modulefiles && module load blasprof"),
+        ("any command", 'blasprof run -- CMD...   or   eval "$(blasprof env)"'),
+        ("a job script", "blasprof wrap job.sh   (adds the sh line after its #SBATCH header)"),
+        ("every job", "deploy/site/taskprolog.sh as Slurm's TaskProlog (see its README)"),
+    ]
+    print("load them in a job (each picks this node's type, its CPUs and the job layout):")
+    for what, how in rows:
+        print(f"  {what + ':':<20} {how}")
+
+
+def print_notes(notes: Sequence[str]) -> None:
+    """What a preset says when it loads, one line each on stderr."""
+    for note in notes:
+        err(note)
+
+
+def print_adoption(
+    ok: bool, libraries: Sequence[dict[str, Any]], why: str, record: str | None
+) -> None:
+    """`blasprof check`: each BLAS a fresh Python loaded, its threads, and the verdict."""
+    shown = safe(record, markup=False) if record else None
+    print(f"preset: {shown or 'none loaded (BLASPROF_PRESET is not set)'}")
+    for lib in libraries:
+        expected = lib.get("expected")
+        verdict = "" if expected is None else ("  ok" if lib["ok"] else f"  NOT {expected}")
+        print(
+            safe(
+                f"  {lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version') or '?'} "
+                f"({lib.get('threading_layer') or '?'}) runs {lib.get('num_threads')} thread(s)"
+                f"{verdict}",
+                markup=False,
+            )
+        )
+    print(
+        "the preset took effect"
+        if ok
+        else f"the preset did NOT take effect: {safe(why, markup=False)}"
+    )
 
 
 def print_pending(docs: Sequence[dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ every file it will write before it writes any.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from jobs import states
 from jobs.registry import backend_class
 from profiler.cli import display
-from profiler.cli._common import check_output_file, warn_if_others_can_write, write_atomic
+from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_can_write
 from profiler.errors import UsageError
 from profiler.paths import presets_dir
 
@@ -97,6 +98,7 @@ def finish(
     (``profiler.adoption``). ``error`` says why it ended early, if it did.
     """
     from profiler.adoption import decide, quality
+    from profiler.budget import obeyed_variables
     from profiler.preset import derive
     from profiler.results import NodeInfo
 
@@ -123,8 +125,10 @@ def finish(
         return CalibrationReport(cal_id, record.node_type, status)
     node = nodes[0]
     partitions: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
     if _ran_on_batch(record.executor):
         partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
+        hostnames = tuple(sorted({n.hostname for n in nodes}))
     settings = record.settings or {}
     previous = database.latest_preset(record.node_type)
     try:
@@ -148,6 +152,10 @@ def finish(
     except ValueError as exc:
         display.err(f"calibration {cal_id}: no preset derived: {exc}")
         return CalibrationReport(cal_id, record.node_type, status)
+    # what the job-start rule needs beyond the choice: the variables this BLAS reads, and
+    # the calibrated nodes' names as a node-type rule
+    libraries = [(b.internal_api, b.threading_layer) for b in node.blas if b.user_api == "blas"]
+    preset = dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
     worth, detail = quality(
         verdict, [j.verification for j in complete], conditions["reasons"] if conditions else ()
     )
@@ -174,41 +182,32 @@ def _ran_on_batch(executor: str) -> bool:
 
 
 def write_presets(
-    database: Database, presets: Sequence[Preset], out: Path | None = None
+    database: Database, presets: Sequence[Preset] | None = None, out: Path | None = None
 ) -> tuple[Path, ...]:
-    """Write each preset in every format, and the dispatchers over every known node type."""
-    from profiler.render import (
-        FORMATS,
-        NodeTypeMatch,
-        file_name,
-        render,
-        render_dispatcher_py,
-        render_dispatcher_sh,
-    )
+    """Write each of ``presets`` (default: every node type's latest) in every form, and the
+    dispatchers over every node type; say on stderr what was left out and why."""
+    from profiler.render.files import write_presets as write_files
 
-    directory = (out or presets_dir()).resolve()
-    check_preset_files(directory, [p.node_type for p in presets])
-    warn_if_others_can_write(directory)
-    written = []
-    for preset in presets:
-        for fmt in FORMATS:
-            path = directory / file_name(preset.node_type, fmt)
-            write_atomic(path, render(preset, fmt))
-            written.append(path)
+    directory = ensure_dir((out or presets_dir()).expanduser())
     known: dict[str, Preset] = {}
     for name in database.node_type_names():
-        latest = database.latest_preset(name)
+        try:
+            latest = database.latest_preset(name)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            display.err(
+                f"node type {ascii(name)}: its stored preset is unreadable ({type(exc).__name__})"
+            )
+            continue
         if latest is not None:
             known[name] = latest
-    known.update({p.node_type: p for p in presets})
-    matches = [
-        NodeTypeMatch(p.node_type, p.cpu_model, p.logical_cpus, p.partitions)
-        for p in known.values()
-    ]
-    write_atomic(directory / "blasprof.sh", render_dispatcher_sh(str(directory), matches))
-    write_atomic(directory / "blas_preset.py", render_dispatcher_py(matches))
-    written += [directory / "blasprof.sh", directory / "blas_preset.py"]
-    return tuple(written)
+    known.update({p.node_type: p for p in presets or ()})
+    per_type = None if presets is None else [p.node_type for p in presets]
+    check_preset_files(directory, list(known) if per_type is None else per_type)
+    warn_if_others_can_write(directory)
+    paths, warnings = write_files(list(known.values()), directory, per_type)
+    for warning in warnings:
+        display.err(warning)
+    return tuple(paths)
 
 
 def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
@@ -216,6 +215,6 @@ def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
     types, or a dispatcher, cannot be replaced: a directory, a device or a FIFO in its place."""
     from profiler.render import FORMATS, file_name
 
-    names = [file_name(t, fmt) for t in node_types for fmt in FORMATS]
-    for name in [*names, "blasprof.sh", "blas_preset.py"]:
+    names = [file_name(t, fmt) for t in (*node_types, None) for fmt in FORMATS]
+    for name in names:
         check_output_file(directory / name)

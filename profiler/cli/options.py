@@ -25,6 +25,8 @@ __all__ = [
     "MAX_SIZE",
     "ExecutorName",
     "Format",
+    "Shell",
+    "WorkersOption",
     "IdsArgument",
     "JsonOption",
     "NodeTypeOption",
@@ -50,6 +52,17 @@ Format = StrEnum("Format", {name: name for name in FORMATS})  # type: ignore[mis
 Status = StrEnum("Status", {name: name for name in CALIBRATION_STATUSES})  # type: ignore[misc]
 #: how a history view prints: a table for people, CSV or JSON for programs
 OutputFormat = StrEnum("OutputFormat", {n: n for n in ("table", "csv", "json")})  # type: ignore[misc]
+#: the shells `blasprof env` and `wrap` write for: sh (sh, bash, zsh, ksh) and csh (tcsh)
+Shell = StrEnum("Shell", {name: name for name in ("sh", "csh")})  # type: ignore[misc]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=99999,
+        help="Processes sharing this job's CPUs (default: the launcher's, BLASPROF_WORKERS, 1).",
+    ),
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")

@@ -37,7 +37,11 @@ def preset_command(
         Path | None, typer.Option("--output", "-o", help="Write to this file (atomically).")
     ] = None,
 ) -> None:
-    """Print the latest preset of a node type (sh, py, json or lua).
+    """Print the latest preset of one node type (sh, csh, py, json or lua).
+
+    The csh form runs the sh form of the presets directory ($BLASPROF_PRESETS), which
+    `blasprof presets write` fills; `blasprof presets write` also writes the dispatchers
+    that pick the node type at job start.
 
     Examples:
 
@@ -46,9 +50,13 @@ def preset_command(
       blasprof preset typea --format py -o blas_preset_typea.py
     """
     from profiler.cli._common import write_atomic
+    from profiler.names import check_node_type
+    from profiler.paths import presets_dir
     from profiler.render import render
 
-    text = render(_latest(open_db(), node_type), format.value)
+    check_node_type(node_type, "NODE_TYPE")
+    directory = str(presets_dir().expanduser().resolve())
+    text = render(_latest(open_db(), node_type), format.value, directory)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -63,15 +71,23 @@ def presets_write_command(
         Path | None, typer.Option("--out", help="Directory (default: $BLASPROF_PRESETS).")
     ] = None,
 ) -> None:
-    """Write every node type's latest preset in every format, plus the dispatchers.
+    """Write every node type's latest preset in every form, plus the dispatchers.
+
+    The dispatchers (blasprof.sh, blasprof.csh, blas_preset.py, blasprof.json and
+    modulefiles/blasprof.lua) pick the node type at job start: BLASPROF_NODE_TYPE, else the
+    Slurm partition, a feature the job asked for, the hostname, then the CPU. Node types
+    that cannot be told apart are reported, with the one that wins.
 
     Example:  blasprof presets write --out /shared/blasprof/presets
     """
+    from profiler.cli import display
     from profiler.cli.finishing import write_presets
 
     database = open_db()
-    presets = [p for n in database.node_type_names() if (p := database.latest_preset(n))]
-    if not presets:
+    if not database.node_type_names():
         raise NotFound("no presets stored yet; run `blasprof calibrate` first")
-    paths = write_presets(database, presets, out)
+    paths = write_presets(database, None, out)
+    if not any(p.name == "blasprof.sh" for p in paths):
+        raise NotFound("no presets stored yet; run `blasprof calibrate` first")
     typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
+    display.print_loading(paths[0].parent)

@@ -1,0 +1,153 @@
+"""`blasprof env`, `run`, `wrap` and `check`: a preset in a job, from the command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from profiler.cli import display
+from profiler.cli._common import handle_errors
+from profiler.cli.options import JsonOption, NodeTypeOption, Shell, WorkersOption
+
+
+@handle_errors
+def env_command(
+    node_type: NodeTypeOption = None,
+    workers: WorkersOption = None,
+    shell: Annotated[Shell, typer.Option("--shell", help="sh (bash, zsh, ksh) or csh.")] = Shell.sh,
+    json_output: JsonOption = False,
+) -> None:
+    """Print the lines that give this job its preset, for eval.
+
+    Reads the presets directory ($BLASPROF_PRESETS) that `blasprof presets write` filled,
+    and applies the same rule as the files there. Threads per process = the preset's count
+    for the size class (BLASPROF_SIZE_CLASS, default the largest) and the job layout, never
+    more than the process's share: the job's CPUs on this node (BLASPROF_CPUS, else
+    SLURM_CPUS_ON_NODE, else the affinity mask capped by the cgroup quota) divided by the
+    processes sharing them (the launcher's local size: srun, Open MPI, MPICH, Intel MPI,
+    PMIx; else BLASPROF_WORKERS, else 1), and at most SLURM_CPUS_PER_TASK. A thread
+    variable set before the preset is kept unless BLASPROF_OVERRIDE=1; BLASPROF_PRESET
+    records the node type, size class and count. The node type is BLASPROF_NODE_TYPE, else
+    the Slurm partition, a feature the job asked for, the hostname, then the CPU; a node
+    without a preset gets one thread per core of its share.
+
+    Examples:
+
+      eval "$(blasprof env)"
+
+      eval "$(blasprof env --workers 4)"           # four processes will share the CPUs
+
+      eval `blasprof env --shell csh`
+    """
+    from profiler.jobstart import environment, shell_lines
+
+    done = environment(os.environ, node_type, workers)
+    if json_output:
+        display.print_json(done)
+        return
+    display.print_notes(done["notes"])
+    for line in shell_lines(done, shell.value):
+        typer.echo(line)
+
+
+@handle_errors
+def run_command(
+    command: Annotated[
+        list[str], typer.Argument(help="The command and its arguments, after --.", metavar="CMD...")
+    ],
+    node_type: NodeTypeOption = None,
+    workers: WorkersOption = None,
+) -> None:
+    """Run a command under this job's preset.
+
+    Examples:
+
+      blasprof run -- python train.py
+
+      srun -n 4 blasprof run -- python solve.py     # each task gets its share
+
+      blasprof run --workers 8 -- python pool.py    # a pool of 8 processes shares the CPUs
+    """
+    from profiler.jobstart import environment, exec_with, run_argv
+
+    run_argv(command)
+    done = environment(os.environ, node_type, workers)
+    display.print_notes(done["notes"])
+    sys.stdout.flush()
+    exec_with(done, command)
+
+
+@handle_errors
+def wrap_command(
+    script: Annotated[Path, typer.Argument(help="A job script.", dir_okay=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write here instead of SCRIPT ('-': stdout)."),
+    ] = None,
+) -> None:
+    """Add the line that loads the presets to a job script, after its #SBATCH header.
+
+    Run it again and nothing changes. A csh script (#!/bin/csh, tcsh) gets the csh form.
+
+    Examples:
+
+      blasprof wrap job.sh
+
+      blasprof wrap job.sh -o job-with-presets.sh
+    """
+    from profiler.cli._common import write_atomic
+    from profiler.errors import UsageError
+    from profiler.jobstart import wrap
+
+    try:
+        text = script.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {script}: {getattr(exc, 'strerror', None) or exc}") from None
+    wrapped = wrap(text)
+    if output is not None and str(output) == "-":
+        typer.echo(wrapped, nl=False)
+        return
+    target = output or script
+    if wrapped == text and target == script:
+        display.err(f"{script} loads the presets already; nothing changed")
+        return
+    mode = script.stat().st_mode & 0o777
+    write_atomic(target, wrapped, mode=mode)
+    display.err(f"wrote {target}")
+
+
+@handle_errors
+def check_command(
+    python: Annotated[
+        str, typer.Option("--python", help="The Python the job runs (default: blasprof's).")
+    ] = sys.executable,
+    json_output: JsonOption = False,
+) -> None:
+    """Inside a job: does a fresh Python's BLAS run the preset's thread count? Exit 1 if not.
+
+    Examples:
+
+      . /shared/blasprof/presets/blasprof.sh && blasprof check
+
+      srun -n 2 blasprof check --json
+    """
+    from profiler.jobstart import adoption
+
+    ok, libraries, why = adoption(os.environ, python)
+    if json_output:
+        display.print_json(
+            {
+                "adopted": ok,
+                "preset": os.environ.get("BLASPROF_PRESET"),
+                "reason": why or None,
+                "libraries": libraries,
+            }
+        )
+    else:
+        display.print_adoption(ok, libraries, why, os.environ.get("BLASPROF_PRESET"))
+    if not ok:
+        raise typer.Exit(1)

@@ -1,0 +1,206 @@
+"""A preset at job start, from Python: what ``blasprof env``/``run``/``wrap``/``check`` do.
+
+The presets directory's ``blasprof.json`` holds the checked values every dispatcher embeds;
+``environment`` applies ``profiler.budget.plan`` to them exactly as the dispatchers do, and
+``shell_lines`` prints the result for ``eval``. ``wrap`` adds the load line to a job script
+once; ``slurm_setup`` gives submitit users the same line for ``slurm_setup=``. ``check``
+asks a fresh Python which thread counts its BLAS libraries really use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from profiler.budget import plan
+from profiler.detect import detect
+from profiler.errors import NotFound, UsageError
+from profiler.names import check_node_type
+from profiler.paths import presets_dir
+
+__all__ = [
+    "MARKER",
+    "adoption",
+    "environment",
+    "exec_with",
+    "load_line",
+    "read_presets",
+    "run_argv",
+    "shell_lines",
+    "slurm_setup",
+    "wrap",
+]
+
+#: the comment line ``wrap`` puts above the load line, and by which it knows a wrapped script
+MARKER = "# blasprof: BLAS/OpenMP threads for this node, its CPUs and this job's layout"
+
+
+def read_presets(directory: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(presets, rules) from ``blasprof.json`` of the presets directory."""
+    directory = directory or presets_dir()
+    path = directory / "blasprof.json"
+    try:
+        doc = json.loads(path.read_text())
+        presets = {
+            name: {
+                "default": p["default"],
+                "classes": {c: tuple(tuple(r) for r in rows) for c, rows in p["classes"].items()},
+                "obeyed": tuple(p["obeyed"]),
+            }
+            for name, p in doc["presets"].items()
+        }
+        rules = {kind: tuple(tuple(r) for r in pairs) for kind, pairs in doc["rules"].items()}
+    except FileNotFoundError:
+        raise NotFound(
+            f"no presets in {directory} (no blasprof.json); run `blasprof presets write` "
+            "or set BLASPROF_PRESETS to the directory they were written to"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{path} is not a blasprof presets file ({type(exc).__name__})") from None
+    return presets, rules
+
+
+def environment(
+    environ: Mapping[str, str],
+    node_type: str | None = None,
+    workers: int | None = None,
+    directory: Path | None = None,
+) -> dict[str, Any]:
+    """What loading the dispatcher does in ``environ`` (see ``profiler.budget.plan``), with
+    the node type and the workers given here instead of detected."""
+    presets, rules = read_presets(directory)
+    notes: list[str] = []
+    if node_type is not None:
+        check_node_type(node_type)
+    else:
+        node_type, notes = detect(environ, rules)
+    done = plan(environ, presets, node_type, workers=workers)
+    done["notes"] = notes + done["notes"]
+    return done
+
+
+def shell_lines(done: Mapping[str, Any], shell: str) -> list[str]:
+    """``export``/``unset`` lines (sh), or one line of ``setenv``/``unsetenv`` (csh, whose
+    ``eval `...` `` makes one line of its output anyway) for ``eval``."""
+    if shell == "csh":
+        words = [f"unsetenv {n};" for n in done["unset"]]
+        return [" ".join(words + [f"setenv {n} {v};" for n, v in done["set"].items()])]
+    return [f"unset {n}" for n in done["unset"]] + [
+        f"export {n}={v}" for n, v in done["set"].items()
+    ]
+
+
+def load_line(shell: str = "sh", directory: Path | None = None) -> str:
+    """The line that loads the dispatcher from a job script of ``shell`` (sh or csh)."""
+    path = (directory or presets_dir()).expanduser().resolve()
+    if "\n" in str(path) or "\r" in str(path):
+        raise UsageError("the presets directory's path holds a line break; use another one")
+    if shell == "csh":
+        from profiler.render.checked import shell_path
+
+        return f"source '{shell_path(str(path))}/blasprof.csh'"
+    return ". " + shlex.quote(f"{path}/blasprof.sh")
+
+
+def slurm_setup(directory: Path | None = None) -> list[str]:
+    """Lines for submitit's ``slurm_setup``: every job loads its node type's preset.
+
+    ``executor.update_parameters(slurm_setup=slurm_setup())``
+    """
+    return [MARKER, load_line("sh", directory)]
+
+
+def wrap(script: str, directory: Path | None = None) -> str:
+    """``script`` with the load line after its shebang, comments and ``#SBATCH`` lines;
+    unchanged when it has it already."""
+    lines = script.splitlines(keepends=True)
+    if any(line.rstrip("\r\n") == MARKER for line in lines):
+        return script
+    shell = "csh" if lines and lines[0].startswith("#!") and "csh" in lines[0] else "sh"
+    at = 0
+    while at < len(lines) and (not lines[at].strip() or lines[at].lstrip().startswith("#")):
+        at += 1
+    if at and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += "\n"
+    block = [MARKER + "\n", load_line(shell, directory) + "\n"]
+    return "".join(lines[:at] + block + lines[at:])
+
+
+def adoption(
+    environ: Mapping[str, str], python: str = sys.executable
+) -> tuple[bool, list[dict[str, Any]], str]:
+    """(took effect, the BLAS libraries a fresh ``python`` loads with numpy, why not).
+
+    Each library: threadpoolctl's description plus ``expected`` (the preset's count) and
+    ``ok``. The preset took effect when every BLAS uses the count ``BLASPROF_PRESET`` records.
+    """
+    from profiler.budget import count
+
+    record = environ.get("BLASPROF_PRESET", "")
+    expected = count(record.rpartition(":")[2])
+    code = (
+        "import json, numpy\nfrom threadpoolctl import threadpool_info\n"
+        "print(json.dumps(threadpool_info()))"
+    )
+    stderr = ""
+    try:
+        done = subprocess.run(
+            [python, "-c", code], env=dict(environ), capture_output=True, text=True, timeout=120
+        )
+        stderr = done.stderr
+        libraries = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        tail = " ".join(stderr.split()[-12:])
+        raise UsageError(
+            f"{python} could not report its BLAS (it needs numpy and threadpoolctl): {tail}"
+        ) from None
+    blas = [lib for lib in libraries if lib.get("user_api") == "blas"]
+    for lib in libraries:
+        lib["expected"] = expected if lib.get("user_api") == "blas" else None
+        lib["ok"] = expected is not None and lib.get("num_threads") == expected
+    if expected is None:
+        return False, libraries, "no preset was loaded here (BLASPROF_PRESET is not set)"
+    if not blas:
+        return False, libraries, "numpy loaded no BLAS that threadpoolctl knows"
+    wrong = [lib for lib in blas if not lib["ok"]]
+    if not wrong:
+        return True, libraries, ""
+    from profiler.budget import THREAD_VARIABLES, WATCHED_VARIABLES
+
+    why = ", ".join(f"{lib['internal_api']} runs {lib['num_threads']}" for lib in wrong)
+    differ = [
+        f"{name}={ascii(environ[name])[1:-1]}"
+        for name in THREAD_VARIABLES + WATCHED_VARIABLES
+        if environ.get(name) and environ[name] != str(expected)
+    ]
+    if differ:
+        why += f" (set here: {' '.join(differ)})"
+    return False, libraries, f"{why}, not the preset's {expected}"
+
+
+def run_argv(argv: Sequence[str]) -> str:
+    """The program of ``argv`` as found on PATH; a UsageError when there is none."""
+    import shutil
+
+    if not argv:
+        raise UsageError("give a command after --, e.g. blasprof run -- python job.py")
+    found = shutil.which(argv[0])
+    if found is None:
+        raise UsageError(f"command not found: {argv[0]!r}")
+    return found
+
+
+def exec_with(done: Mapping[str, Any], argv: Sequence[str]) -> None:
+    """Replace this process by ``argv`` with the preset's variables applied."""
+    program = run_argv(argv)
+    env = dict(os.environ)
+    for name in done["unset"]:
+        env.pop(name, None)
+    env.update(done["set"])
+    os.execve(program, list(argv), env)

@@ -1,0 +1,494 @@
+"""The POSIX sh form (dash, bash, zsh, ksh) and the csh form that runs it.
+
+The sh file is ``profiler.budget``'s rule (and, for the dispatcher, ``profiler.detect``'s
+rules) written in POSIX sh without a single fork: files are read with ``read``, counts
+parsed with parameter expansions, and nothing a job cannot survive (``set -eu`` callers
+included). Everything runs inside one function, under ``emulate -L sh`` in zsh, and every
+helper and ``_bp_`` variable is removed afterwards.
+
+``BLASPROF_EMIT=csh`` or ``BLASPROF_EMIT=sh`` makes it print ``setenv``/``export`` lines
+instead of exporting: the csh form evaluates the first (csh cannot run the rule itself
+without fragile quoting), and the Slurm TaskProlog prints the second.
+"""
+
+from __future__ import annotations
+
+import re
+
+from profiler.budget import (
+    BAD_COUNT,
+    DEFAULT_OBEYED,
+    LAUNCHERS,
+    THREAD_VARIABLES,
+    WATCHED_VARIABLES,
+)
+from profiler.detect import CPU_KEY_CHARS, FEATURE_CHARS, NAME_CHARS
+from profiler.render.checked import Bundle, comment, shell_path
+
+__all__ = ["render_csh", "render_sh"]
+
+_HELPERS = r"""
+_bp_note() {  # one line on stderr
+    printf 'blasprof: %s\n' "$1" >&2
+}
+_bp_count() {  # $1 as a whole number 1..99999 in _bp_n (leading zeros dropped), or fail
+    case $1 in ''|*[!0123456789]*) return 1 ;; esac
+    _bp_n=${1#"${1%%[!0]*}"}
+    case $_bp_n in ''|??????*) return 1 ;; esac
+}
+_bp_index() {  # $1 as a whole number 0..99999 in _bp_n, or fail
+    case $1 in ''|*[!0123456789]*) return 1 ;; esac
+    _bp_n=${1#"${1%%[!0]*}"}
+    case $_bp_n in ??????*) return 1 ;; '') _bp_n=0 ;; esac
+}
+_bp_whole() {  # $1 as a whole number of at most 18 digits in _bp_n, or fail
+    case $1 in ''|*[!0123456789]*|???????????????????*) return 1 ;; esac
+    _bp_n=${1#"${1%%[!0]*}"}
+    [ -n "$_bp_n" ] || _bp_n=0
+}
+_bp_cpus() {  # how many CPUs a kernel CPU list ("0-3,8") names, in _bp_n, or fail
+    _bp_rest=$1, _bp_total=0
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%,*}
+        _bp_rest=${_bp_rest#*,}
+        _bp_high=${_bp_item#*-}
+        _bp_index "${_bp_item%%-*}" || return 1
+        _bp_low=$_bp_n
+        _bp_index "${_bp_high:-${_bp_item%%-*}}" || return 1
+        [ "$_bp_n" -ge "$_bp_low" ] || return 1
+        _bp_total=$((_bp_total + _bp_n - _bp_low + 1))
+    done
+    _bp_n=$_bp_total
+}
+_bp_affinity() {  # this process's affinity list in _bp_list
+    _bp_list=
+    [ -r /proc/self/status ] || return 0
+    while read -r _bp_key _bp_value; do
+        case $_bp_key in Cpus_allowed_list:) _bp_list=$_bp_value; break ;; esac
+    done < /proc/self/status
+}
+_bp_cores() {  # physical cores among the CPUs of _bp_list, in _bp_n
+    _bp_rest=$_bp_list, _bp_seen=' ' _bp_total=0 _bp_all=0 _bp_nosys=
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%,*}
+        _bp_rest=${_bp_rest#*,}
+        _bp_high=${_bp_item#*-}
+        _bp_index "${_bp_item%%-*}" || break
+        _bp_low=$_bp_n
+        _bp_index "${_bp_high:-${_bp_item%%-*}}" || break
+        while [ "$_bp_low" -le "$_bp_n" ]; do
+            _bp_all=$((_bp_all + 1))
+            _bp_file=/sys/devices/system/cpu/cpu$_bp_low/topology/thread_siblings_list
+            _bp_s=
+            if [ -r "$_bp_file" ]; then read -r _bp_s < "$_bp_file" || :; fi
+            [ -n "$_bp_s" ] || _bp_nosys=1
+            case $_bp_seen in
+                *" $_bp_s "*) ;;
+                *) _bp_seen="$_bp_seen$_bp_s " _bp_total=$((_bp_total + 1)) ;;
+            esac
+            _bp_low=$((_bp_low + 1))
+        done
+    done
+    [ -z "$_bp_nosys" ] || _bp_total=$_bp_all
+    _bp_n=$_bp_total
+    [ "$_bp_n" -ge 1 ] || _bp_n=1
+}
+_bp_quota() {  # this process's cgroup CPU quota in whole CPUs (rounded down) in _bp_n, or fail
+    [ -r /proc/self/cgroup ] || return 1
+    while IFS= read -r _bp_line; do
+        case $_bp_line in *:*) _bp_rest=${_bp_line#*:} ;; *) _bp_rest= ;; esac
+        _bp_h=${_bp_line%%:*}
+        _bp_ctl=${_bp_rest%%:*}
+        case $_bp_rest in *:*) _bp_rel=${_bp_rest#*:} ;; *) _bp_rel= ;; esac
+        while :; do
+            case $_bp_rel in /*) _bp_rel=${_bp_rel#/} ;; */) _bp_rel=${_bp_rel%/} ;; *) break ;; esac
+        done
+        _bp_found=
+        if [ "$_bp_h" = 0 ] && [ -z "$_bp_ctl" ]; then
+            while :; do
+                _bp_file=/sys/fs/cgroup/$_bp_rel/cpu.max
+                _bp_a= _bp_b= _bp_x=
+                if [ -r "$_bp_file" ]; then read -r _bp_a _bp_b _bp_x < "$_bp_file" || :; fi
+                if [ -z "$_bp_x" ] && _bp_whole "$_bp_a"; then
+                    _bp_q=$_bp_n
+                    if _bp_whole "$_bp_b"; then
+                        [ "$_bp_n" -ge 1 ] || _bp_n=1
+                        _bp_q=$((_bp_q / _bp_n))
+                        if [ -z "$_bp_found" ] || [ "$_bp_q" -lt "$_bp_found" ]; then
+                            _bp_found=$_bp_q
+                        fi
+                    fi
+                fi
+                [ -n "$_bp_rel" ] || break
+                case $_bp_rel in */*) _bp_rel=${_bp_rel%/*} ;; *) _bp_rel= ;; esac
+            done
+        else
+            case ,$_bp_ctl, in
+                *,cpu,*)
+                    for _bp_base in "/sys/fs/cgroup/cpu/$_bp_rel" /sys/fs/cgroup/cpu; do
+                        _bp_a= _bp_b=
+                        if [ -r "$_bp_base/cpu.cfs_quota_us" ]; then
+                            read -r _bp_a < "$_bp_base/cpu.cfs_quota_us" || :
+                        fi
+                        if [ -r "$_bp_base/cpu.cfs_period_us" ]; then
+                            read -r _bp_b < "$_bp_base/cpu.cfs_period_us" || :
+                        fi
+                        if _bp_whole "$_bp_a" && [ "$_bp_n" -gt 0 ]; then
+                            _bp_q=$_bp_n
+                            if _bp_whole "$_bp_b" && [ "$_bp_n" -gt 0 ]; then
+                                _bp_found=$((_bp_q / _bp_n))
+                                break
+                            fi
+                        fi
+                    done ;;
+                *) continue ;;
+            esac
+        fi
+        if [ -n "$_bp_found" ]; then _bp_n=$_bp_found; return 0; fi
+    done < /proc/self/cgroup
+    return 1
+}
+_bp_usable() {  # CPUs this process may use: its affinity, capped by its cgroup quota, in _bp_n
+    _bp_affinity
+    _bp_cpus "$_bp_list" || _bp_n=1
+    _bp_aff=$_bp_n
+    [ "$_bp_aff" -ge 1 ] || _bp_aff=1
+    if _bp_quota; then
+        [ "$_bp_n" -ge "$_bp_aff" ] || _bp_aff=$_bp_n
+        [ "$_bp_aff" -ge 1 ] || _bp_aff=1
+    fi
+    _bp_n=$_bp_aff
+}
+_bp_tasks() {  # this node's entry of a Slurm task list such as 2(x3),1, in _bp_n, or fail
+    if _bp_index "${SLURM_NODEID:-}"; then _bp_node=$_bp_n; else _bp_node=-1; fi
+    _bp_rest=$1, _bp_seen=0 _bp_max=0
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%,*}
+        _bp_rest=${_bp_rest#*,}
+        _bp_times=1
+        case $_bp_item in
+            *'(x'*)
+                _bp_r=${_bp_item#*'(x'}
+                _bp_item=${_bp_item%%'(x'*}
+                case $_bp_r in *')') ;; *) return 1 ;; esac
+                _bp_count "${_bp_r%')'}" || return 1
+                _bp_times=$_bp_n ;;
+        esac
+        _bp_count "$_bp_item" || return 1
+        if [ "$_bp_node" -ge "$_bp_seen" ] && [ "$_bp_node" -lt $((_bp_seen + _bp_times)) ]; then
+            return 0
+        fi
+        _bp_seen=$((_bp_seen + _bp_times))
+        [ "$_bp_n" -le "$_bp_max" ] || _bp_max=$_bp_n
+    done
+    _bp_n=$_bp_max
+}
+_bp_put() {  # _bp_put NAME VALUE: export it, or print it for csh or a Slurm TaskProlog
+    case $_bp_emit in
+        csh) _bp_out="${_bp_out}setenv $1 $2;" ;;
+        sh) _bp_out="${_bp_out}export $1=$2
+" ;;
+        *) export "$1=$2" ;;
+    esac
+}
+_bp_unput() {  # _bp_unput NAME: unset it, or print that
+    case $_bp_emit in
+        csh) _bp_out="${_bp_out}unsetenv $1;" ;;
+        sh) _bp_out="${_bp_out}unset $1
+" ;;
+        *) unset "$1" ;;
+    esac
+}
+_bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
+    [ -n "$2" ] || return 0
+    case $1 in
+        @@WATCHED@@) case $_bp_obeyed in *" $1 "*) ;; *) return 0 ;; esac ;;
+    esac
+    if [ -n "$_bp_before" ] && [ "$2" = "$_bp_before" ]; then
+        case $_bp_ours in *":$1:"*) return 0 ;; esac
+    fi
+    _bp_users="$_bp_users $1"
+    case $_bp_obeyed in *" $1 "*) _bp_blocked=1 ;; esac
+}
+_bp_give() {  # _bp_give NAME: give NAME the count unless the user decides it
+    if [ -z "$_bp_override" ]; then
+        case "$_bp_users " in *" $1 "*) return 0 ;; esac
+        if [ -n "$_bp_blocked" ]; then
+            case $_bp_obeyed in *" $1 "*) return 0 ;; esac
+        fi
+    fi
+    _bp_put "$1" "$_bp_threads"
+    _bp_given="$_bp_given:$1"
+}
+_bp_drop() {  # _bp_drop NAME VALUE: unset NAME when the last load gave it and this one does not
+    [ -n "$2" ] || return 0
+    [ -n "$_bp_before" ] || return 0
+    case $_bp_ours in *":$1:"*) ;; *) return 0 ;; esac
+    case "$_bp_users " in *" $1 "*) return 0 ;; esac
+    case "$_bp_given:" in *":$1:"*) return 0 ;; esac
+    _bp_unput "$1"
+}
+"""
+
+_WORDS = r"""
+_bp_words() {  # _bp_words TEXT SEP KEEP: the runs of KEEP characters of TEXT, joined by SEP
+    _bp_s=$1 _bp_w= _bp_d=
+    while [ -n "$_bp_s" ]; do
+        _bp_r=${_bp_s#?}
+        _bp_c=${_bp_s%"$_bp_r"}
+        _bp_s=$_bp_r
+        case $_bp_c in
+            $3) _bp_w=$_bp_w$_bp_d$_bp_c _bp_d= ;;
+            *) [ -z "$_bp_w" ] || _bp_d=$2 ;;
+        esac
+    done
+}
+_bp_detect() {  # this node's type in _bp_name (empty: none)
+    _bp_name=${BLASPROF_NODE_TYPE:-}
+    if [ -n "$_bp_name" ]; then
+        case $_bp_name in
+            ''|[._-]*|*[!@@NAME_CHARS@@]*|@@TOO_LONG@@) ;;
+            *) return 0 ;;
+        esac
+        _bp_note "BLASPROF_NODE_TYPE is not a node type name; ignored"
+    fi
+    _bp_name=
+@@RULES@@
+}
+"""
+
+_MAIN = r"""
+_bp_main() {
+    [ -z "${ZSH_VERSION:-}" ] || emulate -L sh
+    _bp_emit=${BLASPROF_EMIT:-} _bp_out=
+@@NAME@@
+    if _bp_launcher; then
+        _bp_workers=$_bp_n
+    elif _bp_count "${BLASPROF_WORKERS:-}"; then
+        _bp_workers=$_bp_n
+    else
+        [ -z "${BLASPROF_WORKERS:-}" ] || _bp_note "BLASPROF_WORKERS @@BAD@@; using 1"
+        _bp_workers=1
+    fi
+    _bp_declared=
+    if _bp_count "${BLASPROF_CPUS:-}"; then
+        _bp_declared=$_bp_n
+    elif [ -n "${BLASPROF_CPUS:-}" ]; then
+        _bp_note "BLASPROF_CPUS @@BAD@@; ignored"
+    fi
+    if [ -n "$_bp_declared" ]; then _bp_mine=$_bp_declared; else _bp_usable; _bp_mine=$_bp_n; fi
+    _bp_job=$_bp_mine
+    if [ -n "$_bp_declared" ]; then
+        _bp_job=$_bp_declared
+    elif _bp_count "${SLURM_CPUS_ON_NODE:-}"; then
+        _bp_job=$_bp_n
+    fi
+    _bp_share=$((_bp_job / _bp_workers))
+    [ "$_bp_share" -le "$_bp_mine" ] || _bp_share=$_bp_mine
+    if _bp_count "${SLURM_CPUS_PER_TASK:-}" && [ "$_bp_n" -lt "$_bp_share" ]; then
+        _bp_share=$_bp_n
+    fi
+    if [ -n "$_bp_name" ] && _bp_type "$_bp_name"; then
+        _bp_class=${BLASPROF_SIZE_CLASS:-}
+        if ! _bp_rows "$_bp_name" "$_bp_class"; then
+            [ -z "$_bp_class" ] \
+                || _bp_note "BLASPROF_SIZE_CLASS is not one of: $_bp_classes; using $_bp_default"
+            _bp_class=$_bp_default
+            _bp_rows "$_bp_name" "$_bp_class" || :
+        fi
+        _bp_rest="$_bp_table " _bp_cal=1
+        while [ -n "$_bp_rest" ]; do
+            _bp_item=${_bp_rest%% *}
+            _bp_rest=${_bp_rest#* }
+            [ "${_bp_item%:*}" -gt "$_bp_workers" ] || _bp_cal=${_bp_item#*:}
+        done
+    else
+        _bp_class=- _bp_obeyed=' @@DEFAULT_OBEYED@@ '
+        _bp_affinity
+        _bp_cores
+        [ "$_bp_n" -le "$_bp_mine" ] || _bp_n=$_bp_mine
+        _bp_cal=$((_bp_n / _bp_workers))
+        [ "$_bp_cal" -ge 1 ] || _bp_cal=1
+    fi
+    _bp_threads=$_bp_cal
+    [ "$_bp_threads" -le "$_bp_share" ] || _bp_threads=$_bp_share
+    [ "$_bp_threads" -ge 1 ] || _bp_threads=1
+    if [ "$_bp_class" = - ]; then
+        if [ -n "$_bp_name" ]; then _bp_which="node type $_bp_name"; else _bp_which="this node"; fi
+        _bp_note "no preset for $_bp_which (known: @@KNOWN@@); $_bp_threads thread(s) per process: one per CPU of its share, at most one per core"
+    fi
+    _bp_before= _bp_ours= _bp_users= _bp_blocked= _bp_given= _bp_override=
+    _bp_v=${BLASPROF_PRESET:-}
+    if _bp_count "${_bp_v##*:}"; then _bp_before=$_bp_n _bp_ours=":${BLASPROF_PRESET_SET:-}:"; fi
+    [ "${BLASPROF_OVERRIDE:-}" != 1 ] || _bp_override=1
+@@USERS@@
+    [ -z "$_bp_override" ] || _bp_blocked=
+@@GIVE@@
+@@DROP@@
+    _bp_put BLASPROF_PRESET "${_bp_name:--}:$_bp_class:$_bp_threads"
+    if [ -n "$_bp_given" ]; then
+        _bp_put BLASPROF_PRESET_SET "${_bp_given#:}"
+    elif [ -n "${BLASPROF_PRESET_SET:-}" ]; then
+        _bp_unput BLASPROF_PRESET_SET
+    fi
+    if [ -n "$_bp_users" ] && [ -n "$_bp_override" ]; then
+        _bp_note "BLASPROF_OVERRIDE=1: replacing${_bp_users} with $_bp_threads"
+    elif [ -n "$_bp_users" ]; then
+        _bp_note "keeping${_bp_users} as set before the preset (it would set $_bp_threads); BLASPROF_OVERRIDE=1 replaces them"
+    fi
+    [ -z "$_bp_out" ] || printf '%s\n' "$_bp_out"
+}
+"""
+
+
+def _launcher() -> str:
+    lines = ["_bp_launcher() {  # this node's processes of the job step, per its launcher"]
+    for name, syntax in LAUNCHERS:
+        parse = "_bp_tasks" if syntax == "slurm" else "_bp_count"
+        lines.append(f'    if [ -n "${{{name}:-}}" ] && {parse} "${name}"; then return 0; fi')
+    lines += ["    return 1", "}"]
+    return "\n".join(lines)
+
+
+def _tables(b: Bundle) -> str:
+    types = ["_bp_type() {  # the node type's default class, classes and obeyed variables"]
+    types.append("    case $1 in")
+    rows = ["_bp_rows() {  # the layout rows (workers:threads) of a node type's class in _bp_table"]
+    rows.append("    case $1:$2 in")
+    for e in b.entries:
+        classes = " ".join(name for name, _ in e.classes)
+        obeyed = " ".join(e.obeyed)
+        types.append(
+            f"        {e.name}) _bp_default={e.default} _bp_classes='{classes}' "
+            f"_bp_obeyed=' {obeyed} ' ;;"
+        )
+        for name, table in e.classes:
+            cells = " ".join(f"{w}:{t}" for w, t in table)
+            rows.append(f"        {e.name}:{name}) _bp_table='{cells}' ;;")
+    types += ["        *) return 1 ;;", "    esac", "}"]
+    rows += ["        *) return 1 ;;", "    esac", "}"]
+    return "\n".join(types + rows)
+
+
+def _rules(b: Bundle) -> str:
+    assert b.rules is not None
+    r = b.rules
+    out: list[str] = []
+    if r.partition:
+        out.append("    case ${SLURM_JOB_PARTITION:-} in")
+        out += [f"        '{v}') _bp_name={n}; return 0 ;;" for v, n in r.partition]
+        out.append("    esac")
+    if r.feature:
+        out.append(f'    _bp_words "${{SLURM_JOB_CONSTRAINTS:-}}" " " "[{FEATURE_CHARS}]"')
+        out.append('    case " $_bp_w " in')
+        out += [f"        *' {v} '*) _bp_name={n}; return 0 ;;" for v, n in r.feature]
+        out.append("    esac")
+    if r.hostname:
+        out.append("    _bp_host=")
+        out.append("    if [ -r /proc/sys/kernel/hostname ]; then")
+        out.append("        read -r _bp_host < /proc/sys/kernel/hostname || :")
+        out.append("    fi")
+        for v, n in r.hostname:
+            for var in ("$_bp_host", "${_bp_host%%.*}"):
+                out.append(f"    case {var} in {v}) _bp_name={n}; return 0 ;; esac")
+    if r.cpu:
+        out += [
+            "    _bp_model=",
+            "    if [ -r /proc/cpuinfo ]; then",
+            "        while IFS= read -r _bp_line; do",
+            "            case $_bp_line in",
+            "                'model name'*:*) _bp_model=${_bp_line#*:}; break ;;",
+            "                'model name'*) break ;;",
+            "            esac",
+            "        done < /proc/cpuinfo",
+            "    fi",
+            "    _bp_v=",
+            "    if [ -r /sys/devices/system/cpu/online ]; then",
+            "        read -r _bp_v < /sys/devices/system/cpu/online || :",
+            "    fi",
+            '    _bp_cpus "$_bp_v" || _bp_n=0',
+            f'    _bp_words "$_bp_model" - "[{CPU_KEY_CHARS}]"',
+            '    case "$_bp_w|$_bp_n" in',
+        ]
+        out += [f"        '{v}') _bp_name={n}; return 0 ;;" for v, n in r.cpu]
+        out.append("    esac")
+    out.append("    return 0")
+    return "\n".join(out)
+
+
+def _unrolled() -> tuple[str, str, str]:
+    users = "\n".join(
+        f'    _bp_user {v} "${{{v}:-}}"' for v in THREAD_VARIABLES + WATCHED_VARIABLES
+    )
+    give = "\n".join(f"    _bp_give {v}" for v in THREAD_VARIABLES)
+    drops = [f'    _bp_drop {v} "${{{v}:-}}"' for v in THREAD_VARIABLES]
+    for v in WATCHED_VARIABLES:  # a user's setting of these is only unset on override
+        drops.append(
+            f'    if [ -n "$_bp_override" ]; then case "$_bp_users " in *" {v} "*) '
+            f"_bp_unput {v} ;; esac; fi"
+        )
+    return users, give, "\n".join(drops)
+
+
+def _header(b: Bundle, directory: str, file_name: str) -> list[str]:
+    what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
+    lines = [
+        "# shellcheck shell=sh",
+        f"# blasprof preset for {what}: BLAS/OpenMP thread variables for this node, the",
+        "# CPUs this job was given and its process layout. Load it before the work starts:",
+        "#   sh, bash, zsh, ksh:  . " + comment(f"{directory}/{file_name}"),
+        "#   csh, tcsh:           source " + comment(f"{directory}/{file_name[:-3]}.csh"),
+        "# Written by `blasprof presets write`; see `blasprof env --help` for the rule.",
+    ]
+    for e in b.entries:
+        lines += ["#", *(f"# {line}" for line in e.summary)]
+    return lines
+
+
+def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None) -> str:
+    """The sh file of bundle ``b`` (``directory`` and ``file_name`` only go in comments)."""
+    users, give, drops = _unrolled()
+    name = f"    _bp_name={b.fixed}" if b.fixed else "    _bp_detect"
+    main = (
+        _MAIN.replace("@@NAME@@", name)
+        .replace("@@BAD@@", BAD_COUNT)
+        .replace("@@DEFAULT_OBEYED@@", " ".join(DEFAULT_OBEYED))
+        .replace("@@KNOWN@@", b.names())
+        .replace("@@USERS@@", users)
+        .replace("@@GIVE@@", give)
+        .replace("@@DROP@@", drops)
+    )
+    parts = [
+        "\n".join(_header(b, directory, file_name)),
+        _HELPERS.replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES)).strip("\n"),
+        _launcher(),
+        _tables(b),
+    ]
+    if not b.fixed:
+        detect = _WORDS.replace("@@NAME_CHARS@@", NAME_CHARS).replace(
+            "@@TOO_LONG@@", "?" * 65 + "*"
+        )
+        parts.append(detect.replace("@@RULES@@", _rules(b)).strip("\n"))
+    parts += [main.strip("\n"), "_bp_main"]
+    body = "\n".join(parts)
+    functions = set(re.findall(r"^(_bp_\w+)\(\)", body, re.M))
+    variables = set(re.findall(r"\b_bp_\w+", body)) - functions
+    tail = [
+        "unset -f " + " ".join(sorted(functions)),
+        "unset " + " ".join(sorted(variables)),
+    ]
+    return body + "\n" + "\n".join(tail) + "\n"
+
+
+def render_csh(b: Bundle, directory: str, file_name: str, presets: object = None) -> str:
+    """The csh/tcsh file of bundle ``b``: it evaluates what the sh file beside it prints."""
+    path = shell_path(directory)
+    sh_name = file_name[: -len(".csh")] + ".sh"
+    what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
+    lines = [
+        f"# blasprof preset for {what}, for csh and tcsh:",
+        "#   source " + comment(f"{directory}/{file_name}"),
+        f"# The rule runs in /bin/sh from {sh_name} beside this file, which prints setenv lines.",
+        f"eval \"`env BLASPROF_EMIT=csh /bin/sh '{path}/{sh_name}'`\"",
+    ]
+    return "\n".join(lines) + "\n"

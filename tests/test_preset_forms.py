@@ -1,0 +1,423 @@
+"""One table of job situations, every preset form in its real interpreter: same variables.
+
+Each situation (an environment, sometimes a CPU mask or a cgroup quota) is loaded by the sh
+dispatcher in dash, bash, zsh and ksh (under ``set -eu``), the csh form in tcsh, the sh form
+printing a Slurm TaskProlog's lines, ``import blas_preset`` in Python, and ``module load
+blasprof`` in Lmod; every one must leave exactly the variables and notes that
+``profiler.budget.plan`` gives, and most situations also state the thread count by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from profiler.budget import THREAD_VARIABLES, cores_here
+from profiler.detect import machine_fingerprint
+from profiler.preset import Preset, derive
+from profiler.render.files import write_presets
+from profiler.results import Measurement
+from tests import forms
+
+LOADERS = [
+    forms.shell("dash"),
+    forms.shell("bash"),
+    forms.shell("zsh"),
+    forms.shell("ksh"),
+    forms.csh(),
+    forms.task_prolog,
+    forms.python(),
+    forms.lmod(),
+]
+
+
+def point(n: int, threads: int, gflops: float) -> Measurement:
+    seconds = 2 * n**3 / gflops / 1e9
+    return Measurement(
+        kernel="gemm", dtype="float64", n=n, threads=threads, median_s=seconds, min_s=seconds,
+        cv=0.01, samples=(seconds,) * 3, loops=1, gflops=gflops, threads_verified=True,
+        threads_observed=(threads,),
+    )  # fmt: skip
+
+
+CURVES = {
+    256: {1: 30.0, 2: 28.0, 4: 25.0, 8: 20.0},
+    1024: {1: 35.0, 2: 68.0, 4: 120.0, 8: 121.0},
+    4096: {1: 38.0, 2: 75.0, 4: 140.0, 6: 200.0, 8: 204.0},
+}
+
+
+def node_x(**extra: object) -> Preset:
+    """8 CPUs: small 1, medium 4, large 6; layout rows 2 -> 4, 4 -> 2, 8 -> 1; this CPU."""
+    model, _, online = machine_fingerprint().partition("|")
+    points = [point(n, t, g) for n, curve in CURVES.items() for t, g in curve.items()]
+    preset = derive(
+        points, node_type="node-x", calibrated_cpus=8, cpu_model=model.replace("-", " "),
+        logical_cpus=int(online), partitions=("px",),
+    )  # fmt: skip
+    return dataclasses.replace(preset, **extra)  # type: ignore[arg-type]
+
+
+def node_y(**extra: object) -> Preset:
+    """2 CPUs, one class of 2 threads."""
+    preset = derive(
+        [point(1024, 1, 40.0), point(1024, 2, 80.0)], node_type="node-y", calibrated_cpus=2,
+        cpu_model="Other CPU", logical_cpus=2, partitions=("py",),
+    )  # fmt: skip
+    return dataclasses.replace(preset, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two presets directories: "main" (node-x by partition px or this CPU, node-y by
+    partition py, with MKL's variables) and "rules" (node-y by a feature, node-z by this
+    hostname)."""
+    main = tmp_path_factory.mktemp("main")
+    mkl = ("MKL_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS", "OMP_NUM_THREADS")
+    _, warnings = write_presets([node_x(), node_y(variables=mkl)], main)
+    assert warnings == []
+    rules = tmp_path_factory.mktemp("rules")
+    host = Path("/proc/sys/kernel/hostname").read_text().strip()
+    node_z = node_y(node_type="node-z", partitions=(), hostnames=(host[:1] + "*",))
+    _, warnings = write_presets([node_y(features=("genoa",), partitions=()), node_z], rules)
+    return {"main": main, "rules": rules}
+
+
+@dataclass(frozen=True)
+class Situation:
+    name: str
+    env: dict[str, str]
+    threads: int | None = None  # the count stated by hand, where it does not depend on here
+    site: str = "main"
+    wrapper: str = ""  # "taskset" or "cgroup"
+    node_type: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+CPUS64 = {"BLASPROF_CPUS": "64"}
+OURS = "OMP_NUM_THREADS:OPENBLAS_NUM_THREADS:MKL_NUM_THREADS"
+SITUATIONS = [
+    Situation("this CPU, nothing declared", {}, node_type="node-x"),
+    Situation("partition py", {"SLURM_JOB_PARTITION": "py"}, node_type="node-y"),
+    Situation("declared CPUs", {**CPUS64, "SLURM_JOB_PARTITION": "px"}, 6, node_type="node-x"),
+    Situation("BLASPROF_WORKERS=3", {**CPUS64, "BLASPROF_WORKERS": "3"}, 4),
+    Situation("BLASPROF_WORKERS=3 of 8 CPUs", {"BLASPROF_CPUS": "8", "BLASPROF_WORKERS": "3"}, 2),
+    Situation(
+        "srun -n 2 on 2 CPUs",
+        {"SLURM_STEP_TASKS_PER_NODE": "2", "SLURM_CPUS_ON_NODE": "2", "SLURM_NODEID": "0"},
+        1,
+    ),
+    Situation(
+        "srun list, node 2",
+        {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": "4(x2),2", "SLURM_NODEID": "2"},
+        4,
+    ),
+    Situation(
+        "srun list, node 1",
+        {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": "4(x2),2", "SLURM_NODEID": "1"},
+        2,
+    ),
+    Situation("srun list, no node id", {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": "2,8(x3)"}, 1),
+    Situation("Open MPI", {**CPUS64, "OMPI_COMM_WORLD_LOCAL_SIZE": "8"}, 1),
+    Situation("MPICH / Intel MPI", {**CPUS64, "MPI_LOCALNRANKS": "4"}, 2),
+    Situation("Cray PMI", {**CPUS64, "PMI_LOCAL_SIZE": "2"}, 4),
+    Situation("PMIx", {**CPUS64, "PMIX_LOCAL_SIZE": "4"}, 2),
+    Situation("MVAPICH2", {**CPUS64, "MV2_COMM_WORLD_LOCAL_SIZE": "8"}, 1),
+    Situation("sbatch --ntasks-per-node", {**CPUS64, "SLURM_NTASKS_PER_NODE": "2"}, 4),
+    Situation(
+        "the launcher wins over BLASPROF_WORKERS",
+        {**CPUS64, "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "BLASPROF_WORKERS": "8"},
+        4,
+    ),
+    Situation("SLURM_CPUS_PER_TASK caps", {**CPUS64, "SLURM_CPUS_PER_TASK": "3"}, 3),
+    Situation(
+        "SLURM_CPUS_ON_NODE is the job's share",
+        {"SLURM_CPUS_ON_NODE": "1", "SLURM_JOB_PARTITION": "px"},
+        1,
+    ),
+    Situation("size class small", {**CPUS64, "BLASPROF_SIZE_CLASS": "small"}, 1),
+    Situation("size class medium", {**CPUS64, "BLASPROF_SIZE_CLASS": "medium"}, 4),
+    Situation(
+        "unknown size class",
+        {**CPUS64, "BLASPROF_SIZE_CLASS": "huge"},
+        6,
+        notes=("BLASPROF_SIZE_CLASS is not one of: small medium large; using large",),
+    ),
+    Situation(
+        "bad BLASPROF_WORKERS",
+        {**CPUS64, "BLASPROF_WORKERS": "-3; reboot"},
+        6,
+        notes=("BLASPROF_WORKERS is not a whole number from 1 to 99999; using 1",),
+    ),
+    Situation("bad BLASPROF_CPUS", {"BLASPROF_CPUS": "0x10", "SLURM_CPUS_PER_TASK": "1"}, 1),
+    *(
+        Situation(f"odd SLURM_CPUS_PER_TASK {v!r}", {**CPUS64, "SLURM_CPUS_PER_TASK": v}, 6)
+        for v in ("", "0", "00", "-3", "abc", "2x", "99999999999999999999", "²", " 4")
+    ),
+    *(
+        Situation(f"leading zeros {v!r}", {**CPUS64, "BLASPROF_WORKERS": v}, 4)
+        for v in ("02", "003", "0002")
+    ),
+    *(
+        Situation(f"odd srun list {v!r}", {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": v}, 6)
+        for v in ("2(x", "(x2)", "2(x0)", "0", "2,,2", "2(x2", "2)x(2", "2(x1))")
+    ),
+    Situation(
+        "an srun list with leading zeros", {**CPUS64, "SLURM_STEP_TASKS_PER_NODE": "08(x1)"}, 1
+    ),
+    Situation(
+        "the user's OMP_NUM_THREADS is kept, and what would override it is not set",
+        {**CPUS64, "OMP_NUM_THREADS": "1"},
+        6,
+        notes=(
+            "keeping OMP_NUM_THREADS as set before the preset (it would set 6); "
+            "BLASPROF_OVERRIDE=1 replaces them",
+        ),
+    ),
+    Situation(
+        "the user's NUMEXPR_NUM_THREADS is kept, the BLAS still set",
+        {**CPUS64, "NUMEXPR_NUM_THREADS": "3"},
+        6,
+    ),
+    Situation(
+        "MKL: the user's MKL_DOMAIN_NUM_THREADS is respected",
+        {**CPUS64, "SLURM_JOB_PARTITION": "py", "MKL_DOMAIN_NUM_THREADS": "MKL_BLAS=1"},
+        2,
+    ),
+    Situation(
+        "MKL: GOTO_NUM_THREADS is not MKL's",
+        {**CPUS64, "SLURM_JOB_PARTITION": "py", "GOTO_NUM_THREADS": "1"},
+        2,
+    ),
+    Situation(
+        "BLASPROF_OVERRIDE=1 replaces the user's",
+        {**CPUS64, "OMP_NUM_THREADS": "3", "BLASPROF_OVERRIDE": "1"},
+        6,
+        notes=("BLASPROF_OVERRIDE=1: replacing OMP_NUM_THREADS with 6",),
+    ),
+    Situation(
+        "BLASPROF_OVERRIDE=1 unsets MKL_DOMAIN_NUM_THREADS",
+        {
+            **CPUS64,
+            "SLURM_JOB_PARTITION": "py",
+            "MKL_DOMAIN_NUM_THREADS": "x",
+            "BLASPROF_OVERRIDE": "1",
+        },
+        2,
+    ),
+    Situation(
+        "loaded again with another layout: its own values are replaced",
+        {
+            **CPUS64,
+            "BLASPROF_WORKERS": "2",
+            "OMP_NUM_THREADS": "6",
+            "OPENBLAS_NUM_THREADS": "6",
+            "MKL_NUM_THREADS": "6",
+            "BLASPROF_PRESET": "node-x:large:6",
+            "BLASPROF_PRESET_SET": OURS,
+        },
+        4,
+    ),  # fmt: skip
+    Situation(
+        "loaded again after the user changed one: the rest of ours is unset",
+        {
+            **CPUS64,
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "6",
+            "MKL_NUM_THREADS": "6",
+            "BLASPROF_PRESET": "node-x:large:6",
+            "BLASPROF_PRESET_SET": OURS,
+        },
+        6,
+    ),  # fmt: skip
+    Situation(
+        "a record that is not ours to trust",
+        {**CPUS64, "OMP_NUM_THREADS": "6", "BLASPROF_PRESET": "x:y:z", "BLASPROF_PRESET_SET": OURS},
+        6,
+    ),
+    Situation(
+        "BLASPROF_NODE_TYPE wins over the partition",
+        {**CPUS64, "SLURM_JOB_PARTITION": "py", "BLASPROF_NODE_TYPE": "node-x"},
+        6,
+        node_type="node-x",
+    ),
+    Situation(
+        "BLASPROF_NODE_TYPE of an unknown type: one thread per core of the share",
+        {"BLASPROF_NODE_TYPE": "other", "SLURM_JOB_PARTITION": "px"},
+        node_type="other",
+    ),
+    Situation(
+        "BLASPROF_NODE_TYPE that is no name",
+        {"BLASPROF_NODE_TYPE": "../../etc/passwd", "SLURM_JOB_PARTITION": "py"},
+        node_type="node-y",
+        notes=("BLASPROF_NODE_TYPE is not a node type name; ignored",),
+    ),
+    Situation(
+        "hostile values run nothing",
+        {
+            "BLASPROF_SIZE_CLASS": "$(touch pwned)",
+            "SLURM_JOB_PARTITION": "`touch pwned`",
+            "BLASPROF_WORKERS": "1;touch pwned",
+            "SLURM_STEP_TASKS_PER_NODE": "$(touch pwned)(x2)",
+            "BLASPROF_NODE_TYPE": "a\nb",
+            "SLURM_JOB_CONSTRAINTS": "'; touch pwned; '",
+            "OMP_NUM_THREADS": "$(touch pwned)",
+            "BLASPROF_PRESET": "$(touch pwned):1",
+            "BLASPROF_PRESET_SET": "OMP_NUM_THREADS;touch pwned",
+        },
+    ),  # fmt: skip
+    Situation(
+        "a feature the job asked for",
+        {"SLURM_JOB_CONSTRAINTS": "genoa&ib"},
+        2,
+        "rules",
+        node_type="node-y",
+    ),
+    Situation(
+        "this hostname", {"SLURM_JOB_CONSTRAINTS": "rome|ib"}, site="rules", node_type="node-z"
+    ),
+    Situation("an affinity mask of one CPU", {"SLURM_JOB_PARTITION": "px"}, 1, wrapper="taskset"),
+    Situation("a cgroup quota of one CPU", {"SLURM_JOB_PARTITION": "px"}, 1, wrapper="cgroup"),
+]
+
+
+@contextlib.contextmanager
+def _wrapper(kind: str) -> Iterator[tuple[list[str], int | None]]:
+    """(argv prefix, usable CPUs it imposes) for a situation's wrapper."""
+    if not kind:
+        yield [], None
+    elif kind == "taskset":
+        if shutil.which("taskset") is None:
+            pytest.skip("taskset is not installed")
+        yield ["taskset", "-c", "0"], 1
+    else:
+        base = Path("/sys/fs/cgroup/cpu")
+        group = base / f"blasprof-test-{os.getpid()}"
+        try:
+            group.mkdir()
+            (group / "cpu.cfs_period_us").write_text("100000")
+            (group / "cpu.cfs_quota_us").write_text("100000")
+        except OSError as exc:
+            pytest.skip(f"cannot make a cgroup v1 CPU quota here: {exc.strerror}")
+        try:
+            procs = group / "cgroup.procs"
+            yield ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"], 1
+        finally:
+            for _ in range(50):
+                with contextlib.suppress(OSError):
+                    group.rmdir()
+                    break
+                subprocess.run(["sleep", "0.1"], check=False)
+
+
+@pytest.mark.parametrize("situation", SITUATIONS, ids=lambda s: s.name)
+def test_every_form_leaves_the_same_variables(
+    situation: Situation, sites: dict[str, Path], tmp_path: Path
+) -> None:
+    directory = sites[situation.site]
+    env = {**forms.base_env(tmp_path), **situation.env}
+    with _wrapper(situation.wrapper) as (wrapper, usable):
+        expected = forms.reference(directory, env, usable=usable, cores=usable)
+        results = {}
+        for loader in LOADERS:
+            if (why := forms.available(loader)) is not None:
+                if os.environ.get("CI"):
+                    pytest.fail(why)
+                continue
+            results[loader.__name__] = loader(directory, env, wrapper)
+    for name, loaded in results.items():
+        assert loaded.variables == expected.variables, name
+        assert loaded.notes == expected.notes, name
+        assert loaded.other_stderr == [], name
+    assert not list(tmp_path.glob("pwned")) and not list(directory.glob("pwned"))
+    record = expected.variables["BLASPROF_PRESET"] or ""
+    if situation.node_type:
+        assert record.split(":")[0] == situation.node_type
+    if situation.threads is not None:
+        assert record.rsplit(":", 1)[1] == str(situation.threads)
+    for note in situation.notes:
+        assert note in expected.notes
+
+
+def test_the_fallback_is_one_thread_per_core_and_says_so_once(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    env = {**forms.base_env(tmp_path), "BLASPROF_NODE_TYPE": "other", "BLASPROF_WORKERS": "1"}
+    loaded = forms.shell("dash")(sites["main"], env)
+    threads = min(cores_here(), len(os.sched_getaffinity(0)))
+    assert loaded.variables["OMP_NUM_THREADS"] == str(threads)
+    (note,) = loaded.notes
+    assert note.startswith("no preset for node type other (known: node-x node-y)")
+
+
+def test_loading_twice_changes_nothing(sites: dict[str, Path], tmp_path: Path) -> None:
+    env = {**forms.base_env(tmp_path), **CPUS64, "NUMEXPR_NUM_THREADS": "2"}
+    for loader in (forms.shell("dash"), forms.python(), forms.lmod()):
+        first = loader(sites["main"], env)
+        again = {**env, **{k: v for k, v in first.variables.items() if v is not None}}
+        second = loader(sites["main"], again)
+        assert second.variables == first.variables, loader.__name__
+        assert second.notes == first.notes, loader.__name__
+
+
+@pytest.mark.parametrize("fmt", ["sh", "csh", "py", "lua"])
+def test_a_node_types_own_file_applies_its_own_table(
+    fmt: str, sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """The per-type files ignore the dispatch rules: node-y's own file gives node-y's."""
+    env = {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "px", "BLASPROF_CPUS": "8"}
+    loader = {
+        "sh": forms.shell("dash", "node-y.sh"),
+        "csh": forms.csh("node-y.csh"),
+        "py": forms.python("blas_preset_node_y"),
+        "lua": forms.lmod("blasprof-node-y"),
+    }[fmt]
+    if (why := forms.available(loader)) is not None:
+        pytest.skip(why)
+    loaded = loader(sites["main"], env)
+    assert loaded.variables["BLASPROF_PRESET"] == "node-y:medium:2"
+    assert loaded.variables["MKL_NUM_THREADS"] == "2"
+    assert {loaded.variables[v] for v in THREAD_VARIABLES} == {"2"}
+
+
+POOL = """
+import blas_preset
+import numpy  # loaded before the pool: forked workers inherit an initialised BLAS
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from threadpoolctl import threadpool_info
+
+def blas_threads(_):
+    import os
+    info = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return info[0]["num_threads"], os.environ["OMP_NUM_THREADS"]
+
+with ProcessPoolExecutor(
+    4, mp_context=multiprocessing.get_context("fork"),
+    initializer=blas_preset.init_worker, initargs=(8,),
+) as pool:
+    print(blas_preset.threads(workers=8), sorted(set(pool.map(blas_threads, range(8)))))
+"""
+
+
+def test_a_pool_initializer_gives_each_worker_its_share(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """numpy is loaded before the pool, so the variables come too late for the workers'
+    BLAS: the initializer limits it through threadpoolctl."""
+    env = {**forms.base_env(tmp_path), "BLASPROF_CPUS": "8", "SLURM_JOB_PARTITION": "px"}
+    env["PYTHONPATH"] = str(sites["main"])
+    done = subprocess.run(
+        [sys.executable, "-c", POOL], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(" ", 1) == ["1", "[(1, '1')]\n"]

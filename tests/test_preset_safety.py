@@ -1,0 +1,208 @@
+"""Hostile strings in the database (SQLite and PostgreSQL) and in the probed CPU model:
+`blasprof presets write` writes what is safe, and loading every form runs nothing.
+
+Every hostile string tries to create the same marker file if any shell, Python or Lua ever
+runs it; the test loads every form in its real interpreter and then looks for the marker.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, update
+
+from db import open_database
+from db.models import PresetRow
+from tests import forms
+from tests.conftest import TINY, run_blasprof
+from tests.test_db import db_url  # noqa: F401  (the fixture: a fresh SQLite and PostgreSQL)
+from tests.test_preset_forms import node_y
+
+
+def hostile(mark: Path) -> list[str]:
+    """Strings that run ``touch mark`` wherever they are pasted into code unescaped."""
+    return [
+        f"$(touch {mark})",
+        f"`touch {mark}`",
+        f'"; touch {mark}; "',
+        f"'; touch {mark}; '",
+        f'"""; import os; os.system("touch {mark}"); """',
+        f"]]; os.execute('touch {mark}') --[[",
+        f'"); os.execute("touch {mark}"); ("',
+        f"x\ntouch {mark}\n",
+        f"x\r\n!touch {mark}",
+        "\x1b[31mred\x1b[0m\u202e",
+        "ends with a backslash \\",
+    ]
+
+
+def _loaders() -> list[Callable[..., forms.Loaded]]:
+    loaders = [forms.shell(s) for s in ("dash", "bash", "zsh", "ksh")]
+    loaders += [forms.csh(), forms.task_prolog, forms.python(), forms.lmod()]
+    return [loader for loader in loaders if forms.available(loader) is None]
+
+
+def _load_everything(directory: Path, env: dict[str, str]) -> int:
+    """Load every form with each node type the dispatcher may pick; how many loads ran."""
+    loads = 0
+    for extra in ({}, {"BLASPROF_NODE_TYPE": "good"}, {"SLURM_JOB_PARTITION": "gp"}):
+        for loader in _loaders():
+            loader(directory, {**env, **extra})
+            loads += 1
+    return loads
+
+
+def test_hostile_rows_are_left_out_and_run_nothing(
+    db_url: str,  # noqa: F811
+    blasprof_exe: str,
+    tmp_path: Path,
+) -> None:
+    mark = tmp_path / "pwned"
+    bad = hostile(mark)
+    good = node_y(node_type="good", partitions=("gp",), cpu_model=bad[4], blas=bad[5])
+    good = dataclasses.replace(good, created_at=bad[7], hostnames=(*bad[:3], "g*"))
+    base = good.to_dict()
+
+    def doc(**changes: object) -> dict[str, object]:
+        return {**copy.deepcopy(base), **changes}
+
+    planted = [doc(node_type=text) for text in bad[:4]]
+    planted.append(doc(node_type="badclass", default_class=bad[0]))
+    planted.append(doc(node_type="badclass2", default_class=bad[1]))
+    planted[-1]["size_classes"][0]["name"] = bad[1]  # type: ignore[index]
+    planted.append(doc(node_type="badcount"))
+    planted[-1]["size_classes"][0]["threads"] = bad[2]  # type: ignore[index]
+    planted.append(doc(node_type="badvariable", variables=[bad[3]]))
+    planted.append(doc(node_type="badrules", partitions=bad, features=bad, cpu_model=bad[8]))
+    database = open_database(db_url)
+    rows = {}
+    for row in [base, *planted]:
+        name = str(row["node_type"])
+        cal = database.create_calibration(name, executor="local", profile="quick", settings={})
+        rows[database.store_preset(cal, dataclasses.replace(good, node_type=name))] = row
+    database.close()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:  # the rows as someone with write access left them
+        for row_id, row in rows.items():
+            conn.execute(update(PresetRow).where(PresetRow.id == row_id).values(data=row))
+    engine.dispose()
+
+    out = tmp_path / "out" / "presets"
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"], "BLASPROF_HOME": str(tmp_path)}
+    done = run_blasprof(
+        blasprof_exe, "--db", db_url, "presets", "write", "--out", str(out), env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    left_out = [line for line in done.stderr.splitlines() if "left out of the presets" in line]
+    assert len(left_out) == 8, done.stderr
+    assert all(len(line) < 400 and "\x1b" not in line for line in done.stderr.splitlines())
+    # nothing outside the directory, and only the safe type got its own files
+    assert sorted(p.name for p in out.parent.iterdir()) == ["presets"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "__pycache__", "blas_preset.py", "blas_preset_badrules.py", "blas_preset_good.py",
+            "blasprof.csh", "blasprof.json", "blasprof.sh", "badrules.csh", "badrules.json",
+            "badrules.sh", "good.csh", "good.json", "good.sh", "modulefiles",
+        ]
+    )  # fmt: skip
+    assert _load_everything(out, env) >= 3 * 6
+    assert not mark.exists()
+    # the free text is there, as data or comments only
+    module = (out / "blas_preset_good.py").read_text()
+    assert repr(bad[4]) in module
+    for line in module.splitlines():
+        if "touch " in line:
+            assert line.startswith(("# ", "INFO = ")), line
+    # the commands refuse or render the same rows safely
+    for fmt in ("sh", "py", "lua", "csh", "json"):
+        shown = run_blasprof(
+            blasprof_exe, "--db", db_url, "preset", "good", "--format", fmt, env=env
+        )
+        assert shown.returncode == 0, shown.stderr
+        bad_one = run_blasprof(
+            blasprof_exe, "--db", db_url, "preset", "badcount", "--format", fmt, env=env
+        )
+        assert bad_one.returncode == 2 and "thread count" in bad_one.stderr
+    assert not mark.exists()
+
+
+def test_a_hostile_cpu_model_from_the_probe_runs_nothing(blasprof_exe: str, tmp_path: Path) -> None:
+    """A real calibration on a machine whose /proc/cpuinfo names a hostile CPU (a private
+    mount namespace); the dispatcher, run there, still recognises its node by that CPU."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a private /proc/cpuinfo needs root and unshare")
+    mark = tmp_path / "pwned"
+    model = f'Evil """ $(touch {mark}) `touch {mark}` \'; touch {mark}; \' ]] @ 2.0GHz'
+    cpuinfo = tmp_path / "cpuinfo"
+    real = Path("/proc/cpuinfo").read_text()
+    cpuinfo.write_text(
+        "\n".join(
+            f"model name\t: {model}" if line.startswith("model name") else line
+            for line in real.splitlines()
+        )
+        + "\n"
+    )
+    env = {
+        **forms.base_env(tmp_path),
+        "PATH": os.environ["PATH"],
+        "BLASPROF_HOME": str(tmp_path / "home"),
+    }
+    wrapper = [
+        "unshare",
+        "--mount",
+        "sh",
+        "-c",
+        f'mount --bind "{cpuinfo}" /proc/cpuinfo && exec "$@"',
+        "sh",
+    ]
+    calibrate = [blasprof_exe, "calibrate", "--executor", "local", "--node-type", "evil-cpu", *TINY]
+    probe = subprocess.run(
+        [*wrapper, *calibrate, "--no-verify", "--json"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if probe.returncode != 0 and "mount" in probe.stderr and "permission" in probe.stderr.lower():
+        pytest.skip("mount namespaces are not allowed here")
+    assert probe.returncode == 0, probe.stderr
+    doc = json.loads(probe.stdout)  # the hostile model was probed and stored
+    assert [n["cpu_model"] for n in doc["nodes"]] == [" ".join(model.split())]
+    directory = tmp_path / "home" / "presets"
+    wrapper = [
+        "unshare",
+        "--mount",
+        "sh",
+        "-c",
+        f'mount --bind "{cpuinfo}" /proc/cpuinfo && exec "$@"',
+        "sh",
+    ]
+    for loader in _loaders():
+        loaded = loader(directory, env, wrapper)
+        assert (loaded.variables["BLASPROF_PRESET"] or "").startswith("evil-cpu:"), loader
+    assert not mark.exists()
+
+
+def test_a_hostile_presets_directory_stays_in_comments(tmp_path: Path) -> None:
+    """A directory name with a line break and a command substitution: the files that name it
+    in comments are written and load cleanly; the csh files, which must name it in code,
+    are not written, and the writer says so."""
+    from profiler.render.files import write_presets
+
+    directory = tmp_path / "a\n$(touch pwned)`touch pwned`\nb"
+    directory.mkdir()
+    paths, warnings = write_presets([node_y(node_type="good")], directory)
+    assert any("csh files are not written" in w for w in warnings)
+    assert not any(p.suffix == ".csh" for p in paths)
+    env = forms.base_env(tmp_path)
+    for loader in (forms.shell("dash"), forms.shell("bash"), forms.python(), forms.task_prolog):
+        loaded = loader(directory, env)
+        assert loaded.variables["BLASPROF_PRESET"] is not None and loaded.other_stderr == []
+    assert not (directory / "pwned").exists() and not (tmp_path / "pwned").exists()
