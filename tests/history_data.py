@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import random
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -193,8 +192,3 @@ def postgres_database(base_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def postgres_url() -> str | None:
-    """The test server's URL (``BLASPROF_TEST_PG_URL``), or None."""
-    return os.environ.get("BLASPROF_TEST_PG_URL") or None

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from db import open_database
 from profiler.cli import app
 from tests.conftest import run_blasprof
-from tests.history_data import TypeSpec, postgres_database, postgres_url, store_calibration
+from tests.history_data import TypeSpec, postgres_database, store_calibration
 
 runner = CliRunner()
 NOW = dt.datetime.now(dt.UTC)
@@ -84,11 +84,8 @@ def fleet(
         url = f"sqlite:///{tmp_path_factory.mktemp('fleet') / 'fleet.sqlite'}"
         yield {"url": url, "ids": _fill(url)}
         return
-    base = postgres_url()
-    if base is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but BLASPROF_TEST_PG_URL is not: start deploy/postgres-local")
-        pytest.skip("no PostgreSQL: run deploy/postgres-local/up.sh and . its env.sh")
+    # the server the environment names, else (with CI set) a private one: tests/conftest.py
+    base = request.getfixturevalue("postgres_url")
     with postgres_database(base) as url:
         yield {"url": url, "ids": _fill(url)}
 

@@ -122,5 +122,6 @@ def test_each_partition_gets_its_preset_and_each_srun_task_its_share(
     lines = _run_job(site, "typeb")
     assert "batch typeb:medium:1 1 1" in lines
     assert (
-        len([line for line in lines if line.startswith("step") and "typeb:medium:1 1 1" in line]) == 2
+        len([line for line in lines if line.startswith("step") and "typeb:medium:1 1 1" in line])
+        == 2
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from db import open_database
 from db.migrate import MIGRATIONS_DIR
 from db.models import SCHEMA_REVISION
 from tests.conftest import run_blasprof
-from tests.history_data import TypeSpec, postgres_database, postgres_url, store_calibration
+from tests.history_data import TypeSpec, postgres_database, store_calibration
 
 TABLES = ("node_types", "nodes", "blas_environments", "calibrations", "jobs", "measurements",
           "presets")  # fmt: skip
@@ -48,11 +47,8 @@ def schema_0001(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
         _build_0001(url, scratch)
         yield url, scratch
         return
-    base = postgres_url()
-    if base is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but BLASPROF_TEST_PG_URL is not: start deploy/postgres-local")
-        pytest.skip("no PostgreSQL: run deploy/postgres-local/up.sh and . its env.sh")
+    # the server the environment names, else (with CI set) a private one: tests/conftest.py
+    base = request.getfixturevalue("postgres_url")
     with postgres_database(base) as url:
         _build_0001(url, scratch)
         yield url, scratch
