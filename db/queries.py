@@ -160,7 +160,7 @@ class CalibrationRecord(CalibrationSummary):
     def conditions(self) -> dict[str, Any] | None:
         """The verdict over every node that reported its conditions, the reasons (with the
         host where there are several) and each node's figures; None if none did."""
-        nodes = [(j.hostname or "?", j.conditions) for j in self.jobs if j.conditions]
+        nodes = [(j.hostname or "?", c) for j in self.jobs if (c := _conditions(j.conditions))]
         if not nodes:
             return None
         several = len(nodes) > 1
@@ -169,7 +169,8 @@ class CalibrationRecord(CalibrationSummary):
             for host, c in nodes
             for reason in c.get("reasons", ())
         ]
-        verdict = "noisy" if any(c.get("verdict") == "noisy" for _, c in nodes) else "quiet"
+        verdicts = {c["verdict"] for _, c in nodes}
+        verdict = next((v for v in ("noisy", "unknown") if v in verdicts), "quiet")
         return {
             "verdict": verdict,
             "reasons": reasons,
@@ -476,9 +477,52 @@ def _job_record(job: Job, node_type: str) -> JobRecord:
         result_stored=job.result_stored,
         node_info=info,
         blas=tuple(BlasLibrary.from_dict(b) for b in (info or {}).get("blas", ())),
-        verification=Verification.from_dict(job.verification) if job.verification else None,
+        verification=_verification(job.verification),
         conditions=job.conditions,
     )
+
+
+_VERDICTS = ("quiet", "noisy", "unknown")
+_FIGURES = ("wall_s", "others_cpu_fraction", "steal_fraction", "outlier_fraction")
+
+
+def _conditions(raw: Any) -> dict[str, Any] | None:
+    """A node's stored conditions with every field of the type readers expect (a row
+    another program or an older blasprof wrote may have any shape)."""
+    if not isinstance(raw, dict):
+        return None
+
+    def numbers(value: Any) -> list[float]:
+        ok = isinstance(value, list) and all(isinstance(x, int | float) for x in value)
+        return [float(x) for x in value] if ok else []
+
+    def texts(value: Any) -> list[str]:
+        return [str(x) for x in value] if isinstance(value, list) else []
+
+    verdict = raw.get("verdict")
+    out: dict[str, Any] = {
+        "verdict": verdict if verdict in _VERDICTS else "unknown",
+        "reasons": texts(raw.get("reasons")),
+        "notes": texts(raw.get("notes")),
+        "load_before": numbers(raw.get("load_before")),
+        "load_after": numbers(raw.get("load_after")),
+    }
+    for key in _FIGURES:
+        value = raw.get(key)
+        out[key] = float(value) if isinstance(value, int | float) else None
+    for key, value in raw.items():
+        out.setdefault(key, value)
+    return out
+
+
+def _verification(raw: Any) -> Verification | None:
+    """A stored verification, or None when the row's shape is not one blasprof wrote."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Verification.from_dict(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 def _measurement(row: MeasurementRow) -> Measurement:

@@ -15,7 +15,7 @@ import datetime as _dt
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +133,7 @@ def _run_node_task(spec: TaskSpec) -> dict[str, Any]:
 
     from profiler.conditions import Watch
     from profiler.errors import UsageError
-    from profiler.preset import class_of, derive
+    from profiler.preset import derive
     from profiler.probe import probe
     from profiler.sweep import check_memory, resolve_threads, run_sweep
     from profiler.verify import verify_preset
@@ -162,34 +162,30 @@ def _run_node_task(spec: TaskSpec) -> dict[str, Any]:
                 raise KeyboardInterrupt
 
         append(checkpoint, "phase", name="sweep")
-        watch = Watch(node.affinity_cpus[: node.usable_cpus]).start()
+        # the whole affinity mask: the sweep's threads are not pinned, and others on any of
+        # these CPUs compete with them
+        watch = Watch(node.affinity_cpus).start()
         outcome = run_sweep(
             settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
         )
+        notes: list[str] = []
         if outcome.completed and settings.layouts and node.usable_cpus > 1:
-            from profiler.layouts import run_layouts
-
-            append(checkpoint, "phase", name="layouts")
-            largest = {}
-            for n in settings.sizes:
-                largest[class_of(n)[0]] = n
-            run_layouts(
-                settings,
-                sorted(largest.values()),
-                node.affinity_cpus[: node.usable_cpus],
-                on_point=on_point,
-            )
+            notes += _layouts(settings, node, checkpoint, on_point)
         conditions = watch.stop([m.samples for m in measurements])
         verification = None
         if outcome.completed and spec.verify:
             append(checkpoint, "phase", name="verification")
-            preset = derive(
-                measurements,
-                node_type=spec.node_type,
-                calibrated_cpus=node.usable_cpus,
-                tolerance=settings.tolerance,
-            )
-            verification = verify_preset(preset, measurements, settings)
+            try:
+                preset = derive(
+                    measurements,
+                    node_type=spec.node_type,
+                    calibrated_cpus=node.usable_cpus,
+                    tolerance=settings.tolerance,
+                )
+            except ValueError as exc:  # no point whose thread count held: nothing to verify
+                notes.append(f"not verified: {exc}")
+            else:
+                verification = verify_preset(preset, measurements, settings)
         status = "complete" if outcome.completed else "partial"
         return build_result(
             spec,
@@ -198,7 +194,7 @@ def _run_node_task(spec: TaskSpec) -> dict[str, Any]:
             status,
             started,
             verification=verification,
-            error=outcome.error,
+            error="; ".join(filter(None, [outcome.error, *notes])) or None,
             conditions=conditions,
         ).to_dict()
     except KeyboardInterrupt:
@@ -209,6 +205,34 @@ def _run_node_task(spec: TaskSpec) -> dict[str, Any]:
     finally:
         append(checkpoint, "end")
         _restore_term_handler(previous)
+
+
+def _layouts(
+    settings: SweepSettings,
+    node: NodeInfo,
+    checkpoint: Path,
+    on_point: Callable[[Measurement], None],
+) -> list[str]:
+    """Measure the job layouts after a complete sweep; what went wrong becomes a note, and
+    the sweep stays complete (its points are the preset's; layouts only add rows)."""
+    from profiler.layouts import LayoutError, run_layouts
+    from profiler.preset import class_of
+
+    append(checkpoint, "phase", name="layouts")
+    largest = {}
+    for n in settings.sizes:
+        largest[class_of(n)[0]] = n
+    try:
+        _, notes = run_layouts(
+            settings,
+            sorted(largest.values()),
+            node.affinity_cpus[: node.usable_cpus],
+            available_bytes=node.memory_available_bytes,
+            on_point=on_point,
+        )
+    except (LayoutError, OSError) as exc:
+        return [f"layouts not measured: {exc}"]
+    return [f"layouts: {note}" for note in notes]
 
 
 def _watch_owner(owner: tuple[str, int, float] | None) -> threading.Event | None:

@@ -4,8 +4,8 @@ A calibration is ``clean`` when its node was quiet and its preset verified in a 
 process; ``unverified`` when the check was skipped; ``noisy`` when other work bent the
 figures; ``verification failed`` when a fresh process started from the preset did not
 reproduce the sweep (far below or far above it). A preset whose verification failed is
-never adopted on its own; a noisy one does not replace a clean one. ``--force`` adopts
-anyway. Every decision carries one line saying why, and what to do next.
+never adopted on its own; a noisy or unverified one does not replace a clean one.
+``--force`` adopts anyway. Every decision carries one line saying why, and what to do next.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def quality(
         )
     if verdict == "noisy":
         return NOISY, "the node was busy: " + "; ".join(reasons or ["see the conditions"])
+    if verdict == "unknown":  # cannot be told quiet: as good as noisy
+        return NOISY, "the node's load could not be judged: " + "; ".join(reasons)
     if not verifications or any(v is None for v in verifications):
         return UNVERIFIED, "the preset was not checked in a fresh process (--no-verify)"
     return CLEAN, "the node was quiet and the preset verified"
@@ -79,12 +81,13 @@ def decide(
             else "; jobs get no preset for this node type yet"
         )
         return Adoption(False, worth, f"not adopted: {detail}{kept}; {_AGAIN}")
-    if worth == NOISY and current_quality == CLEAN:
+    if worth in (NOISY, UNVERIFIED) and current_quality == CLEAN:
+        again = _AGAIN if worth == NOISY else "calibrate again without --no-verify, or --force"
         return Adoption(
             False,
             worth,
             f"not adopted: {detail}; jobs keep the clean preset of calibration "
-            f"{current_id}; {_AGAIN}",
+            f"{current_id}; {again}",
         )
     if worth == NOISY:
         return Adoption(

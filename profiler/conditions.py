@@ -4,8 +4,9 @@
 average, runnable tasks, and the CPU time spent on this process's CPUs (``/proc/stat``),
 of which this process and its children account for their own share (``os.times``); the
 rest was taken by other processes. With the steal time a hypervisor reports, the frequency
-governor and the SMT state, that becomes ``Conditions``: a verdict, ``quiet`` or ``noisy``,
-and the reasons behind a noisy one, each with its figure.
+governor and the SMT state, that becomes ``Conditions``: a verdict, ``quiet`` or ``noisy``
+(``unknown`` where /proc/stat cannot be read: never taken for quiet), and the reasons
+behind it, each with its figure.
 """
 
 from __future__ import annotations
@@ -189,8 +190,10 @@ def judge(
     governors = _governors(cpus)
     if any(g not in ("performance", "") for g in governors):
         notes.append(f"frequency governor {', '.join(governors)}: the clock may vary")
+    if others is None:
+        reasons.append("the CPU time of other processes could not be read (/proc/stat)")
     return Conditions(
-        verdict="noisy" if reasons else "quiet",
+        verdict=("unknown" if others is None else "noisy") if reasons else "quiet",
         reasons=tuple(reasons),
         wall_s=round(wall, 3),
         cpus=n,

@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from profiler.settings import SweepSettings
     from profiler.sweep import Reading
 
-__all__ = ["measure_layout", "run_layouts", "worker_counts"]
+__all__ = ["LayoutError", "measure_layout", "run_layouts", "worker_counts"]
+
+#: seconds a worker may take to start (load numpy, fill its operands) or to report a round
+_STARTUP_S = 300.0
+_ROUND_S = 900.0
+
+
+class LayoutError(RuntimeError):
+    """A layout could not be measured: a worker died, hung, or did not fit in memory."""
 
 
 def worker_counts(cpus: int) -> list[int]:
@@ -79,10 +87,9 @@ def measure_layout(
             )
         observed = []
         for p in procs:
-            assert p.stdout is not None
-            ready = p.stdout.readline().split()
+            ready = _line(p, _STARTUP_S).split()
             if not ready or ready[0] != "ready":
-                raise RuntimeError(f"a layout worker did not start (said {ready!r})")
+                raise LayoutError(f"a layout worker did not start (it said {ready!r})")
             observed.extend(int(t) for t in ready[1:])
         per_gemm = []
         for _ in range(rounds):
@@ -92,9 +99,8 @@ def measure_layout(
                 p.stdin.flush()
             throughput = 0.0  # GEMMs per second, all workers together
             for p in procs:
-                assert p.stdout is not None
-                calls, elapsed = p.stdout.readline().split()
-                throughput += int(calls) / float(elapsed)
+                calls, elapsed = _report(_line(p, _ROUND_S))
+                throughput += calls / elapsed
             per_gemm.append(1.0 / throughput)
     finally:
         for p in procs:
@@ -132,16 +138,51 @@ def measure_layout(
     )
 
 
+def _line(p: subprocess.Popen[str], timeout_s: float) -> str:
+    """The worker's next line; a worker that died or stays silent is a LayoutError."""
+    import select
+
+    assert p.stdout is not None
+    ready, _, _ = select.select([p.stdout], [], [], timeout_s)
+    if not ready:
+        raise LayoutError(f"a layout worker said nothing for {timeout_s:.0f} s")
+    line = p.stdout.readline()
+    if not line:
+        code = p.wait(timeout=10)
+        raise LayoutError(f"a layout worker ended (exit code {code}) before its round was done")
+    return line
+
+
+def _report(line: str) -> tuple[int, float]:
+    try:
+        calls, elapsed = line.split()
+        return int(calls), float(elapsed)
+    except ValueError:
+        raise LayoutError(f"a layout worker reported {line.strip()[:80]!r}") from None
+
+
+def fits(n: int, dtype: str, workers: int, available_bytes: int) -> bool:
+    """Whether ``workers`` processes each holding one GEMM's operands (and the temporary a
+    worker fills them through) fit in 80% of the available memory."""
+    from profiler.timing import operand_bytes
+
+    per_worker = operand_bytes(n, dtype) * 4 // 3 + operand_bytes(n, "float64") // 3
+    return workers * per_worker <= available_bytes * 0.8
+
+
 def run_layouts(
     settings: SweepSettings,
     sizes: Sequence[int],
     cpus: Sequence[int],
     *,
+    available_bytes: int | None = None,
     on_point: Callable[[Measurement], None] | None = None,
-) -> list[Measurement]:
+) -> tuple[list[Measurement], list[str]]:
     """Measure the layouts of every worker count at each of ``sizes`` (one per size class),
     float64, with the oversubscribed contrast beside each; points go to ``on_point`` as
-    they are taken. The threads per process are searched, not all measured."""
+    they are taken. The threads per process are searched, not all measured. Returns the
+    points and a note for each layout left out because it would not fit in
+    ``available_bytes`` of memory."""
     from profiler.sweep import search_threads
 
     rounds = max(3, settings.timing.samples)
@@ -154,8 +195,12 @@ def run_layouts(
             on_point(m)
         return m
 
+    notes: list[str] = []
     for n in sizes:
         for workers in worker_counts(len(cpus)):
+            if available_bytes is not None and not fits(n, "float64", workers, available_bytes):
+                notes.append(f"{workers} processes at n={n} would not fit in memory: skipped")
+                continue
             counts = list(range(1, len(cpus) // workers + 1))
 
             def measure(batch: Sequence[int], n: int = n, w: int = workers) -> list[Reading]:
@@ -174,7 +219,7 @@ def run_layouts(
                     pinned=False, phase=OVERSUBSCRIBED_PHASE,
                 )
             )  # fmt: skip
-    return done
+    return done, notes
 
 
 def _worker(argv: Sequence[str]) -> int:

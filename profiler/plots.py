@@ -52,7 +52,12 @@ def require_matplotlib() -> type[Figure]:
 
 
 def _figure() -> Figure:
-    return require_matplotlib()(figsize=FIGURE_SIZE, dpi=_DPI, layout="constrained")
+    figure_class = require_matplotlib()
+    import matplotlib
+
+    # Labels carry strings from the database: "$...$" in one must stay text, not math.
+    matplotlib.rcParams["text.parse_math"] = False
+    return figure_class(figsize=FIGURE_SIZE, dpi=_DPI, layout="constrained")
 
 
 def check_output(path: Path) -> Path:

@@ -143,10 +143,12 @@ def search_threads(
         at(coarse_ladder(cands, anchors))
 
     # Refine the peak: bisect towards each measured neighbour of the best, both sides in
-    # one batch. Go on while a midpoint beats the best by more than a quarter of the
-    # tolerance (and beyond the spread), or comes within half of it across a gap still
-    # wider than an eighth of the best count: a peak can hide between two points that both
-    # fall short of it. Gains below that cannot move the answer by more than the tolerance.
+    # one batch. A side whose gap is still wider than an eighth of the best count (or the
+    # ``resolution``, if coarser) is always bisected: a peak can hide between two points
+    # that both fall short of it. A narrower side is bisected while the last batch found a
+    # better count (by more than a quarter of the tolerance, and beyond the spread); gains
+    # below that cannot move the answer by more than the tolerance.
+    improved = True
     while True:
         best = max(seen, key=seen.__getitem__)
         mids = []
@@ -156,21 +158,17 @@ def search_threads(
                 continue
             nb = min(neighbours, key=lambda t: abs(t - best))
             between = [t for t in cands if min(best, nb) < t < max(best, nb)]
-            if between and between[len(between) // 2] not in seen:
-                mids.append((between[len(between) // 2], abs(nb - best)))
+            wide = abs(nb - best) > max(2, int(best * max(0.125, resolution)))
+            if between and between[len(between) // 2] not in seen and (improved or wide):
+                mids.append(between[len(between) // 2])
         if not mids:
             break
-        at([m for m, _ in mids])
-        improved = False
-        for mid, gap in mids:
-            value = seen[mid]
-            beats = value > seen[best] * (1 + tolerance / 4) and differs(
-                value, error[mid], seen[best], error[best]
-            )
-            close_across_a_wide_gap = good(mid, best) and gap > max(2, best // 8)
-            improved = improved or beats or close_across_a_wide_gap
-        if not improved:
-            break
+        at(mids)
+        improved = any(
+            seen[mid] > seen[best] * (1 + tolerance / 4)
+            and differs(seen[mid], error[mid], seen[best], error[best])
+            for mid in mids
+        )
 
     # The smallest good count: bisect between it and the measured count below.
     while True:
@@ -220,6 +218,23 @@ def planned_points(settings: SweepSettings, thread_counts: Sequence[int]) -> int
     return total
 
 
+def _report_all(
+    points: Sequence[Measurement], on_point: Callable[[Measurement], None] | None
+) -> None:
+    """Hand every point of a batch to ``on_point``; a stop it asks for (KeyboardInterrupt)
+    waits until the whole batch is handed over, so that no measured point is lost."""
+    if on_point is None:
+        return
+    stop: BaseException | None = None
+    for m in points:
+        try:
+            on_point(m)
+        except KeyboardInterrupt as exc:
+            stop = stop or exc
+    if stop is not None:
+        raise stop
+
+
 def run_sweep(
     settings: SweepSettings,
     thread_counts: Sequence[int],
@@ -247,10 +262,8 @@ def run_sweep(
                     points = time_points(
                         ws, counts, limiter, settings.timing, phase=settings.strategy
                     )
-                    for m in points:
-                        done.append(m)
-                        if on_point is not None:
-                            on_point(m)
+                    done.extend(points)
+                    _report_all(points, on_point)
                     return [(m.gflops, m.uncertainty) for m in points]
 
                 if settings.strategy == "exhaustive":

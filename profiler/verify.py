@@ -50,6 +50,7 @@ def verify_preset(
             m.gflops
             for m in measurements
             if (m.n, m.dtype, m.threads) == (size_class.measured_n, dtype, threads)
+            and m.workers == 1  # a layout point's figure is W processes' together
         ),
         default=0.0,
     )

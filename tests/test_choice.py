@@ -129,7 +129,10 @@ def _verification(ratio: float) -> Verification:
     ("verdict", "ratios", "current", "force", "adopted", "worth"),
     [
         ("quiet", [1.0], None, False, True, CLEAN),
-        ("quiet", [None], CLEAN, False, True, UNVERIFIED),
+        ("quiet", [None], None, False, True, UNVERIFIED),
+        ("quiet", [None], CLEAN, False, False, UNVERIFIED),  # --no-verify keeps a clean one
+        ("quiet", [None], CLEAN, True, True, UNVERIFIED),
+        ("unknown", [1.0], CLEAN, False, False, NOISY),  # a load that cannot be read
         ("noisy", [1.0], None, False, True, NOISY),  # nothing better to keep
         ("noisy", [1.0], CLEAN, False, False, NOISY),  # a clean preset is kept
         ("noisy", [1.0], NOISY, False, True, NOISY),
@@ -160,6 +163,20 @@ def test_adoption_keeps_a_clean_preset_from_a_worse_one(
     )
     assert decision.adopted is adopted
     if not adopted:
-        assert "--force" in decision.note and "idle node" in decision.note
+        assert "--force" in decision.note
+        assert ("idle node" in decision.note) == (worth != UNVERIFIED)
         if current:
             assert "calibration 3" in decision.note
+
+
+def test_verification_compares_with_the_single_process_figure_not_a_layouts() -> None:
+    from profiler.settings import PROFILES, with_overrides
+    from profiler.verify import verify_preset
+
+    points = [point(64, 1, 38.0), point(64, 2, 20.0)]
+    points.append(point(64, 1, 76.0, workers=2, phase=LAYOUT_PHASE))  # two processes' total
+    preset = derive(points, node_type="n", calibrated_cpus=2)
+    settings = with_overrides(PROFILES["quick"], sizes=(64,), min_time=0.01, samples=3)
+    verification = verify_preset(preset, points, settings)
+    assert (verification.n, verification.threads) == (64, 1)
+    assert verification.sweep_gflops == 38.0

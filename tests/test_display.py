@@ -94,3 +94,12 @@ def test_hostile_hostnames_cpu_models_and_node_types_are_shown_as_text(
         else:
             assert "[/]node\\n[bold]type\\x1b[2J" in out
             assert "[/]7\\n" in out and "[bold]RUNNING" in out
+    # the history views and CSV: the same hostname, shown as text on one line
+    for args in (["nodes", "--node-type", "evil"], ["best"], ["list", "--format", "csv"]):
+        shown = run_blasprof(blasprof_exe, *args)
+        assert shown.returncode == 0, (args, shown.stderr)
+        assert "\x1b" not in shown.stdout and "Traceback" not in shown.stderr
+    nodes = run_blasprof(blasprof_exe, "nodes", "--node-type", "evil").stdout
+    assert "h[/]x\\n[bold]y" in nodes and "\n[bold]y" not in nodes
+    csv_rows = run_blasprof(blasprof_exe, "list", "--format", "csv").stdout.splitlines()
+    assert len(csv_rows) == 1 + 2  # the header and one record per calibration, one line each

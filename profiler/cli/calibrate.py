@@ -171,6 +171,13 @@ def calibrate_command(
         if r.adoption is not None and not r.adoption.adopted:
             display.err(f"calibration {r.calibration_id} ({r.node_type}): {r.adoption.note}")
             failed = True
+        elif r.adoption is None and r.status == "complete":
+            display.err(
+                f"calibration {r.calibration_id} ({r.node_type}): no preset could be derived "
+                "(no point's thread count held; see `blasprof show "
+                f"{r.calibration_id}`); jobs keep their preset"
+            )
+            failed = True
     if any(r.status != "complete" for r in reports):
         bad = ", ".join(
             f"{r.calibration_id} ({r.status})" for r in reports if r.status != "complete"

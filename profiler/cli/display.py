@@ -94,8 +94,13 @@ class Bar:
         self._progress = progress
         self._task = progress.add_task("starting", total=total)
 
-    def update(self, completed: int | None = None, description: str | None = None) -> None:
-        self._progress.update(self._task, completed=completed, description=description)
+    def update(
+        self,
+        completed: int | None = None,
+        description: str | None = None,
+        total: int | None = None,
+    ) -> None:
+        self._progress.update(self._task, completed=completed, description=description, total=total)
 
     def finish(self, completed: int, description: str = "done") -> None:
         self._progress.update(
@@ -281,20 +286,23 @@ def print_calibration(doc: dict[str, Any]) -> None:
                     f"{v['threads']} threads {v['fresh_gflops']:.1f} GFLOP/s = "
                     f"{v['ratio']:.0%} of the sweep's {v['sweep_gflops']:.1f}"
                     + (f" ({v['note']})" if v.get("note") else "")
-                )
+                ),
+                soft_wrap=True,
             )
         if job.get("state") not in (None, "COMPLETED") or job.get("reason"):
             out.print(
                 safe(
                     f"job {job.get('external_id')}: {job.get('state')}"
                     + (f": {job['reason']}" if job.get("reason") else "")
-                )
+                ),
+                soft_wrap=True,
             )
     if preset and doc.get("preset_note"):
         adopted = doc.get("preset_adopted", True)
         label = "[bold]preset adopted[/]" if adopted else "[bold red]preset NOT adopted[/]"
         out.print(f"{label} ({safe(str(doc.get('preset_quality')))}): ", end="")
-        out.print(safe(doc["preset_note"], markup=False), markup=False)
+        # one logical line, however long: a script reading the output gets it whole
+        out.print(safe(doc["preset_note"], markup=False), markup=False, soft_wrap=True)
 
 
 def _print_conditions(conditions: dict[str, Any] | None) -> None:
@@ -303,19 +311,20 @@ def _print_conditions(conditions: dict[str, Any] | None) -> None:
     if not conditions:
         out.print("conditions: not measured")
         return
-    verdict = conditions["verdict"]
+    verdict = safe(conditions.get("verdict", "unknown"))
     style = "green" if verdict == "quiet" else "bold red"
     figures = []
     for c in conditions.get("nodes", []):
         others, steal = c.get("others_cpu_fraction"), c.get("steal_fraction")
-        parts = [f"load {c['load_before'][0]:.2f} -> {c['load_after'][0]:.2f}"]
+        before, after = c.get("load_before") or ["?"], c.get("load_after") or ["?"]
+        parts = [f"load {before[0]} -> {after[0]}"]
         if others is not None:
             parts.append(f"others took {others:.0%} of the CPU time")
         if steal:
             parts.append(f"steal {steal:.0%}")
-        parts.append(f"{c.get('outlier_fraction', 0):.0%} outlier samples")
+        parts.append(f"{c.get('outlier_fraction') or 0:.0%} outlier samples")
         parts += list(c.get("notes", ()))
-        figures.append(safe(f"{c['hostname']}: " + ", ".join(parts)))
+        figures.append(safe(f"{c.get('hostname', '?')}: " + ", ".join(map(str, parts))))
     out.print(f"conditions: [{style}]{verdict}[/]")
     for reason in conditions.get("reasons", []):
         out.print(safe(f"  ! {reason}"))
@@ -474,7 +483,7 @@ def print_calibration_list(rows: Sequence[CalibrationSummary]) -> None:
             str(r.id),
             safe(r.node_type, markup=False),
             safe(r.status, markup=False),
-            r.verdict or "-",
+            safe(r.verdict or "-", markup=False),
             adopted[r.preset_adopted],
             safe(r.executor, markup=False),
             safe(r.profile, markup=False),

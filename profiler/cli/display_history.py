@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from profiler.cli.display import console
+from profiler.cli.display import console, safe
 
 if TYPE_CHECKING:
     from db import CalibrationSummary
@@ -40,9 +40,11 @@ _CHART_WIDTH = 96
 
 
 def _text(value: Any) -> Any:
+    """A cell or line as text: no markup, and control characters (a line break, an escape)
+    shown escaped, so that a stored string cannot forge a line."""
     from rich.text import Text
 
-    return Text("" if value is None else str(value))
+    return Text("" if value is None else safe(value, markup=False))
 
 
 def _when(value: Any) -> str:
@@ -57,6 +59,8 @@ def _when(value: Any) -> str:
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, str):
+        value = safe(value, markup=False)  # one record a line, no escape sequences
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value  # a spreadsheet would evaluate it
     if isinstance(value, list | tuple):
@@ -179,8 +183,11 @@ def print_curves(doc: dict[str, Any]) -> None:
                 chosen[(dtype, n)] = c["threads"]
     lines = ["GFLOP/s against threads (* the preset's count, ^ the fastest):"]
     for (dtype, n), curve in sorted(curves.items()):
-        lines += curve_lines(curve, chosen.get((dtype, n)), f"{dtype} n={n}")
-    console().print(_text("\n".join(lines)))
+        title = safe(f"{dtype} n={n}", markup=False)
+        lines += curve_lines(curve, chosen.get((dtype, n)), title)
+    from rich.text import Text
+
+    console().print(Text("\n".join(lines)))
 
 
 # -- best -----------------------------------------------------------------------------------
@@ -241,7 +248,8 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
     from profiler.compare import REGRESSION
 
     out = console()
-    out.print(_text(f"A: {a.describe()}\nB: {b.describe()}"))
+    out.print(_text(f"A: {a.describe()}"))
+    out.print(_text(f"B: {b.describe()}"))
     table = Table(box=None, header_style="bold", padding=(0, 2, 0, 0), pad_edge=False)
     for col in ("node type", "dtype", "n", "threads", "A GFLOP/s [95%] (runs/samples)"):
         table.add_column(col, no_wrap=True)
@@ -251,13 +259,13 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
     for r in comparison.rows:
         table.add_row(
             _text(r.node_type),
-            r.dtype,
+            _text(r.dtype),
             str(r.n),
             str(r.threads),
             _figure(r.a),
             _figure(r.b),
             f"{r.change:+.1%}" if r.change is not None else "-",
-            r.verdict.upper() if r.verdict == REGRESSION else r.verdict,
+            _text(r.verdict.upper() if r.verdict == REGRESSION else r.verdict),
         )
     out.print(table)
     for difference in comparison.differences:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -104,6 +105,14 @@ def wrap_command(
     from profiler.jobstart import wrap
 
     try:
+        info = script.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{script}: not a regular file; give a job script")
+        if info.st_size > _MAX_SCRIPT_BYTES:
+            raise UsageError(
+                f"{script}: {info.st_size:,} bytes is more than a job script "
+                f"({_MAX_SCRIPT_BYTES:,} at most)"
+            )
         text = script.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {script}: {getattr(exc, 'strerror', None) or exc}") from None
@@ -118,6 +127,10 @@ def wrap_command(
     mode = script.stat().st_mode & 0o777
     write_atomic(target, wrapped, mode=mode)
     display.err(f"wrote {target}")
+
+
+#: a job script larger than this is not a job script (and is not read into memory)
+_MAX_SCRIPT_BYTES = 16 * 2**20
 
 
 @handle_errors

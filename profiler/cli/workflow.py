@@ -371,11 +371,18 @@ def wait_for(
             while True:
                 if stop is not None:
                     stop.raise_if_received()
-                counts, last = 0, ""
+                counts, last, planned = 0, "", 0
                 for h in handles:
                     checkpoint = read_checkpoint(h.spec.checkpoint)
                     counts += len(checkpoint.measurements)
                     last = _doing(checkpoint.phase, checkpoint.measurements) or last
+                    # once a task has said how many CPUs it has, plan for those
+                    cpus = (checkpoint.node or {}).get("usable_cpus")
+                    cpus = cpus if isinstance(cpus, int) and cpus > 0 else max_threads
+                    planned += planned_points(settings, range(1, cpus + 1))
+                if planned != total:
+                    total = planned
+                    bar.update(total=total)
                 if batch:  # batch jobs: say where they are
                     found = Counter(st for s in submitted for st in s.backend.poll(s.handles))
                     last = " ".join(f"{n} {st}" for st, n in sorted(found.items())) + (
