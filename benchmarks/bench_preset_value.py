@@ -140,7 +140,15 @@ def _cell_run(
         if p.stdout is None or p.stdout.readline().strip() != "ready":
             raise SystemExit(f"a GEMM process of arm {arm} did not start")
     start = time.time() + 0.05
-    docs = [json.loads(p.communicate(f"{start!r}\n")[0]) for p in procs]
+    for p in procs:  # every process gets the start before any is waited for
+        assert p.stdin is not None
+        p.stdin.write(f"{start!r}\n")
+        p.stdin.close()
+    docs = []
+    for p in procs:
+        assert p.stdout is not None
+        docs.append(json.loads(p.stdout.read()))
+        p.wait()
     # all the work done over the time until the last process finished: never above what
     # the machine did, however the processes' windows overlapped
     flops = 2.0 * n**3 * sum(d["done"] for d in docs)

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from profiler.history import CALIBRATION_STATUSES
+from profiler.statuses import CALIBRATION_STATUSES
 
 __all__ = [
     "CALIBRATION_STATUSES",

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiler.errors import UsageError
-from profiler.results import gemm_flops
 
 __all__ = [
     "BLAS_FILTER_HELP",
-    "CALIBRATION_STATUSES",
     "Point",
     "Selection",
     "blas_labels",
@@ -28,8 +26,6 @@ __all__ = [
     "sample_gflops",
 ]
 
-#: every status a stored calibration can have (the database checks it too)
-CALIBRATION_STATUSES = ("pending", "running", "complete", "partial", "failed", "cancelled")
 BLAS_FILTER_HELP = "a library (openblas), a version (0.3.26) or both (openblas@0.3.26)"
 _BLAS_FILTER = re.compile(r"[A-Za-z0-9._+-]{1,64}(?:[@/][A-Za-z0-9._+-]{1,64})?")
 
@@ -88,6 +84,8 @@ class Point:
 
 def sample_gflops(n: int, samples: Iterable[float]) -> list[float]:
     """Each sample (seconds for one n x n x n GEMM) as GFLOP/s."""
+    from profiler.results import gemm_flops
+
     flops = gemm_flops(n)
     return [flops / s / 1e9 for s in samples if s > 0]
 

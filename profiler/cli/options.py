@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from jobs.registry import AUTO, BACKENDS
 from profiler.errors import UsageError
-from profiler.history import CALIBRATION_STATUSES, Selection
+from profiler.statuses import CALIBRATION_STATUSES
+
+if TYPE_CHECKING:
+    from profiler.history import Selection
 from profiler.render import FORMATS
 from profiler.settings import ALL_THREADS, DTYPES, PROFILES, ThreadCounts
 
@@ -250,6 +253,8 @@ def parse_window(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
 
 def parse_selection(text: str, node_type: str | None) -> Selection:
     """One side of ``compare``: ``12``, ``12,13,14`` or a window of ``node_type``."""
+    from profiler.history import Selection
+
     text = text.strip()
     if re.fullmatch(r"[0-9]{1,19}(?:\s*,\s*[0-9]{1,19})*", text):
         ids = tuple(check_id(int(i)) for i in text.split(","))
