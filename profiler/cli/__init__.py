@@ -1,10 +1,11 @@
 """The blasprof command line: wires the sub-commands, nothing else.
 
 Heavy modules (numpy, sqlalchemy, submitit) are imported inside the commands that need
-them, so that ``blasprof --help`` stays fast.
+them, so that ``blasprof --help`` stays fast.  The modules that define commands do not
+use ``from __future__ import annotations``: typer would then compile every annotation
+string again (about 4 ms of the 70 ms ``--help``); names only needed for type checking
+are quoted instead.
 """
-
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`blasprof calibrate`: measure, store, and write presets."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated

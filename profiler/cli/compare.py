@@ -1,7 +1,5 @@
 """`blasprof compare A B`: did B get slower than A? Exit 1 when it did."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -90,7 +88,7 @@ def compare_command(
         raise typer.Exit(1)
 
 
-def _side_summary(points: list[Point]) -> dict[str, object]:
+def _side_summary(points: "list[Point]") -> dict[str, object]:
     return {
         "calibrations": sorted({p.calibration_id for p in points}),
         "node_types": sorted({p.node_type for p in points}),

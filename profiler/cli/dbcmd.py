@@ -1,7 +1,5 @@
 """`blasprof db ...`: database maintenance."""
 
-from __future__ import annotations
-
 import typer
 
 from profiler.cli._common import STATE, handle_errors

@@ -1,7 +1,5 @@
 """`blasprof nodes`: every node of a type with its latest figures; slow ones flagged."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`blasprof env`, `run`, `wrap` and `check`: a preset in a job, from the command line."""
 
-from __future__ import annotations
-
 import os
 import stat
 import sys

@@ -8,8 +8,6 @@ each calibration whose jobs have all ended. Storing is claimed in the database, 
 `collect` runs at once never store a result twice.
 """
 
-from __future__ import annotations
-
 import typer
 
 from profiler.cli import display

@@ -1,7 +1,5 @@
 """`blasprof plot`: a calibration's curves, or a node type's trend, as PNG or SVG."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

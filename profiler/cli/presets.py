@@ -1,7 +1,5 @@
 """`blasprof preset NODE_TYPE` and `blasprof presets write`: presets from stored calibrations."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,7 +16,7 @@ if TYPE_CHECKING:
 presets_app = typer.Typer(help="Write presets for every node type.", no_args_is_help=True)
 
 
-def _latest(database: Database, node_type: str) -> Preset:
+def _latest(database: "Database", node_type: str) -> "Preset":
     preset = database.latest_preset(node_type)
     if preset is None:
         known = ", ".join(database.node_type_names()) or "none yet"

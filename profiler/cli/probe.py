@@ -1,7 +1,5 @@
 """`blasprof probe`: what this node is."""
 
-from __future__ import annotations
-
 from profiler.cli import display
 from profiler.cli._common import handle_errors
 from profiler.cli.options import JsonOption

@@ -1,7 +1,5 @@
 """`blasprof list`, `show` and `best`: past calibrations and the presets in force."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
