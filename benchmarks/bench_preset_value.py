@@ -45,16 +45,10 @@ from typing import Any
 
 from _common import REPO_ROOT, Goal, environment, median, print_table, script
 
+from profiler.budget import THREAD_VARIABLES
+
 NAME = "preset_value"
 SIZES = (128, 512, 2048)
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 # One process of a cell: warm up, say so, wait for the common start the parent sends, loop
 # GEMMs until the window closes (the last one may end after it), print how many it did, when

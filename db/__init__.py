@@ -8,7 +8,7 @@ only inside the commands that need it.
 
 from db.database import Database, open_database, upgrade
 from db.engine import resolve_url
-from db.queries import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
+from db.records import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
 
 __all__ = [
     "CalibrationRecord",

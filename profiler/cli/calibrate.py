@@ -152,8 +152,10 @@ def calibrate_command(
     elif any(r.status == "running" for r in reports):
         display.print_pending(docs)
     else:
+        from profiler.cli import display_node
+
         for doc, r in zip(docs, reports, strict=True):
-            display.print_calibration(doc)
+            display_node.print_calibration(doc)
             adopted = r.adoption.adopted if r.adoption is not None else None
             display.print_preset_paths(r.node_type, r.status, r.preset_paths, adopted)
     running = any(r.status == "running" for r in reports)

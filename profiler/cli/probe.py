@@ -17,4 +17,6 @@ def probe_command(json_output: JsonOption = False) -> None:
     if json_output:
         display.print_json(info.to_dict())
     else:
-        display.print_probe(info)
+        from profiler.cli import display_node
+
+        display_node.print_probe(info)

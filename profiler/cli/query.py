@@ -96,7 +96,9 @@ def show_command(
     if how == "csv":
         display_history.measurements_csv(doc)
     else:
-        display.print_calibration(doc)
+        from profiler.cli import display_node
+
+        display_node.print_calibration(doc)
         display_history.print_curves(doc)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from profiler import budget, detect
 from profiler.budget import DEFAULT_OBEYED, THREAD_VARIABLES, WATCHED_VARIABLES
 from profiler.detect import cpu_key
 from profiler.errors import UsageError
@@ -111,6 +112,20 @@ class Bundle:
 
     def names(self) -> str:
         return " ".join(e.name for e in self.entries) or "none"
+
+
+def rule_constants() -> dict[str, Any]:
+    """The constants every code form (Python, Lua) carries so that it follows the one rule."""
+    return {
+        "THREAD_VARIABLES": budget.THREAD_VARIABLES,
+        "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
+        "DEFAULT_OBEYED": budget.DEFAULT_OBEYED,
+        "LAUNCHERS": budget.LAUNCHERS,
+        "BAD_COUNT": budget.BAD_COUNT,
+        "CPU_KEY_CHARS": detect.CPU_KEY_CHARS,
+        "FEATURE_CHARS": detect.FEATURE_CHARS,
+        "NAME_CHARS": detect.NAME_CHARS,
+    }
 
 
 def comment(text: object, limit: int = 200) -> str:

@@ -9,8 +9,7 @@ and affinity, so the rule of ``profiler.budget`` (and the dispatcher's rules of
 
 from __future__ import annotations
 
-from profiler import budget, detect
-from profiler.render.checked import Bundle, comment
+from profiler.render.checked import Bundle, comment, rule_constants
 
 __all__ = ["render_lua"]
 
@@ -394,14 +393,7 @@ def render_lua(b: Bundle, directory: str, file_name: str, presets: object = None
     if rules is not None:
         rules["hostname"] = tuple((_glob(v), n) for v, n in rules["hostname"])
     constants = {
-        "THREAD_VARIABLES": budget.THREAD_VARIABLES,
-        "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
-        "DEFAULT_OBEYED": budget.DEFAULT_OBEYED,
-        "LAUNCHERS": budget.LAUNCHERS,
-        "BAD_COUNT": budget.BAD_COUNT,
-        "CPU_KEY_CHARS": detect.CPU_KEY_CHARS,
-        "FEATURE_CHARS": detect.FEATURE_CHARS,
-        "NAME_CHARS": detect.NAME_CHARS,
+        **rule_constants(),
         "PRESETS": presets,
         "RULES": rules if rules is not None else {},
         "KNOWN": b.names(),

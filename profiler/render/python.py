@@ -12,7 +12,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from profiler import budget, detect
-from profiler.render.checked import Bundle, comment
+from profiler.render.checked import Bundle, comment, rule_constants
 
 if TYPE_CHECKING:
     from profiler.preset import Preset
@@ -138,14 +138,7 @@ def render_py(
     for e in b.entries:
         head += ["#", *(f"# {line}" for line in e.summary)]
     constants = {
-        "THREAD_VARIABLES": budget.THREAD_VARIABLES,
-        "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
-        "DEFAULT_OBEYED": budget.DEFAULT_OBEYED,
-        "LAUNCHERS": budget.LAUNCHERS,
-        "BAD_COUNT": budget.BAD_COUNT,
-        "CPU_KEY_CHARS": detect.CPU_KEY_CHARS,
-        "FEATURE_CHARS": detect.FEATURE_CHARS,
-        "NAME_CHARS": detect.NAME_CHARS,
+        **rule_constants(),
         "PRESETS": b.presets(),
         "RULES": b.rules.data() if b.rules is not None else None,
         "INFO": _info({n: p for n, p in (presets or {}).items() if n in b.presets()}),

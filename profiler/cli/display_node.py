@@ -1,0 +1,363 @@
+"""What ``probe``, ``calibrate`` and ``show`` print about one node and one calibration:
+the node's hardware and software, the conditions of the run, the points, the layouts and
+the choice with its reasons.
+
+The companion of ``profiler.cli.display``, whose rules it follows: every string that came
+from a machine or the database goes through ``safe`` (shown as text, never as markup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from profiler.cli.display import console, safe
+
+if TYPE_CHECKING:
+    from profiler.results import NodeInfo
+
+__all__ = ["print_calibration", "print_probe"]
+
+
+# -- probe ----------------------------------------------------------------------------------
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _ranges(cpus: tuple[int, ...]) -> str:
+    if not cpus:
+        return "-"
+    parts, start, prev = [], cpus[0], cpus[0]
+    for c in [*cpus[1:], None]:
+        if c is not None and c == prev + 1:
+            prev = c
+            continue
+        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+        if c is not None:
+            start = prev = c
+    return ",".join(parts)
+
+
+def print_probe(info: NodeInfo) -> None:
+    """This node as a two-column table."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("host", info.hostname),
+        ("cpu", f"{info.cpu_model} ({info.vendor}, {info.microarchitecture or 'unknown uarch'})"),
+        (
+            "topology",
+            f"{info.sockets} socket(s), {info.physical_cores} cores, {info.logical_cpus} "
+            f"logical CPUs, {info.numa_nodes} NUMA node(s)",
+        ),
+        ("simd", " ".join(info.simd) or "-"),
+        ("clock", f"{info.clock_mhz:.0f} MHz ({info.clock_source})" if info.clock_mhz else "-"),
+        (
+            "memory",
+            f"{_gib(info.memory_total_bytes)} total, {_gib(info.memory_available_bytes)} available",
+        ),
+        (
+            "usable cpus",
+            f"{info.usable_cpus} (affinity {_ranges(info.affinity_cpus)}"
+            + (f", cgroup quota {info.cgroup_cpu_limit:g}" if info.cgroup_cpu_limit else "")
+            + ")",
+        ),
+        (
+            "peak",
+            (f"{info.peak_gflops_f64:.1f} GFLOP/s float64: " if info.peak_gflops_f64 else "")
+            + info.peak_note,
+        ),
+        ("numpy", f"{info.numpy_version} (python {info.python_version})"),
+        ("numpy build", _numpy_build(info)),
+        (
+            "cpuid",
+            f"family {info.cpu_family} model {info.cpu_model_number} stepping {info.cpu_stepping}",
+        ),
+        ("caches", ", ".join(f"{k} {_size(v)}" for k, v in info.caches.items()) or "-"),
+        ("hypervisor", info.hypervisor or "none (bare metal)"),
+    ]
+    rows += sorted(info.slurm.items())
+    for lib in info.blas:
+        rows.append(
+            (
+                lib.user_api,
+                f"{lib.internal_api} {lib.version or '?'} threading={lib.threading_layer or '?'} "
+                f"arch={lib.architecture or '?'} threads={lib.num_threads} {lib.filepath}",
+            )
+        )
+    if not info.blas:
+        rows.append(("blas", "no BLAS library found by threadpoolctl"))
+    scopes = sorted({f"{lib.internal_api}: {lib.limit_scope}" for lib in info.blas})
+    if scopes:
+        rows.append(("limit scope", "threadpoolctl limits act on " + "; ".join(scopes)))
+    if info.blas_max_threads:
+        ceiling = f"numpy's OpenBLAS was built for at most {info.blas_max_threads} threads"
+        if info.usable_cpus > info.blas_max_threads:
+            ceiling += f"; WARNING: {info.usable_cpus} usable CPUs exceed it"
+        rows.append(("thread ceiling", ceiling))
+    for key, value in rows:
+        table.add_row(safe(key), safe(value))
+    console().print(table)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def _numpy_build(info: NodeInfo) -> str:
+    blas = info.numpy_blas.get("blas") or {}
+    simd = info.numpy_blas.get("simd") or {}
+    parts = [f"BLAS {blas.get('name') or '?'} {blas.get('version') or ''}".strip()]
+    if simd:
+        parts.append(
+            "SIMD baseline " + " ".join(simd.get("baseline", []) or ["-"])
+            + ", found " + " ".join(simd.get("found", []) or ["-"])
+        )  # fmt: skip
+    return "; ".join(parts)
+
+
+# -- calibrations ---------------------------------------------------------------------------
+
+
+def _node_of(doc: dict[str, Any]) -> NodeInfo | None:
+    from profiler.results import NodeInfo
+
+    for job in doc.get("jobs", []):
+        if job.get("node_info"):
+            return NodeInfo.from_dict(job["node_info"])
+    return None
+
+
+def print_calibration(doc: dict[str, Any]) -> None:
+    """A calibration (the `show --json` document) as tables and a few lines of why."""
+    out = console()
+    node = _node_of(doc)
+    hosts = sorted({n["hostname"] for n in doc.get("nodes", [])}) or ["-"]
+    out.print(
+        f"[bold]calibration {doc['calibration_id']}[/] node type [bold]{safe(doc['node_type'])}[/] "
+        f"status [bold]{safe(doc['status'])}[/] executor {safe(doc.get('executor'))} profile "
+        f"{safe(doc.get('profile'))} on {safe(', '.join(hosts))}"
+    )
+    for n_doc in doc.get("nodes", []):
+        libs = "; ".join(
+            f"{b['internal_api']} {b.get('version') or '?'} ({b.get('threading_layer') or '?'})"
+            for b in n_doc.get("blas", [])
+        )
+        out.print(
+            f"  {safe(n_doc['hostname'])}: {safe(n_doc.get('cpu_model'))}, "
+            f"{safe(n_doc.get('cores'))} cores; {safe(libs or 'no BLAS found')}"
+        )
+    _print_conditions(doc.get("conditions"))
+    points = [m for m in doc.get("measurements", []) if m.get("workers", 1) == 1]
+    preset = doc.get("preset") or {}
+    if not points:
+        out.print("no measurements")
+    else:
+        _print_points(points, preset, node)
+    layouts = [m for m in doc.get("measurements", []) if m.get("phase", "").startswith("layout")]
+    if layouts:
+        _print_layouts(layouts, preset)
+    if preset:
+        _print_choice(preset)
+    for job in doc.get("jobs", []):
+        v = job.get("verification")
+        if v:
+            mark = "verified" if v["passed"] else "NOT verified"
+            out.print(
+                safe(
+                    f"preset {mark} in a fresh process: n={v['n']} {v['dtype']} on "
+                    f"{v['threads']} threads {v['fresh_gflops']:.1f} GFLOP/s = "
+                    f"{v['ratio']:.0%} of the sweep's {v['sweep_gflops']:.1f}"
+                    + (f" ({v['note']})" if v.get("note") else "")
+                ),
+                soft_wrap=True,
+            )
+        if job.get("state") not in (None, "COMPLETED") or job.get("reason"):
+            out.print(
+                safe(
+                    f"job {job.get('external_id')}: {job.get('state')}"
+                    + (f": {job['reason']}" if job.get("reason") else "")
+                ),
+                soft_wrap=True,
+            )
+    if preset and doc.get("preset_note"):
+        adopted = doc.get("preset_adopted", True)
+        label = "[bold]preset adopted[/]" if adopted else "[bold red]preset NOT adopted[/]"
+        out.print(f"{label} ({safe(str(doc.get('preset_quality')))}): ", end="")
+        # one logical line, however long: a script reading the output gets it whole
+        out.print(safe(doc["preset_note"], markup=False), markup=False, soft_wrap=True)
+
+
+def _print_conditions(conditions: dict[str, Any] | None) -> None:
+    """The verdict on the node's conditions, with its reasons and figures."""
+    out = console()
+    if not conditions:
+        out.print("conditions: not measured")
+        return
+    verdict = safe(conditions.get("verdict", "unknown"))
+    style = "green" if verdict == "quiet" else "bold red"
+    figures = []
+    for c in conditions.get("nodes", []):
+        others, steal = c.get("others_cpu_fraction"), c.get("steal_fraction")
+        before, after = c.get("load_before") or ["?"], c.get("load_after") or ["?"]
+        parts = [f"load {before[0]} -> {after[0]}"]
+        if others is not None:
+            parts.append(f"others took {others:.0%} of the CPU time")
+        if steal:
+            parts.append(f"steal {steal:.0%}")
+        parts.append(f"{c.get('outlier_fraction') or 0:.0%} outlier samples")
+        parts += list(c.get("notes", ()))
+        figures.append(safe(f"{c.get('hostname', '?')}: " + ", ".join(map(str, parts))))
+    out.print(f"conditions: [{style}]{verdict}[/]")
+    for reason in conditions.get("reasons", []):
+        out.print(safe(f"  ! {reason}"))
+    for line in figures:
+        out.print(f"  {line}")
+
+
+def _print_points(
+    points: Sequence[dict[str, Any]], preset: dict[str, Any], node: NodeInfo | None
+) -> None:
+    """GFLOP/s per (dtype, n) and thread count; the count chosen for each size's class."""
+    from rich.table import Table
+
+    out = console()
+    chosen = {}
+    for c in preset.get("size_classes", []):
+        for n in c.get("sizes") or [c["measured_n"]]:
+            chosen[n] = c["threads"]
+    threads = sorted({m["threads"] for m in points})
+    out.print("GEMM GFLOP/s (percent of theoretical peak); * = chosen for the size's class")
+    table = Table()
+    table.add_column("dtype")
+    table.add_column("n", justify="right")
+    for t in threads:
+        table.add_column(f"{t} thr", justify="right")
+    rows: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+    for m in points:
+        cell = rows.setdefault((m["dtype"], m["n"]), {})
+        if m["threads"] not in cell or m["gflops"] > cell[m["threads"]]["gflops"]:
+            cell[m["threads"]] = m
+    for (dtype, n), cells in sorted(rows.items()):
+        line = [safe(dtype), safe(n)]
+        for t in threads:
+            m = cells.get(t)
+            if m is None:
+                line.append("")
+                continue
+            text = f"{m['gflops']:.1f}"
+            peak = node.peak_gflops(dtype, t) if node else None
+            if peak:
+                text += f" ({m['gflops'] / peak:.0%})"
+            if not m.get("threads_verified", True):
+                text += " !"
+            if m.get("outliers"):
+                text += " ~"
+            if chosen.get(n) == t:
+                text = f"[bold green]{text} *[/]"
+            line.append(text)
+        table.add_row(*line)
+    out.print(table)
+    if node and node.peak_gflops_f64:
+        out.print(f"theoretical peak: {safe(node.peak_note)}")
+        if any(
+            (peak := node.peak_gflops(m["dtype"], m["threads"])) and m["gflops"] > peak
+            for m in points
+        ):
+            out.print(
+                "  above 100%: the cores ran faster than that clock (turbo/boost), "
+                "so the peak is understated"
+            )
+    elif node:
+        out.print(f"theoretical peak {safe(node.peak_note)}")
+    if any(not m.get("threads_verified", True) for m in points):
+        out.print("! = the thread limit did not hold (threadpoolctl reported another count)")
+    if any(m.get("outliers") for m in points):
+        out.print("~ = some samples were outliers (kept; the median is the figure)")
+
+
+def _print_layouts(points: Sequence[dict[str, Any]], preset: dict[str, Any]) -> None:
+    """Measured layouts: aggregate GFLOP/s of W processes x T threads, the oversubscribed
+    contrast beside, the T the preset chose for each W marked."""
+    from rich.table import Table
+
+    out = console()
+    chosen = {
+        (x.get("size_class"), x["workers"]): x["threads"]
+        for x in preset.get("layouts", [])
+        if x.get("size_class")
+    }
+    classes = {n: c["name"] for c in preset.get("size_classes", []) for n in c.get("sizes", [])}
+    table = Table()
+    for col in ("n", "processes", "threads each", "aggregate GFLOP/s", "at the BLAS default"):
+        table.add_column(col, justify="right")
+    contrast = {
+        (m["n"], m["workers"]): m["gflops"]
+        for m in points
+        if m.get("phase") == "layout-oversubscribed"
+    }
+    for m in sorted(
+        (m for m in points if m.get("phase") == "layout"),
+        key=lambda m: (m["n"], m["workers"], m["threads"]),
+    ):
+        mark = chosen.get((classes.get(m["n"]), m["workers"])) == m["threads"]
+        text = f"{m['gflops']:.1f}" + (" *" if mark else "")
+        over = contrast.get((m["n"], m["workers"]))
+        table.add_row(
+            str(m["n"]),
+            str(m["workers"]),
+            str(m["threads"]),
+            f"[bold green]{text}[/]" if mark else text,
+            f"{over:.1f}" if over is not None else "-",
+        )
+    out.print("job layouts measured (processes x threads each, all at once); * = chosen")
+    out.print(table)
+
+
+def _print_choice(preset: dict[str, Any]) -> None:
+    """The count chosen per size class, and what it costs each dtype where no count is
+    within the tolerance of every dtype's best."""
+    out = console()
+    tol = preset.get("tolerance", 0.03)
+    out.print(
+        f"[bold]chosen threads[/] (smallest count within {tol:.0%} of every size's and "
+        "dtype's best, or within the measured spread):"
+    )
+    for c in preset.get("size_classes", []):
+        bound = f"n <= {c['max_n']}" if c.get("max_n") else "larger"
+        sizes = ", ".join(str(n) for n in c.get("sizes") or [c["measured_n"]])
+        why = (
+            f"best is {c['best_threads']} threads at {c['best_gflops']:.1f} GFLOP/s"
+            if c["best_threads"] != c["threads"]
+            else "the fastest"
+        )
+        losses = c.get("losses") or {}
+        cost = ""
+        if not c.get("within_tolerance", True):
+            cost = "; no count is within the tolerance for every dtype: " + ", ".join(
+                f"{d} loses {loss:.0%}" for d, loss in losses.items() if loss > 0
+            )
+        origin = c.get("calibration_id")
+        came = (
+            f" (kept from calibration {origin})"
+            if origin and origin != preset.get("calibration_id")
+            else ""
+        )
+        out.print(
+            safe(
+                f"  {c['name']:>6} ({bound}, measured at n = {sizes}): {c['threads']} threads, "
+                f"{c['gflops']:.1f} GFLOP/s; {why}{cost}{came}"
+            )
+        )
+    rows = [x for x in preset.get("layouts", []) if x.get("size_class") is None]
+    if rows:
+        layouts = ", ".join(f"{x['workers']}x{x['threads']}" for x in rows)
+        out.print(f"  other job layouts (processes x threads each, derived): {layouts}")
