@@ -11,7 +11,7 @@ for it on top of start-up: open the database, query, print (to a buffer). Goal: 
 (b) Start-up: each read command as a fresh process on a small database against
 ``python -c "import sqlalchemy, typer"``, interleaved, medians; goal <= 1.5x. Shown beside
 them for information: ``python -c "import sqlalchemy.orm, typer"``, what SQLAlchemy's ORM
-costs before any blasprof code runs.
+would cost before any blasprof code ran (the reads use Core tables and never import it).
 
 Run: ``python benchmarks/bench_queries.py [--quick] [--rebuild]``; writes
 ``results/queries.json``.
@@ -220,7 +220,7 @@ def run(quick: bool = False, rebuild: bool = False) -> dict[str, Any]:
             measured=f"{floor:.2f}",
             goal="(information)",
             met=None,
-            note="what the ORM costs before any blasprof code",
+            note="what the ORM would cost; the reads do not import it",
         )
     )
     return {

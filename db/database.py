@@ -1,10 +1,12 @@
 """The one seam the command line uses: ``open_database`` and the ``Database`` it returns.
 
-``Database`` opens a session per call and hands it to a function of ``db.store`` (writes,
-in one transaction that takes the write lock up front) or ``db.queries`` (reads). Its
-methods are those functions bound to a session, so their signatures and documentation live
-in one place; every failure of the database reaches the caller as one of blasprof's errors
-(``db.errors``), never as a SQLAlchemy traceback.
+``Database`` opens a session per call and hands it to a function of ``db.store`` (writes:
+an ORM session, in one transaction that takes the write lock up front) or of ``db.queries``
+and ``db.history`` (reads: a Core connection). Its methods are those functions bound to a
+session, so their signatures and documentation live in one place; every failure of the
+database reaches the caller as one of blasprof's errors (``db.errors``), never as a
+SQLAlchemy traceback. The ORM and ``db.store`` are imported by the first write: a command
+that only reads never loads them.
 
 A call that meets a busy database (a lock held elsewhere, a server restarting) is retried,
 the whole transaction again, with growing pauses, until ``wait_s`` has passed; only then
@@ -15,20 +17,25 @@ lock timeout rather than wait on someone else's transaction.
 from __future__ import annotations
 
 import functools
+import importlib
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session
 
-from db import history, ownership, queries, store
+from db import history, ownership, queries
 from db.engine import DEFAULT_BUSY_TIMEOUT_S, WRITE, connect, resolve_url, wait_bound
 from db.errors import transient, translated
-from db.models import SCHEMA_REVISION
+from db.tables import SCHEMA_REVISION
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from db import store
 
 __all__ = ["Database", "open_database", "upgrade"]
 
@@ -36,16 +43,40 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class _Deferred:
+    """The functions of a module that is imported on the first call of one of them."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(self._module), name)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = f"``{self._module}.{name}``"
+        return call
+
+
+if not TYPE_CHECKING:
+    # the writes need the ORM, which a command that only reads never imports
+    store = _Deferred("db.store")
+
+
 def _bound(
     *, write: bool
-) -> Callable[[Callable[Concatenate[Session, P], R]], Callable[Concatenate[Database, P], R]]:
-    """A ``Database`` method that calls ``func`` with a session of its own."""
+) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Database, P], R]]:
+    """A ``Database`` method that calls ``func`` with a session of its own: an ORM
+    ``Session`` in a write transaction, or a Core ``Connection`` to read."""
 
-    def bind(func: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Database, P], R]:
+    def bind(func: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Database, P], R]:
         @functools.wraps(func)
         def method(self: Database, *args: P.args, **kwargs: P.kwargs) -> R:
             def attempt() -> R:
-                with self._session(write=write) as session:
+                if not write:
+                    with self._engine.connect() as connection:
+                        return func(connection, *args, **kwargs)
+                with self._session() as session:
                     return func(session, *args, **kwargs)
 
             doing = "cannot write to" if write else "cannot read from"
@@ -104,14 +135,13 @@ class Database:
     unfinished_calibration_ids = _read(ownership.unfinished_calibration_ids)
 
     @contextmanager
-    def _session(self, *, write: bool) -> Iterator[Session]:
+    def _session(self) -> Iterator[Session]:
+        """An ORM session in a write transaction, committed when the block ends."""
+        from sqlalchemy.orm import Session
+
         # On SQLite a write begins with BEGIN IMMEDIATE: the write lock is taken before the
         # first read, so concurrent writers queue on the busy timeout instead of failing on
         # a stale WAL snapshot.
-        if not write:
-            with Session(self._engine) as session:
-                yield session
-            return
         with Session(self._write_engine) as session, session.begin():
             yield session
 

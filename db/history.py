@@ -1,7 +1,7 @@
 """Reads for the history views: points of a selection, each node's latest figures, the
 presets in force, and the BLAS stacks behind them.
 
-Every function takes an open ``Session`` and returns plain records (``profiler.history``,
+Every function takes an open ``Connection`` and returns plain records (``profiler.history``,
 ``profiler.fleet``, ``CurrentPreset``). The queries are shaped for the indexes of
 migration ``0003_history_indexes``: a type's calibrations by time, each node's newest job,
 a job's points; the one-million-point benchmark (``benchmarks/bench_queries.py``) keeps
@@ -15,10 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, select
 
-from db.models import BlasEnvironment, Calibration, Job, MeasurementRow, Node, NodeType, PresetRow
+from db.tables import (
+    blas_environments,
+    calibrations,
+    jobs,
+    measurements,
+    node_types,
+    nodes,
+    presets,
+)
 from profiler.errors import NotFound
 from profiler.fleet import NodeFigures
 from profiler.history import Point, Selection, blas_labels, blas_matches
@@ -50,47 +57,51 @@ class CurrentPreset:
 
 
 def select_points(
-    session: Session, selection: Selection, *, with_samples: bool = True
+    connection: Connection, selection: Selection, *, with_samples: bool = True
 ) -> list[Point]:
     """Every verified GEMM point of the calibrations ``selection`` names, oldest first.
 
     Ids that do not exist and a node type that does not exist are ``NotFound``.
     """
-    ids = _selected_ids(session, selection)
-    calibrations = {
+    ids = _selected_ids(connection, selection)
+    about = {
         cal_id: (name, created_at, verdict)
         for chunk in _chunks(ids)
-        for cal_id, name, created_at, verdict in session.execute(
-            select(Calibration.id, NodeType.name, Calibration.created_at, Calibration.verdict)
-            .join(NodeType, Calibration.node_type_id == NodeType.id)
-            .where(Calibration.id.in_(chunk))
+        for cal_id, name, created_at, verdict in connection.execute(
+            select(
+                calibrations.c.id,
+                node_types.c.name,
+                calibrations.c.created_at,
+                calibrations.c.verdict,
+            )
+            .join(node_types, calibrations.c.node_type_id == node_types.c.id)
+            .where(calibrations.c.id.in_(chunk))
         )
     }
     columns = [
-        Job.calibration_id, Job.hostname, Job.id, MeasurementRow.dtype, MeasurementRow.n,
-        MeasurementRow.threads, MeasurementRow.gflops, Job.blas_environment_id,
+        jobs.c.calibration_id, jobs.c.hostname, jobs.c.id, measurements.c.dtype,
+        measurements.c.n, measurements.c.threads, measurements.c.gflops,
+        jobs.c.blas_environment_id,
     ]  # fmt: skip
     if with_samples:
-        columns.append(MeasurementRow.samples)
-    labels = {env: ", ".join(names) for env, names in blas_by_environment(session).items()}
+        columns.append(measurements.c.samples)
+    labels = {env: ", ".join(names) for env, names in blas_by_environment(connection).items()}
     points = []
-    # Core rows, not ORM ones: a month of a type is tens of thousands of points.
-    connection = session.connection()
     for chunk in _chunks(ids):
         rows = connection.execute(
             select(*columns)
-            .select_from(MeasurementRow)
-            .join(Job, MeasurementRow.job_id == Job.id)
+            .select_from(measurements)
+            .join(jobs, measurements.c.job_id == jobs.c.id)
             .where(
-                Job.calibration_id.in_(chunk),
-                MeasurementRow.kernel == "gemm",
-                MeasurementRow.threads_verified.is_(True),
-                MeasurementRow.workers == 1,
+                jobs.c.calibration_id.in_(chunk),
+                measurements.c.kernel == "gemm",
+                measurements.c.threads_verified.is_(True),
+                measurements.c.workers == 1,
             )
-            .order_by(Job.id, MeasurementRow.id)
+            .order_by(jobs.c.id, measurements.c.id)
         )
         for row in rows:
-            name, created_at, verdict = calibrations[row[0]]
+            name, created_at, verdict = about[row[0]]
             points.append(
                 Point(
                     calibration_id=row[0],
@@ -111,53 +122,55 @@ def select_points(
     return points
 
 
-def latest_node_points(session: Session, node_type: str | None = None) -> list[NodeFigures]:
+def latest_node_points(connection: Connection, node_type: str | None = None) -> list[NodeFigures]:
     """Each node's figures from its newest job that stored points (of one type, or all)."""
     if node_type is not None:
-        _node_type_id(session, node_type)
+        _node_type_id(connection, node_type)
     ranked = (
         select(
-            Job.id.label("job_id"),
+            jobs.c.id.label("job_id"),
             func.row_number()
-            .over(partition_by=Job.node_id, order_by=(Job.finished_at.desc(), Job.id.desc()))
+            .over(
+                partition_by=jobs.c.node_id, order_by=(jobs.c.finished_at.desc(), jobs.c.id.desc())
+            )
             .label("rank"),
         )
-        .join(Node, Job.node_id == Node.id)
-        .join(NodeType, Node.node_type_id == NodeType.id)
+        .join(nodes, jobs.c.node_id == nodes.c.id)
+        .join(node_types, nodes.c.node_type_id == node_types.c.id)
         .where(
-            Job.result_stored.is_(True),
-            select(MeasurementRow.id).where(MeasurementRow.job_id == Job.id).exists(),
+            jobs.c.result_stored.is_(True),
+            select(measurements.c.id).where(measurements.c.job_id == jobs.c.id).exists(),
         )
     )
     if node_type is not None:
-        ranked = ranked.where(NodeType.name == node_type)
+        ranked = ranked.where(node_types.c.name == node_type)
     ranked_sq = ranked.subquery()
-    jobs = session.execute(
-        select(Job.id, Job.calibration_id, Job.finished_at, Job.blas_environment_id,
-               Node.hostname, NodeType.name)
-        .join(ranked_sq, ranked_sq.c.job_id == Job.id)
-        .join(Node, Job.node_id == Node.id)
-        .join(NodeType, Node.node_type_id == NodeType.id)
+    latest = connection.execute(
+        select(jobs.c.id, jobs.c.calibration_id, jobs.c.finished_at, jobs.c.blas_environment_id,
+               nodes.c.hostname, node_types.c.name)
+        .join(ranked_sq, ranked_sq.c.job_id == jobs.c.id)
+        .join(nodes, jobs.c.node_id == nodes.c.id)
+        .join(node_types, nodes.c.node_type_id == node_types.c.id)
         .where(ranked_sq.c.rank == 1)
-        .order_by(NodeType.name, Node.hostname)
+        .order_by(node_types.c.name, nodes.c.hostname)
     ).all()  # fmt: skip
-    figures: dict[int, dict[tuple[str, int, int], float]] = {job[0]: {} for job in jobs}
+    figures: dict[int, dict[tuple[str, int, int], float]] = {job[0]: {} for job in latest}
     for chunk in _chunks(list(figures)):
-        for job_id, dtype, n, threads, gflops in session.execute(
+        for job_id, dtype, n, threads, gflops in connection.execute(
             select(
-                MeasurementRow.job_id, MeasurementRow.dtype, MeasurementRow.n,
-                MeasurementRow.threads, MeasurementRow.gflops,
+                measurements.c.job_id, measurements.c.dtype, measurements.c.n,
+                measurements.c.threads, measurements.c.gflops,
             ).where(
-                MeasurementRow.job_id.in_(chunk),
-                MeasurementRow.kernel == "gemm",
-                MeasurementRow.threads_verified.is_(True),
-                MeasurementRow.workers == 1,
+                measurements.c.job_id.in_(chunk),
+                measurements.c.kernel == "gemm",
+                measurements.c.threads_verified.is_(True),
+                measurements.c.workers == 1,
             )
         ):  # fmt: skip
             key = (dtype, n, threads)
             # a point measured twice in one job (search, then refine): its better figure
             figures[job_id][key] = max(gflops, figures[job_id].get(key, 0.0))
-    labels = blas_by_environment(session)
+    labels = blas_by_environment(connection)
     return [
         NodeFigures(
             node_type=name,
@@ -168,39 +181,39 @@ def latest_node_points(session: Session, node_type: str | None = None) -> list[N
             blas=", ".join(labels.get(env, ())) if env is not None else "",
             figures=figures[job_id],
         )
-        for job_id, cal_id, finished_at, env, hostname, name in jobs
+        for job_id, cal_id, finished_at, env, hostname, name in latest
     ]
 
 
-def current_presets(session: Session, node_type: str | None = None) -> list[CurrentPreset]:
+def current_presets(connection: Connection, node_type: str | None = None) -> list[CurrentPreset]:
     """The preset jobs get for each node type (or for one): the newest adopted one, with its
     calibration, by type name."""
     if node_type is not None:
-        _node_type_id(session, node_type)
+        _node_type_id(connection, node_type)
     ranked = select(
-        PresetRow.id.label("preset_id"),
+        presets.c.id.label("preset_id"),
         func.row_number()
         .over(
-            partition_by=PresetRow.node_type_id,
-            order_by=(PresetRow.created_at.desc(), PresetRow.id.desc()),
+            partition_by=presets.c.node_type_id,
+            order_by=(presets.c.created_at.desc(), presets.c.id.desc()),
         )
         .label("rank"),
-    ).where(PresetRow.adopted.is_(True))
+    ).where(presets.c.adopted.is_(True))
     if node_type is not None:
-        ranked = ranked.join(NodeType, PresetRow.node_type_id == NodeType.id).where(
-            NodeType.name == node_type
+        ranked = ranked.join(node_types, presets.c.node_type_id == node_types.c.id).where(
+            node_types.c.name == node_type
         )
     ranked_sq = ranked.subquery()
-    rows = session.execute(
-        select(NodeType.name, PresetRow.data, PresetRow.created_at, Calibration.id,
-               Calibration.created_at, Calibration.status)
-        .join(ranked_sq, ranked_sq.c.preset_id == PresetRow.id)
-        .join(NodeType, PresetRow.node_type_id == NodeType.id)
-        .join(Calibration, PresetRow.calibration_id == Calibration.id)
+    rows = connection.execute(
+        select(node_types.c.name, presets.c.data, presets.c.created_at, calibrations.c.id,
+               calibrations.c.created_at, calibrations.c.status)
+        .join(ranked_sq, ranked_sq.c.preset_id == presets.c.id)
+        .join(node_types, presets.c.node_type_id == node_types.c.id)
+        .join(calibrations, presets.c.calibration_id == calibrations.c.id)
         .where(ranked_sq.c.rank == 1)
-        .order_by(NodeType.name)
+        .order_by(node_types.c.name)
     ).all()  # fmt: skip
-    stacks = _calibration_blas(session, [row[3] for row in rows])
+    stacks = _calibration_blas(connection, [row[3] for row in rows])
     return [
         CurrentPreset(
             node_type=name,
@@ -215,22 +228,22 @@ def current_presets(session: Session, node_type: str | None = None) -> list[Curr
     ]
 
 
-def blas_by_environment(session: Session) -> dict[int, tuple[str, ...]]:
+def blas_by_environment(connection: Connection) -> dict[int, tuple[str, ...]]:
     """Every stored BLAS stack's labels by id (a small table: one row per stack seen)."""
     return {
         env_id: blas_labels(libraries or [])
-        for env_id, libraries in session.execute(
-            select(BlasEnvironment.id, BlasEnvironment.libraries)
+        for env_id, libraries in connection.execute(
+            select(blas_environments.c.id, blas_environments.c.libraries)
         )
     }
 
 
-def environments_matching(session: Session, text: str) -> list[int]:
+def environments_matching(connection: Connection, text: str) -> list[int]:
     """Ids of the stored BLAS stacks that ``--blas text`` names."""
     return [
         env_id
-        for env_id, libraries in session.execute(
-            select(BlasEnvironment.id, BlasEnvironment.libraries)
+        for env_id, libraries in connection.execute(
+            select(blas_environments.c.id, blas_environments.c.libraries)
         )
         if blas_matches(libraries or [], text)
     ]
@@ -239,45 +252,47 @@ def environments_matching(session: Session, text: str) -> list[int]:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _calibration_blas(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
-    labels = blas_by_environment(session)
+def _calibration_blas(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    labels = blas_by_environment(connection)
     found: dict[int, set[str]] = {}
     for chunk in _chunks(list(ids)):
-        for cal_id, env in session.execute(
-            select(Job.calibration_id, Job.blas_environment_id)
+        for cal_id, env in connection.execute(
+            select(jobs.c.calibration_id, jobs.c.blas_environment_id)
             .distinct()
-            .where(Job.calibration_id.in_(chunk), Job.blas_environment_id.is_not(None))
+            .where(jobs.c.calibration_id.in_(chunk), jobs.c.blas_environment_id.is_not(None))
         ):
             found.setdefault(cal_id, set()).update(labels.get(env, ()))
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
-def _node_type_id(session: Session, name: str) -> int:
-    found = session.scalars(select(NodeType.id).where(NodeType.name == name)).first()
+def _node_type_id(connection: Connection, name: str) -> int:
+    found = connection.scalars(select(node_types.c.id).where(node_types.c.name == name)).first()
     if found is None:
-        known = ", ".join(session.scalars(select(NodeType.name).order_by(NodeType.name)))
+        known = ", ".join(connection.scalars(select(node_types.c.name).order_by(node_types.c.name)))
         raise NotFound(f"no node type {name!r} in the database; known: {known or 'none yet'}")
     return found
 
 
-def _selected_ids(session: Session, selection: Selection) -> list[int]:
+def _selected_ids(connection: Connection, selection: Selection) -> list[int]:
     if selection.calibration_ids:
         wanted = list(dict.fromkeys(selection.calibration_ids))
-        found = set(session.scalars(select(Calibration.id).where(Calibration.id.in_(wanted))))
+        found = set(
+            connection.scalars(select(calibrations.c.id).where(calibrations.c.id.in_(wanted)))
+        )
         missing = [i for i in wanted if i not in found]
         if missing:
             raise NotFound(f"no calibration with id {missing[0]}; `blasprof list` shows the ids")
         return wanted
     if selection.node_type is None:
         raise NotFound("a selection needs calibration ids or a node type")
-    query = select(Calibration.id).where(
-        Calibration.node_type_id == _node_type_id(session, selection.node_type)
+    query = select(calibrations.c.id).where(
+        calibrations.c.node_type_id == _node_type_id(connection, selection.node_type)
     )
     if selection.start is not None:
-        query = query.where(Calibration.created_at >= selection.start)
+        query = query.where(calibrations.c.created_at >= selection.start)
     if selection.end is not None:
-        query = query.where(Calibration.created_at < selection.end)
-    return list(session.scalars(query.order_by(Calibration.created_at, Calibration.id)))
+        query = query.where(calibrations.c.created_at < selection.end)
+    return list(connection.scalars(query.order_by(calibrations.c.created_at, calibrations.c.id)))
 
 
 def _chunks(ids: list[Any]) -> Iterable[list[Any]]:

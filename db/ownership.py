@@ -11,11 +11,15 @@ Owners are plain ``(host, pid, started)`` tuples; ``jobs.owner`` says whether on
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
-from db.models import Calibration
+from sqlalchemy import Connection, select, update
+
+from db.tables import calibrations
 from profiler.errors import NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["OwnerRow", "calibration_owner", "claim_calibration", "unfinished_calibration_ids"]
 
@@ -25,12 +29,12 @@ OwnerRow = tuple[str, int, float]
 _UNFINISHED = ("pending", "running")
 
 
-def calibration_owner(session: Session, calibration_id: int) -> OwnerRow | None:
+def calibration_owner(connection: Connection, calibration_id: int) -> OwnerRow | None:
     """The process recorded as running ``calibration_id``, or None when none was recorded."""
-    row = session.execute(
-        select(Calibration.owner_host, Calibration.owner_pid, Calibration.owner_started).where(
-            Calibration.id == calibration_id
-        )
+    row = connection.execute(
+        select(
+            calibrations.c.owner_host, calibrations.c.owner_pid, calibrations.c.owner_started
+        ).where(calibrations.c.id == calibration_id)
     ).first()
     if row is None:
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
@@ -49,30 +53,31 @@ def claim_calibration(
     first.
     """
     if seen is None:
-        same = (Calibration.owner_pid.is_(None),)
+        same = (calibrations.c.owner_pid.is_(None),)
     else:
         same = (
-            Calibration.owner_host == seen[0],
-            Calibration.owner_pid == seen[1],
-            Calibration.owner_started == seen[2],
+            calibrations.c.owner_host == seen[0],
+            calibrations.c.owner_pid == seen[1],
+            calibrations.c.owner_started == seen[2],
         )
     host, pid, started = new
     return bool(
         session.execute(
-            update(Calibration)
-            .where(Calibration.id == calibration_id, Calibration.status.in_(_UNFINISHED), *same)
+            update(calibrations)
+            .where(
+                calibrations.c.id == calibration_id, calibrations.c.status.in_(_UNFINISHED), *same
+            )
             .values(owner_host=host, owner_pid=pid, owner_started=started)
-            .execution_options(synchronize_session=False)
         ).rowcount
     )
 
 
-def unfinished_calibration_ids(session: Session) -> list[int]:
+def unfinished_calibration_ids(connection: Connection) -> list[int]:
     """Ids of calibrations still pending or running, ascending."""
     return list(
-        session.scalars(
-            select(Calibration.id)
-            .where(Calibration.status.in_(_UNFINISHED))
-            .order_by(Calibration.id)
+        connection.scalars(
+            select(calibrations.c.id)
+            .where(calibrations.c.status.in_(_UNFINISHED))
+            .order_by(calibrations.c.id)
         )
     )

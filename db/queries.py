@@ -1,8 +1,8 @@
 """Reads: calibrations, jobs, measurements and presets, returned as frozen plain records.
 
-Each function takes an open ``Session`` and returns records built from ``profiler``'s
+Each function takes an open ``Connection`` and returns records built from ``profiler``'s
 dataclasses (``Measurement``, ``Verification``, ``BlasLibrary``, ``Preset``), never ORM
-objects, so callers can keep them after the session is gone. ``CalibrationRecord.to_json``
+objects, so callers can keep them after the connection is gone. ``CalibrationRecord.to_json``
 is the document ``blasprof show ID --json`` prints.
 """
 
@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Integer, Row, Select, and_, case, func, select
 
 from db.history import blas_by_environment, environments_matching
-from db.models import Calibration, Job, MeasurementRow, NodeType, PresetRow
 from db.records import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
+from db.tables import calibrations, jobs, measurements, node_types, presets
 from profiler.errors import NotFound
 from profiler.preset import Preset
 from profiler.results import BlasLibrary, Measurement, Verification
@@ -40,7 +39,7 @@ __all__ = [
 
 
 def list_calibrations(
-    session: Session,
+    connection: Connection,
     *,
     node_type: str | None = None,
     since: dt.datetime | None = None,
@@ -51,121 +50,123 @@ def list_calibrations(
     """Calibrations newest first: of one node type, created at or after ``since``, with a
     status, run on a BLAS that ``blas`` names (``profiler.history.blas_matches``), at most
     ``limit`` of them; every filter is optional."""
-    query = _calibrations().order_by(Calibration.created_at.desc(), Calibration.id.desc())
+    query = _calibrations().order_by(calibrations.c.created_at.desc(), calibrations.c.id.desc())
     if node_type is not None:
-        query = query.where(NodeType.name == node_type)
+        query = query.where(node_types.c.name == node_type)
     if since is not None:
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
-        query = query.where(Calibration.created_at >= since)
+        query = query.where(calibrations.c.created_at >= since)
     if status is not None:
-        query = query.where(Calibration.status == status)
+        query = query.where(calibrations.c.status == status)
     if blas is not None:
-        stacks = environments_matching(session, blas)
+        stacks = environments_matching(connection, blas)
         query = query.where(
-            Calibration.id.in_(
-                select(Job.calibration_id).where(Job.blas_environment_id.in_(stacks))
+            calibrations.c.id.in_(
+                select(jobs.c.calibration_id).where(jobs.c.blas_environment_id.in_(stacks))
             )
         )
     if limit is not None:
         query = query.limit(limit)
-    rows = session.execute(query).all()
-    stats = _stats(session, [calibration.id for calibration, _ in rows])
-    return [_summary(calibration, name, stats) for calibration, name in rows]
+    rows = connection.execute(query).all()
+    stats = _stats(connection, [row.id for row in rows])
+    return [_summary(row, stats) for row in rows]
 
 
-def get_calibration(session: Session, calibration_id: int) -> CalibrationRecord:
+def get_calibration(connection: Connection, calibration_id: int) -> CalibrationRecord:
     """Everything about one calibration; ``NotFound`` when the id does not exist."""
-    row = session.execute(_calibrations().where(Calibration.id == calibration_id)).first()
+    row = connection.execute(_calibrations().where(calibrations.c.id == calibration_id)).first()
     if row is None:
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
-    calibration, node_type = row
-    summary = _summary(calibration, node_type, _stats(session, [calibration_id]))
-    jobs = tuple(
-        _job_record(job, node_type)
-        for job in session.scalars(
-            select(Job).where(Job.calibration_id == calibration_id).order_by(Job.id)
+    summary = _summary(row, _stats(connection, [calibration_id]))
+    job_records = tuple(
+        _job_record(job, row.name)
+        for job in connection.execute(
+            select(jobs).where(jobs.c.calibration_id == calibration_id).order_by(jobs.c.id)
         )
     )
-    hostnames = {job.id: job.hostname for job in jobs}
-    measurements = tuple(
+    hostnames = {job.id: job.hostname for job in job_records}
+    points = tuple(
         StoredMeasurement(
             job_id=m.job_id, hostname=hostnames.get(m.job_id), measurement=_measurement(m)
         )
-        for m in session.scalars(
-            select(MeasurementRow)
-            .join(Job)
-            .where(Job.calibration_id == calibration_id)
-            .order_by(MeasurementRow.id)
+        for m in connection.execute(
+            select(measurements)
+            .join(jobs, measurements.c.job_id == jobs.c.id)
+            .where(jobs.c.calibration_id == calibration_id)
+            .order_by(measurements.c.id)
         )
     )
-    preset = session.scalars(
-        select(PresetRow)
-        .where(PresetRow.calibration_id == calibration_id)
-        .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
+    preset = connection.execute(
+        select(presets)
+        .where(presets.c.calibration_id == calibration_id)
+        .order_by(presets.c.created_at.desc(), presets.c.id.desc())
         .limit(1)
     ).first()
     return CalibrationRecord(
         **{name: getattr(summary, name) for name in CalibrationSummary.__dataclass_fields__},
-        settings=calibration.settings,
-        blasprof_version=calibration.blasprof_version,
-        error=calibration.error,
-        jobs=jobs,
-        measurements=measurements,
+        settings=row.settings,
+        blasprof_version=row.blasprof_version,
+        error=row.error,
+        jobs=job_records,
+        measurements=points,
         preset=Preset.from_dict(preset.data) if preset is not None else None,
         preset_quality=preset.quality if preset is not None else None,
         preset_note=preset.note if preset is not None else None,
     )
 
 
-def latest_preset(session: Session, node_type: str) -> Preset | None:
+def latest_preset(connection: Connection, node_type: str) -> Preset | None:
     """The newest adopted preset of ``node_type`` (the one jobs get), or None."""
-    data = session.scalars(
-        select(PresetRow.data)
-        .join(NodeType, PresetRow.node_type_id == NodeType.id)
-        .where(NodeType.name == node_type, PresetRow.adopted.is_(True))
-        .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
+    data = connection.scalars(
+        select(presets.c.data)
+        .join(node_types, presets.c.node_type_id == node_types.c.id)
+        .where(node_types.c.name == node_type, presets.c.adopted.is_(True))
+        .order_by(presets.c.created_at.desc(), presets.c.id.desc())
         .limit(1)
     ).first()
     return Preset.from_dict(data) if data is not None else None
 
 
-def current_quality(session: Session, node_type: str) -> str | None:
+def current_quality(connection: Connection, node_type: str) -> str | None:
     """What the calibration behind ``node_type``'s adopted preset was worth (``clean``,
     ``noisy``, ...), or None when there is no such preset or it predates the judgement."""
-    return session.scalars(
-        select(PresetRow.quality)
-        .join(NodeType, PresetRow.node_type_id == NodeType.id)
-        .where(NodeType.name == node_type, PresetRow.adopted.is_(True))
-        .order_by(PresetRow.created_at.desc(), PresetRow.id.desc())
+    return connection.scalars(
+        select(presets.c.quality)
+        .join(node_types, presets.c.node_type_id == node_types.c.id)
+        .where(node_types.c.name == node_type, presets.c.adopted.is_(True))
+        .order_by(presets.c.created_at.desc(), presets.c.id.desc())
         .limit(1)
     ).first()
 
 
-def node_type_names(session: Session) -> list[str]:
+def node_type_names(connection: Connection) -> list[str]:
     """Every node type name in the database, sorted."""
-    return list(session.scalars(select(NodeType.name).order_by(NodeType.name)))
+    return list(connection.scalars(select(node_types.c.name).order_by(node_types.c.name)))
 
 
-def pending_jobs(session: Session, calibration_id: int | None = None) -> list[JobRecord]:
+def pending_jobs(connection: Connection, calibration_id: int | None = None) -> list[JobRecord]:
     """Jobs whose result is not stored yet (what ``collect`` looks at), oldest first."""
     query = (
-        select(Job, NodeType.name)
-        .join(Calibration, Job.calibration_id == Calibration.id)
-        .join(NodeType, Calibration.node_type_id == NodeType.id)
+        select(jobs, node_types.c.name.label("node_type"))
+        .join(calibrations, jobs.c.calibration_id == calibrations.c.id)
+        .join(node_types, calibrations.c.node_type_id == node_types.c.id)
         .where(*_pending())
-        .order_by(Job.id)
+        .order_by(jobs.c.id)
     )
     if calibration_id is not None:
-        query = query.where(Job.calibration_id == calibration_id)
-    return [_job_record(job, name) for job, name in session.execute(query)]
+        query = query.where(jobs.c.calibration_id == calibration_id)
+    return [_job_record(row, row.node_type) for row in connection.execute(query)]
 
 
-def calibration_ids_with_pending_jobs(session: Session) -> list[int]:
+def calibration_ids_with_pending_jobs(connection: Connection) -> list[int]:
     """Ids of calibrations that still have pending jobs, ascending."""
     return list(
-        session.scalars(
-            select(Job.calibration_id).where(*_pending()).distinct().order_by(Job.calibration_id)
+        connection.scalars(
+            select(jobs.c.calibration_id)
+            .where(*_pending())
+            .distinct()
+            .order_by(jobs.c.calibration_id)
         )
     )
 
@@ -173,16 +174,17 @@ def calibration_ids_with_pending_jobs(session: Session) -> list[int]:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _calibrations() -> Select[tuple[Calibration, str]]:
-    return select(Calibration, NodeType.name).join(
-        NodeType, Calibration.node_type_id == NodeType.id
+def _calibrations() -> Select[Any]:
+    """Calibration rows, each with its node type's name as ``name``."""
+    return select(calibrations, node_types.c.name).join(
+        node_types, calibrations.c.node_type_id == node_types.c.id
     )
 
 
 def _pending() -> tuple[Any, ...]:
     # A job's end state is stored with its result, in one transaction: a job without a
     # stored result has not been collected, whatever state it was submitted in.
-    return (Job.result_stored.is_(False),)
+    return (jobs.c.result_stored.is_(False),)
 
 
 @dataclass
@@ -195,74 +197,74 @@ class _Stats:
     adopted: dict[int, bool]
 
 
-def _stats(session: Session, ids: Iterable[int]) -> _Stats:
+def _stats(connection: Connection, ids: Iterable[int]) -> _Stats:
     """Per-calibration counts, hosts, BLAS and best float64 GFLOP/s, a few grouped queries
     (the measurement figures come from an index, not the rows)."""
     ids = list(ids)
     stats = _Stats({}, {}, {}, {}, {}, {})
-    labels = blas_by_environment(session) if ids else {}
+    labels = blas_by_environment(connection) if ids else {}
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         stats.n_jobs.update(
-            session.execute(
-                select(Job.calibration_id, func.count(Job.id))
-                .where(Job.calibration_id.in_(chunk))
-                .group_by(Job.calibration_id)
+            connection.execute(
+                select(jobs.c.calibration_id, func.count(jobs.c.id))
+                .where(jobs.c.calibration_id.in_(chunk))
+                .group_by(jobs.c.calibration_id)
             ).all()
         )
         # one pass over the index (job_id, dtype, workers, gflops): counts and the best
         # single-process float64 figure
-        for calibration_id, count, best in session.execute(
+        for calibration_id, count, best in connection.execute(
             select(
-                Job.calibration_id,
-                func.count(MeasurementRow.id),
+                jobs.c.calibration_id,
+                func.count(measurements.c.id),
                 func.max(
                     case(
                         (
-                            and_(MeasurementRow.dtype == "float64", MeasurementRow.workers == 1),
-                            MeasurementRow.gflops,
+                            and_(measurements.c.dtype == "float64", measurements.c.workers == 1),
+                            measurements.c.gflops,
                         )
                     )
                 ),
             )
-            .join(MeasurementRow, MeasurementRow.job_id == Job.id)
-            .where(Job.calibration_id.in_(chunk))
-            .group_by(Job.calibration_id)
+            .join(measurements, measurements.c.job_id == jobs.c.id)
+            .where(jobs.c.calibration_id.in_(chunk))
+            .group_by(jobs.c.calibration_id)
         ):
             stats.n_measurements[calibration_id] = count
             if best is not None:
                 stats.best_gflops[calibration_id] = best
         hosts: defaultdict[int, list[str]] = defaultdict(list)
-        for calibration_id, hostname in session.execute(
-            select(Job.calibration_id, Job.hostname)
+        for calibration_id, hostname in connection.execute(
+            select(jobs.c.calibration_id, jobs.c.hostname)
             .distinct()
-            .where(Job.calibration_id.in_(chunk), Job.hostname.is_not(None))
-            .order_by(Job.calibration_id, Job.hostname)
+            .where(jobs.c.calibration_id.in_(chunk), jobs.c.hostname.is_not(None))
+            .order_by(jobs.c.calibration_id, jobs.c.hostname)
         ):
             hosts[calibration_id].append(hostname)
         stats.hostnames.update({k: tuple(v) for k, v in hosts.items()})
         stats.adopted.update(
-            session.execute(
-                select(PresetRow.calibration_id, func.max(PresetRow.adopted.cast(Integer)))
-                .where(PresetRow.calibration_id.in_(chunk))
-                .group_by(PresetRow.calibration_id)
+            connection.execute(
+                select(presets.c.calibration_id, func.max(presets.c.adopted.cast(Integer)))
+                .where(presets.c.calibration_id.in_(chunk))
+                .group_by(presets.c.calibration_id)
             ).all()
         )
         stacks: defaultdict[int, set[str]] = defaultdict(set)
-        for calibration_id, env in session.execute(
-            select(Job.calibration_id, Job.blas_environment_id)
+        for calibration_id, env in connection.execute(
+            select(jobs.c.calibration_id, jobs.c.blas_environment_id)
             .distinct()
-            .where(Job.calibration_id.in_(chunk), Job.blas_environment_id.is_not(None))
+            .where(jobs.c.calibration_id.in_(chunk), jobs.c.blas_environment_id.is_not(None))
         ):
             stacks[calibration_id].update(labels.get(env, ()))
         stats.blas.update({k: tuple(sorted(v)) for k, v in stacks.items()})
     return stats
 
 
-def _summary(calibration: Calibration, node_type: str, stats: _Stats) -> CalibrationSummary:
+def _summary(calibration: Row[Any], stats: _Stats) -> CalibrationSummary:
     best = stats.best_gflops.get(calibration.id)
     return CalibrationSummary(
         id=calibration.id,
-        node_type=node_type,
+        node_type=calibration.name,
         status=calibration.status,
         executor=calibration.executor,
         profile=calibration.profile,
@@ -280,7 +282,7 @@ def _summary(calibration: Calibration, node_type: str, stats: _Stats) -> Calibra
     )
 
 
-def _job_record(job: Job, node_type: str) -> JobRecord:
+def _job_record(job: Row[Any], node_type: str) -> JobRecord:
     info = job.node_info
     return JobRecord(
         id=job.id,
@@ -313,7 +315,7 @@ def _verification(raw: Any) -> Verification | None:
         return None
 
 
-def _measurement(row: MeasurementRow) -> Measurement:
+def _measurement(row: Row[Any]) -> Measurement:
     return Measurement(
         kernel=row.kernel,
         dtype=row.dtype,

@@ -336,20 +336,26 @@ def test_plot_without_matplotlib_says_how_to_install_it(
 # -- fast reads ---------------------------------------------------------------------------------
 
 
-def test_read_commands_do_not_import_alembic(fleet: dict[str, Any]) -> None:
+def test_read_commands_import_neither_alembic_nor_the_orm(fleet: dict[str, Any]) -> None:
+    # a read is one version query and Core selects: no migration machinery, no ORM, no
+    # writer module (db.store), and it still answers
     code = (
         "import sys\nfrom profiler.cli import main\n"
         f"sys.argv = ['blasprof', '--db', {fleet['url']!r}, sys.argv[1], *sys.argv[2:]]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('ALEMBIC', 'alembic' in sys.modules, file=sys.stderr)\n"
+        "try:\n    main()\n    code = 0\nexcept SystemExit as e:\n    code = e.code\n"
+        "loaded = [m for m in ('alembic', 'sqlalchemy.orm', 'db.store', 'db.models')"
+        " if m in sys.modules]\n"
+        "print('EXIT', code, 'LOADED', loaded, file=sys.stderr)\n"
     )
     import subprocess
 
-    for args in (["list"], ["show", "1"], ["best"], ["nodes"], ["preset", "rome"]):
+    for args in (["list"], ["show", "1"], ["best"], ["nodes"], ["preset", "rome"],
+                 ["compare", "1", "2"]):  # fmt: skip
         done = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
         )
-        assert "ALEMBIC False" in done.stderr, (args, done.stderr)
+        assert "EXIT 0 LOADED []" in done.stderr, (args, done.stderr)
+        assert done.stdout.strip(), args
 
 
 # -- the rules, on points made here ---------------------------------------------------------------
