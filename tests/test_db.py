@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from db import open_database, upgrade
-from db.models import Base
+from db.tables import metadata
 from profiler.errors import DatabaseUnavailable, NotFound
 from profiler.preset import derive
 from profiler.probe import probe
@@ -76,7 +76,7 @@ def test_models_and_migrations_do_not_drift(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
     finally:
         engine.dispose()
     assert diff == []

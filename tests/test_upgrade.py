@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from db import open_database
 from db.migrate import MIGRATIONS_DIR
-from db.models import SCHEMA_REVISION
+from db.tables import SCHEMA_REVISION
 from tests.conftest import run_blasprof
 from tests.history_data import TypeSpec, postgres_database, store_calibration
 
@@ -72,7 +72,7 @@ def _build_0001(url: str, scratch: str) -> None:
     from alembic.config import Config
     from sqlalchemy import MetaData, select
 
-    from db.models import Base
+    from db.tables import metadata
 
     engine = create_engine(url)
     source = create_engine(scratch)
@@ -87,7 +87,7 @@ def _build_0001(url: str, scratch: str) -> None:
         with source.connect() as src, engine.begin() as dst:
             for name in TABLES:
                 columns = [c.name for c in old.tables[name].columns]
-                table = Base.metadata.tables[name]  # read with today's types (UTC times)
+                table = metadata.tables[name]  # read with today's types (UTC times)
                 rows = src.execute(select(*(table.c[c] for c in columns))).mappings().all()
                 if rows:
                     dst.execute(old.tables[name].insert(), [dict(r) for r in rows])

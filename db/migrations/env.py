@@ -11,13 +11,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from db.models import Base
+from db.tables import metadata
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
@@ -35,7 +35,7 @@ def _main() -> None:
         url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
             "sqlalchemy.url"
         )
-        context.configure(url=url, target_metadata=Base.metadata, literal_binds=True)
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
         return
