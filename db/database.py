@@ -3,10 +3,10 @@
 ``Database`` opens a session per call and hands it to a function of ``db.store`` (writes:
 an ORM session, in one transaction that takes the write lock up front) or of ``db.queries``
 and ``db.history`` (reads: a Core connection). Its methods are those functions bound to a
-session, so their signatures and documentation live in one place; every failure of the
-database reaches the caller as one of blasprof's errors (``db.errors``), never as a
-SQLAlchemy traceback. The ORM and ``db.store`` are imported by the first write: a command
-that only reads never loads them.
+session, so their signatures and documentation live in one place (a write method only names
+its function: ``db.store`` and the ORM are imported by the first write, so a command that
+only reads never loads them); every failure of the database reaches the caller as one of
+blasprof's errors (``db.errors``), never as a SQLAlchemy traceback.
 
 A call that meets a busy database (a lock held elsewhere, a server restarting) is retried,
 the whole transaction again, with growing pauses, until ``wait_s`` has passed; only then
@@ -50,11 +50,14 @@ class _Deferred:
         self._module = module
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):  # copy, pickle and friends probe for these
+            raise AttributeError(name)
+
         def call(*args: Any, **kwargs: Any) -> Any:
             return getattr(importlib.import_module(self._module), name)(*args, **kwargs)
 
         call.__name__ = call.__qualname__ = name
-        call.__doc__ = f"``{self._module}.{name}``"
+        call.__doc__ = f"``{self._module}.{name}`` (imported on the first call)"
         return call
 
 

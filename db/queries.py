@@ -80,7 +80,7 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
     summary = _summary(row, _stats(connection, [calibration_id]))
     job_records = tuple(
-        _job_record(job, row.name)
+        _job_record(job, row.node_type)
         for job in connection.execute(
             select(jobs).where(jobs.c.calibration_id == calibration_id).order_by(jobs.c.id)
         )
@@ -175,8 +175,8 @@ def calibration_ids_with_pending_jobs(connection: Connection) -> list[int]:
 
 
 def _calibrations() -> Select[Any]:
-    """Calibration rows, each with its node type's name as ``name``."""
-    return select(calibrations, node_types.c.name).join(
+    """Calibration rows, each with its node type's name as ``node_type``."""
+    return select(calibrations, node_types.c.name.label("node_type")).join(
         node_types, calibrations.c.node_type_id == node_types.c.id
     )
 
@@ -264,7 +264,7 @@ def _summary(calibration: Row[Any], stats: _Stats) -> CalibrationSummary:
     best = stats.best_gflops.get(calibration.id)
     return CalibrationSummary(
         id=calibration.id,
-        node_type=calibration.name,
+        node_type=calibration.node_type,
         status=calibration.status,
         executor=calibration.executor,
         profile=calibration.profile,

@@ -68,6 +68,29 @@ def test_migration_from_empty_creates_every_table_at_head(db_url: str) -> None:
     assert upgrade(db_url) == (after, after)
 
 
+def test_orm_classes_annotate_exactly_their_table_columns() -> None:
+    # declarative ignores an annotation that names no column of __table__: a typo or a
+    # wrong "| None" would go unnoticed by the mapper, so this test notices it
+    import types
+    import typing
+
+    from sqlalchemy.orm import Mapped
+
+    from db import models
+
+    classes = [getattr(models, name) for name in models.__all__]
+    classes = [c for c in classes if isinstance(c, type) and hasattr(c, "__table__")]
+    assert {c.__table__.name for c in classes} == set(metadata.tables)
+    for cls in classes:
+        hints = typing.get_type_hints(cls, vars(models))
+        mapped = {k: v for k, v in hints.items() if typing.get_origin(v) is Mapped}
+        assert list(mapped) == list(cls.__table__.columns.keys()), cls.__name__
+        for name, hint in mapped.items():
+            (inner,) = typing.get_args(hint)
+            optional = isinstance(inner, types.UnionType) and type(None) in typing.get_args(inner)
+            assert optional == cls.__table__.c[name].nullable, (cls.__name__, name)
+
+
 def test_models_and_migrations_do_not_drift(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
