@@ -229,6 +229,8 @@ def test_compare_two_ids_as_csv_and_its_exit_code_in_a_script(
     assert sum(r["verdict"] == "regression" for r in rows) >= 20
     same = run_blasprof(blasprof_exe, "--db", fleet["url"], "compare", str(after), str(after))
     assert same.returncode == 0 and "no regression" in same.stdout
+    assert f"A and B share calibration(s) {after}" in same.stderr
+    assert "share" not in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,13 @@ def compare_command(
                 f"{name} ({side.describe()}) has no stored measurements to compare; "
                 "`blasprof list` shows what is stored"
             )
+    shared = sorted({p.calibration_id for p in points_a} & {p.calibration_id for p in points_b})
+    if shared:
+        # allowed (a calibration against itself is a sanity check), but never unnoticed
+        display.err(
+            f"note: A and B share calibration(s) {', '.join(map(str, shared))}; those points "
+            "are compared with themselves"
+        )
     result = compare(points_a, points_b, tolerance=tolerance)
     if how == "json":
         doc = result.to_json()
