@@ -201,6 +201,12 @@ def test_a_killed_blasprof_stops_its_local_job_and_collect_stores_its_points_onc
     gone, alive = psutil.wait_procs(tasks, timeout=30)
     assert not alive, [p.cmdline() for p in alive]
     assert _ended(checkpoint)
+    # status says so, and what to do, before anyone collects
+    (status,) = json.loads(run_blasprof(blasprof_exe, "status", "--json", env=env).stdout)
+    assert status["owner"] == "gone" and status["status"] == "running"
+    (job_status,) = status["jobs"]
+    assert not job_status["result_stored"] and job_status["points_so_far"] >= 2
+    assert "is gone; `blasprof collect 1` stores what it measured" in job_status["reason"]
     # two shells collect at once: the calibration is recovered once
     collectors = [_collect(blasprof_exe, env), _collect(blasprof_exe, env)]
     docs = []

@@ -72,19 +72,28 @@ def _calibration_ids(database: Database, ids: Sequence[int]) -> list[int]:
 
 def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
     """Where each job of the calibrations is (default: those not finished)."""
-    from jobs.checkpoint import read_checkpoint
+    from jobs.checkpoint import checkpoint_path, read_checkpoint
 
     reattacher = _Reattacher()
     docs: list[dict[str, Any]] = []
     for cal_id in _calibration_ids(database, ids):
         record = database.get_calibration(cal_id)
+        owner, orphaned = _owner_state(database, record)
         jobs = []
         for job in record.jobs:
             handle = None if job.result_stored else reattacher.handle(job, record.executor)
             points = None
             if not job.result_stored:
-                checkpoint = handle.spec.checkpoint if handle is not None else None
+                checkpoint: str | Path | None = None
+                if handle is not None:
+                    checkpoint = handle.spec.checkpoint
+                elif job.folder and not _batch(record.executor):
+                    # a job of this machine: where its task keeps its points (see _recover)
+                    checkpoint = checkpoint_path(job.folder, job.array_index or 0)
                 points = len(read_checkpoint(checkpoint).measurements) if checkpoint else 0
+            reason = job.reason or (handle.waiting_reason() if handle else None)
+            if orphaned and not job.result_stored:
+                reason = orphaned
             jobs.append(
                 {
                     "id": job.id,
@@ -93,7 +102,7 @@ def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]
                     "hostname": job.hostname,
                     "result_stored": job.result_stored,
                     "points_so_far": points,
-                    "reason": job.reason or (handle.waiting_reason() if handle else None),
+                    "reason": reason,
                 }
             )
         docs.append(
@@ -102,10 +111,32 @@ def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]
                 "node_type": record.node_type,
                 "status": record.status,
                 "executor": record.executor,
+                "owner": owner,
                 "jobs": jobs,
             }
         )
     return docs
+
+
+def _owner_state(database: Database, record: CalibrationRecord) -> tuple[str | None, str | None]:
+    """For an unfinished calibration of this machine: whether the blasprof that stores it
+    is ``alive``, ``gone`` or ``elsewhere`` (None: not such a calibration, or none was
+    recorded), and what to do when it is gone."""
+    from jobs.owner import GONE, Owner
+
+    if _batch(record.executor) or record.status not in ("running", "pending"):
+        return None, None
+    seen = database.calibration_owner(record.id)
+    if seen is None:
+        return None, None
+    owner = Owner(*seen)
+    state = owner.state()
+    if state != GONE:
+        return state, None
+    return state, (
+        f"its blasprof (pid {owner.pid} on {owner.host}) is gone; `blasprof collect "
+        f"{record.id}` stores what it measured"
+    )
 
 
 def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
