@@ -23,14 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from profiler.budget import thread_environment
-from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE
+from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, worker_counts
 
 if TYPE_CHECKING:
     from profiler.results import Measurement
     from profiler.settings import SweepSettings
     from profiler.sweep import Reading
 
-__all__ = ["LayoutError", "measure_layout", "run_layouts", "worker_counts"]
+__all__ = ["LayoutError", "measure_layout", "run_layouts"]
 
 #: seconds a worker may take to start (load numpy, fill its operands) or to report a round
 _STARTUP_S = 300.0
@@ -39,16 +39,6 @@ _ROUND_S = 900.0
 
 class LayoutError(RuntimeError):
     """A layout could not be measured: a worker died, hung, or did not fit in memory."""
-
-
-def worker_counts(cpus: int) -> list[int]:
-    """The worker counts measured on ``cpus`` CPUs: 2, 4, 8, ... and ``cpus`` itself."""
-    counts = {cpus} if cpus > 1 else set()
-    w = 2
-    while w < cpus:
-        counts.add(w)
-        w *= 2
-    return sorted(counts)
 
 
 def measure_layout(

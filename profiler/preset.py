@@ -29,6 +29,7 @@ __all__ = [
     "SizeClass",
     "class_of",
     "derive",
+    "worker_counts",
 ]
 
 #: (name, largest matrix order n of the class); the last has no bound
@@ -250,7 +251,8 @@ def derive(
     default = "large" if "large" in classes else ordered[-1].name
     derived = classes[default].threads
     layouts += [
-        Layout(w, threads_for(derived, calibrated_cpus, w)) for w in _worker_counts(calibrated_cpus)
+        Layout(w, threads_for(derived, calibrated_cpus, w))
+        for w in (1, *worker_counts(calibrated_cpus))
     ]
     return Preset(
         node_type=node_type,
@@ -329,8 +331,10 @@ def _measured_layouts(points: Sequence[Measurement], tolerance: float) -> list[L
     return rows
 
 
-def _worker_counts(cpus: int) -> list[int]:
-    counts = {1, cpus}
+def worker_counts(cpus: int) -> list[int]:
+    """The layouts' worker counts on ``cpus`` CPUs: 2, 4, 8, ... and ``cpus`` itself (the
+    ones a calibration measures; a preset has a row for each, after the one-process row)."""
+    counts = {cpus} if cpus > 1 else set()
     w = 2
     while w < cpus:
         counts.add(w)
