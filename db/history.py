@@ -127,14 +127,7 @@ def latest_node_points(connection: Connection, node_type: str | None = None) -> 
     if node_type is not None:
         _node_type_id(connection, node_type)
     ranked = (
-        select(
-            jobs.c.id.label("job_id"),
-            func.row_number()
-            .over(
-                partition_by=jobs.c.node_id, order_by=(jobs.c.finished_at.desc(), jobs.c.id.desc())
-            )
-            .label("rank"),
-        )
+        select(jobs.c.id.label("job_id"), _rank(jobs.c.id, jobs.c.node_id, jobs.c.finished_at))
         .join(nodes, jobs.c.node_id == nodes.c.id)
         .join(node_types, nodes.c.node_type_id == node_types.c.id)
         .where(
@@ -192,12 +185,7 @@ def current_presets(connection: Connection, node_type: str | None = None) -> lis
         _node_type_id(connection, node_type)
     ranked = select(
         presets.c.id.label("preset_id"),
-        func.row_number()
-        .over(
-            partition_by=presets.c.node_type_id,
-            order_by=(presets.c.created_at.desc(), presets.c.id.desc()),
-        )
-        .label("rank"),
+        _rank(presets.c.id, presets.c.node_type_id, presets.c.created_at),
     ).where(presets.c.adopted.is_(True))
     if node_type is not None:
         ranked = ranked.join(node_types, presets.c.node_type_id == node_types.c.id).where(
@@ -293,6 +281,16 @@ def _selected_ids(connection: Connection, selection: Selection) -> list[int]:
     if selection.end is not None:
         query = query.where(calibrations.c.created_at < selection.end)
     return list(connection.scalars(query.order_by(calibrations.c.created_at, calibrations.c.id)))
+
+
+def _rank(row_id: Any, group: Any, when: Any) -> Any:
+    """``rank``: 1 for the newest row of each ``group`` (by ``when``, then by id), 2 for the
+    one before it, ..."""
+    return (
+        func.row_number()
+        .over(partition_by=group, order_by=(when.desc(), row_id.desc()))
+        .label("rank")
+    )
 
 
 def _chunks(ids: list[Any]) -> Iterable[list[Any]]:

@@ -118,26 +118,14 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
 
 def latest_preset(connection: Connection, node_type: str) -> Preset | None:
     """The newest adopted preset of ``node_type`` (the one jobs get), or None."""
-    data = connection.scalars(
-        select(presets.c.data)
-        .join(node_types, presets.c.node_type_id == node_types.c.id)
-        .where(node_types.c.name == node_type, presets.c.adopted.is_(True))
-        .order_by(presets.c.created_at.desc(), presets.c.id.desc())
-        .limit(1)
-    ).first()
+    data = connection.scalars(_adopted(presets.c.data, node_type)).first()
     return Preset.from_dict(data) if data is not None else None
 
 
 def current_quality(connection: Connection, node_type: str) -> str | None:
     """What the calibration behind ``node_type``'s adopted preset was worth (``clean``,
     ``noisy``, ...), or None when there is no such preset or it predates the judgement."""
-    return connection.scalars(
-        select(presets.c.quality)
-        .join(node_types, presets.c.node_type_id == node_types.c.id)
-        .where(node_types.c.name == node_type, presets.c.adopted.is_(True))
-        .order_by(presets.c.created_at.desc(), presets.c.id.desc())
-        .limit(1)
-    ).first()
+    return connection.scalars(_adopted(presets.c.quality, node_type)).first()
 
 
 def node_type_names(connection: Connection) -> list[str]:
@@ -178,6 +166,17 @@ def _calibrations() -> Select[Any]:
     """Calibration rows, each with its node type's name as ``node_type``."""
     return select(calibrations, node_types.c.name.label("node_type")).join(
         node_types, calibrations.c.node_type_id == node_types.c.id
+    )
+
+
+def _adopted(column: Any, node_type: str) -> Select[Any]:
+    """``column`` of ``node_type``'s adopted preset: its newest adopted one."""
+    return (
+        select(column)
+        .join(node_types, presets.c.node_type_id == node_types.c.id)
+        .where(node_types.c.name == node_type, presets.c.adopted.is_(True))
+        .order_by(presets.c.created_at.desc(), presets.c.id.desc())
+        .limit(1)
     )
 
 

@@ -86,11 +86,6 @@ def calibrated(
     yield {"doc": doc, "home": home, "env": env}
 
 
-def _absent(what: str) -> None:
-    """A service is missing: with CI set the test fails, else it is skipped."""
-    (pytest.fail if os.environ.get("CI") else pytest.skip)(what)
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[Path]:
     """SLURM_CONF of a running local cluster with partitions typea and typeb: the one
@@ -104,18 +99,20 @@ def slurm_cluster() -> Iterator[Path]:
     if not os.environ.get("CI"):
         pytest.skip("no Slurm cluster: SLURM_CONF names none that answers (and CI is not set)")
     if os.geteuid() != 0 or shutil.which("slurmctld") is None:
-        _absent("CI is set but no Slurm cluster answers, and one cannot be started (needs root "
-                "and Debian's slurmctld, slurmd, slurm-client, munge)")  # fmt: skip
+        services.absent(
+            "CI is set but no Slurm cluster answers, and one cannot be started (needs root "
+            "and Debian's slurmctld, slurmd, slurm-client, munge)"
+        )
     try:
         private = services.start_slurm()
     except RuntimeError as exc:
-        _absent(str(exc))
+        services.absent(str(exc))
         raise
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SLURM_CONF", private.address)
             if not services.slurm_answers(private.address):
-                _absent("the private Slurm cluster does not answer after up.sh")
+                services.absent("the private Slurm cluster does not answer after up.sh")
             yield Path(private.address)
     finally:
         private.stop()
@@ -133,12 +130,14 @@ def postgres_url() -> Iterator[str]:
     if not os.environ.get("CI"):
         pytest.skip("no PostgreSQL: BLASPROF_TEST_PG_URL is not set (and CI is not set)")
     if os.geteuid() != 0 or not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        _absent("CI is set but BLASPROF_TEST_PG_URL is not, and no server can be started "
-                "(needs root and Debian's postgresql)")  # fmt: skip
+        services.absent(
+            "CI is set but BLASPROF_TEST_PG_URL is not, and no server can be started "
+            "(needs root and Debian's postgresql)"
+        )
     try:
         private = services.start_postgres()
     except RuntimeError as exc:
-        _absent(str(exc))
+        services.absent(str(exc))
         raise
     try:
         yield private.address
@@ -149,20 +148,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database of its own for one test; its URL."""
-    import uuid
+    from tests.history_data import postgres_database
 
-    from sqlalchemy import create_engine, make_url, text
-
-    base = make_url(postgres_url)
-    name = f"blasprof_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with postgres_database(postgres_url) as url:
+        yield url

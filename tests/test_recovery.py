@@ -97,14 +97,19 @@ def database_url(request: pytest.FixtureRequest, home: Path) -> str:
     return request.getfixturevalue("pg_database")
 
 
-def _calibrate(exe: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def _start(exe: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``blasprof ARGS --json`` started in the background."""
     return subprocess.Popen(
-        [exe, "calibrate", "--executor", "local", *args, "--json"],
+        [exe, *args, "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def _calibrate(exe: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return _start(exe, "calibrate", "--executor", "local", *args, env=env)
 
 
 def test_a_signal_while_the_results_are_stored_waits_for_the_store_then_exits_130(
@@ -164,16 +169,6 @@ def test_a_store_that_keeps_failing_exits_1_saying_where_the_points_are_and_how_
     assert again[0]["stored_now"] == 0 and again[0]["status"] == "complete"
 
 
-def _collect(exe: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [exe, "collect", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
 def test_a_killed_blasprof_stops_its_local_job_and_collect_stores_its_points_once(
     home: Path, blasprof_exe: str
 ) -> None:
@@ -208,7 +203,7 @@ def test_a_killed_blasprof_stops_its_local_job_and_collect_stores_its_points_onc
     assert not job_status["result_stored"] and job_status["points_so_far"] >= 2
     assert "is gone; `blasprof collect 1` stores what it measured" in job_status["reason"]
     # two shells collect at once: the calibration is recovered once
-    collectors = [_collect(blasprof_exe, env), _collect(blasprof_exe, env)]
+    collectors = [_start(blasprof_exe, "collect", env=env) for _ in range(2)]
     docs = []
     for c in collectors:
         out, errors = c.communicate(timeout=120)
