@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from jobs.base import Backend
     from jobs.cluster import Cluster
 
-__all__ = ["AUTO", "BACKENDS", "backend_class", "choose", "get_backend"]
+__all__ = ["AUTO", "BACKENDS", "backend_class", "choose", "get_backend", "ran_on_batch"]
 
 #: name -> "module:Class"; the order is the order of ``--executor``'s choices
 BACKENDS: dict[str, str] = {
@@ -41,6 +41,15 @@ def backend_class(name: str) -> type[Backend]:
         ) from None
     cls: type[Backend] = getattr(importlib.import_module(module), attr)
     return cls
+
+
+def ran_on_batch(name: str) -> bool:
+    """Whether a calibration stored with executor ``name`` ran on a batch system (a name
+    this blasprof does not know: no)."""
+    try:
+        return backend_class(name).batch
+    except UsageError:
+        return False
 
 
 def get_backend(name: str, folder: Path, *, cluster: Cluster | None = None) -> Backend:

@@ -306,10 +306,6 @@ class SlurmBackend(Backend):
             ) from exc
         return SlurmHandle(spec, job, self._squeue)
 
-    def poll(self, handles: Sequence[Handle]) -> list[str]:
-        self._squeue.refresh()
-        return [h.state() for h in handles]
-
     def _chunk_size(self) -> int:
         return self.max_array_size or max_array_size()
 

@@ -44,11 +44,6 @@ class Squeue:
                 self._watched.add(array_id(job_id))
                 self._unasked.add(array_id(job_id))
 
-    def refresh(self) -> None:
-        """Ask squeue now about every watched job (one call)."""
-        with self._lock:
-            self._refresh()
-
     def lookup(self, job_id: str) -> tuple[str, str] | None | bool:
         """(state, reason); None: Slurm does not know the job; False: squeue did not answer."""
         with self._lock:

@@ -210,10 +210,10 @@ def usable_here():
     return usable if quota is None else max(1, min(usable, int(quota)))
 
 
-def cores_here():
-    """Physical cores among the CPUs this process may run on (SMT siblings count once);
-    every CPU counts as a core where sysfs does not say."""
-    cpus = affinity_cpus()
+def cores_here(cpus=None):
+    """Physical cores among ``cpus`` (default: the CPUs this process may run on), SMT
+    siblings counting once; every CPU counts as a core where sysfs does not say."""
+    cpus = affinity_cpus() if cpus is None else cpus
     seen = set()
     for cpu in cpus:
         base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"

@@ -42,16 +42,6 @@ _CHUNK = 500_000
 REGRESSION, SLOWER, SAME, FASTER, ONLY_A, ONLY_B = (
     "regression", "slower", "same", "faster", "only-a", "only-b",
 )  # fmt: skip
-#: what each verdict means, for the views
-VERDICTS = {
-    REGRESSION: "B slower by more than the tolerance, its interval wholly below A's",
-    SLOWER: "B slower by more than the tolerance, but within the spread",
-    SAME: "within the tolerance",
-    FASTER: "B faster by more than the tolerance, its interval wholly above A's",
-    ONLY_A: "measured in A only",
-    ONLY_B: "measured in B only",
-}
-
 Key = tuple[str, str, int, int]
 
 

@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from profiler import budget
@@ -43,18 +42,11 @@ class Snapshot:
     own_cpu_s: float
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def _snapshot(cpus: Sequence[int]) -> Snapshot:
     wanted = {f"cpu{c}" for c in cpus}
     busy = steal = total = 0
     runnable = 0
-    for line in _read("/proc/stat").splitlines():
+    for line in budget.read_text("/proc/stat").splitlines():
         fields = line.split()
         if fields and fields[0] in wanted:
             # user nice system idle iowait irq softirq steal (guest is inside user)
@@ -75,14 +67,15 @@ def _snapshot(cpus: Sequence[int]) -> Snapshot:
 
 def _governors(cpus: Sequence[int]) -> tuple[str, ...]:
     found = {
-        _read(f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor").strip() for c in cpus
+        budget.read_text(f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor").strip()
+        for c in cpus
     }
     return tuple(sorted(g for g in found if g))
 
 
 def _smt() -> str | None:
-    control = _read("/sys/devices/system/cpu/smt/control").strip()
-    active = _read("/sys/devices/system/cpu/smt/active").strip()
+    control = budget.read_text("/sys/devices/system/cpu/smt/control").strip()
+    active = budget.read_text("/sys/devices/system/cpu/smt/active").strip()
     if not control and not active:
         return None
     return f"{control or '?'} (active: {'yes' if active == '1' else 'no'})"

@@ -58,7 +58,7 @@ def measure_layout(
     Pinned, worker i runs on ``cpus[i*threads:(i+1)*threads]``; unpinned, every worker may
     run on all of ``cpus``.
     """
-    from profiler.results import Measurement, gemm_flops
+    from profiler.timing import gemm_point
 
     procs = []
     try:
@@ -106,26 +106,7 @@ def measure_layout(
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-    import statistics
-
-    median = statistics.median(per_gemm)
-    mean = statistics.fmean(per_gemm)
-    return Measurement(
-        kernel="gemm",
-        dtype=dtype,
-        n=n,
-        threads=threads,
-        median_s=median,
-        min_s=min(per_gemm),
-        cv=statistics.pstdev(per_gemm) / mean if mean > 0 else 0.0,
-        samples=tuple(per_gemm),
-        loops=0,
-        gflops=gemm_flops(n) / median / 1e9,
-        threads_verified=bool(observed) and all(t == threads for t in observed),
-        threads_observed=tuple(observed),
-        phase=phase,
-        workers=workers,
-    )
+    return gemm_point(n, dtype, threads, per_gemm, 0, observed, phase=phase, workers=workers)
 
 
 def _line(p: subprocess.Popen[str], timeout_s: float) -> str:

@@ -225,16 +225,9 @@ def collect_allocation() -> tuple[tuple[int, ...], float | None, dict[str, str]]
 def usable_cores(affinity: tuple[int, ...], usable: int) -> int:
     """Physical cores among the CPUs this process may use (SMT siblings count once).
 
-    Read from sysfs topology; where that is missing, every usable CPU counts as a core.
+    Counted as the job-start rule counts them (``budget.cores_here``).
     """
-    cores = set()
-    for cpu in affinity:
-        base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        package, core = _read(base / "physical_package_id"), _read(base / "core_id")
-        if package is None or core is None:
-            return usable
-        cores.add((package.strip(), core.strip()))
-    return max(1, min(len(cores), usable))
+    return max(1, min(budget.cores_here(affinity), usable))
 
 
 def collect_blas() -> tuple[BlasLibrary, ...]:

@@ -27,6 +27,7 @@ __all__ = [
     "ThreadLimiter",
     "operand_bytes",
     "check_fits",
+    "gemm_point",
     "time_gemm",
     "time_points",
 ]
@@ -149,7 +150,9 @@ def time_points(
     points = []
     for threads, seen, n_loops, times in zip(counts, observed, loops, per_call, strict=True):
         count = threads if threads is not None else (seen[0] if seen else 0)
-        points.append(_point(workspace, count, times, n_loops, seen, phase=phase))
+        points.append(
+            gemm_point(workspace.n, workspace.dtype, count, times, n_loops, seen, phase=phase)
+        )
     return points
 
 
@@ -166,31 +169,34 @@ def time_gemm(
     return point
 
 
-def _point(
-    workspace: Workspace,
+def gemm_point(
+    n: int,
+    dtype: str,
     threads: int,
     per_call: Sequence[float],
     loops: int,
-    observed: tuple[int, ...],
+    observed: Sequence[int],
     *,
     phase: str,
     workers: int = 1,
 ) -> Measurement:
+    """The point of ``per_call`` seconds per GEMM of order ``n`` measured on ``threads``
+    threads (each of ``workers`` processes), its limit checked against ``observed``."""
     median = statistics.median(per_call)
     mean = statistics.fmean(per_call)
     return Measurement(
         kernel="gemm",
-        dtype=workspace.dtype,
-        n=workspace.n,
+        dtype=dtype,
+        n=n,
         threads=threads,
         median_s=median,
         min_s=min(per_call),
         cv=statistics.pstdev(per_call) / mean if mean > 0 else 0.0,
         samples=tuple(per_call),
         loops=loops,
-        gflops=gemm_flops(workspace.n) / median / 1e9,
+        gflops=gemm_flops(n) / median / 1e9,
         threads_verified=bool(observed) and all(t == threads for t in observed),
-        threads_observed=observed,
+        threads_observed=tuple(observed),
         phase=phase,
         workers=workers,
     )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs import states
 from jobs.base import Outcome
-from jobs.registry import backend_class, get_backend
+from jobs.registry import get_backend, ran_on_batch
 from profiler.cli import display
 from profiler.cli.finishing import collect_one, finish
 from profiler.errors import UsageError
@@ -53,14 +53,6 @@ class _Reattacher:
         return backend.reattach(job.external_id) if backend is not None else None
 
 
-def _batch(executor: str) -> bool:
-    """Whether a stored calibration ran on a batch system (an unknown executor: no)."""
-    try:
-        return backend_class(executor).batch
-    except UsageError:
-        return False
-
-
 def _calibration_ids(database: Database, ids: Sequence[int]) -> list[int]:
     if ids:
         for cal_id in ids:
@@ -87,7 +79,7 @@ def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]
                 checkpoint: str | Path | None = None
                 if handle is not None:
                     checkpoint = handle.spec.checkpoint
-                elif job.folder and not _batch(record.executor):
+                elif job.folder and not ran_on_batch(record.executor):
                     # a job of this machine: where its task keeps its points (see _recover)
                     checkpoint = checkpoint_path(job.folder, job.array_index or 0)
                 points = len(read_checkpoint(checkpoint).measurements) if checkpoint else 0
@@ -124,7 +116,7 @@ def _owner_state(database: Database, record: CalibrationRecord) -> tuple[str | N
     recorded), and what to do when it is gone."""
     from jobs.owner import GONE, Owner
 
-    if _batch(record.executor) or record.status not in ("running", "pending"):
+    if ran_on_batch(record.executor) or record.status not in ("running", "pending"):
         return None, None
     seen = database.calibration_owner(record.id)
     if seen is None:
@@ -148,7 +140,7 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for cal_id in _calibration_ids(database, ids):
         record = database.get_calibration(cal_id)
-        if _batch(record.executor):
+        if ran_on_batch(record.executor):
             counts, why = _collect_batch(database, record, reattacher), None
         else:
             counts, why = _recover(database, record, reattacher)

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs import states
-from jobs.registry import backend_class
+from jobs.registry import ran_on_batch
 from profiler.cli import display
 from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_can_write
-from profiler.errors import UsageError
 from profiler.paths import presets_dir
 
 if TYPE_CHECKING:
@@ -101,6 +100,7 @@ def finish(
     from profiler.budget import obeyed_variables
     from profiler.preset import derive
     from profiler.results import NodeInfo
+    from profiler.settings import DEFAULT_TOLERANCE
 
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
@@ -126,7 +126,7 @@ def finish(
     node = nodes[0]
     partitions: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()
-    if _ran_on_batch(record.executor):
+    if ran_on_batch(record.executor):
         partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
         hostnames = tuple(sorted({n.hostname for n in nodes}))
     settings = record.settings or {}
@@ -136,7 +136,7 @@ def finish(
             points,
             node_type=record.node_type,
             calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float(settings.get("tolerance", 0.03)),
+            tolerance=float(settings.get("tolerance", DEFAULT_TOLERANCE)),
             calibration_id=cal_id,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             blas="; ".join(
@@ -171,14 +171,6 @@ def finish(
     )
     paths = write_presets(database, [preset]) if adoption.adopted else ()
     return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
-
-
-def _ran_on_batch(executor: str) -> bool:
-    """Whether a stored calibration ran on a batch system (an unknown executor: no)."""
-    try:
-        return backend_class(executor).batch
-    except UsageError:
-        return False
 
 
 def write_presets(
