@@ -335,8 +335,9 @@ def _print_choice(preset: dict[str, Any]) -> None:
     for c in preset.get("size_classes", []):
         bound = f"n <= {c['max_n']}" if c.get("max_n") else "larger"
         sizes = ", ".join(str(n) for n in c.get("sizes") or [c["measured_n"]])
+        reference = (c.get("dtypes") or ["float64"])[0]
         why = (
-            f"best is {c['best_threads']} threads at {c['best_gflops']:.1f} GFLOP/s"
+            f"{reference}'s best is {_threads(c['best_threads'])} at {c['best_gflops']:.1f} GFLOP/s"
             if c["best_threads"] != c["threads"]
             else "the fastest"
         )
@@ -354,7 +355,7 @@ def _print_choice(preset: dict[str, Any]) -> None:
         )
         out.print(
             safe(
-                f"  {c['name']:>6} ({bound}, measured at n = {sizes}): {c['threads']} threads, "
+                f"  {c['name']:>6} ({bound}, measured at n = {sizes}): {_threads(c['threads'])}, "
                 f"{c['gflops']:.1f} GFLOP/s; {why}{cost}{came}"
             )
         )
@@ -362,3 +363,7 @@ def _print_choice(preset: dict[str, Any]) -> None:
     if rows:
         layouts = ", ".join(f"{x['workers']}x{x['threads']}" for x in rows)
         out.print(f"  other job layouts (processes x threads each, derived): {layouts}")
+
+
+def _threads(count: object) -> str:
+    return "1 thread" if count == 1 else f"{count} threads"
