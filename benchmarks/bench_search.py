@@ -283,10 +283,10 @@ def planned_exceeded(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False, replay_only: bool = False) -> dict[str, Any]:
-    from profiler.settings import DEFAULT_TOLERANCE
+    from profiler.settings import CHOICE_TOLERANCE
 
     here = None if replay_only else measure_here(rounds=1 if quick else 2)
-    runs = replay(seeds=4 if quick else 10, tolerance=DEFAULT_TOLERANCE)
+    runs = replay(seeds=4 if quick else 10, tolerance=CHOICE_TOLERANCE)
     by_model = {m.name: _summary([r for r in runs if r["model"] == m.name]) for m in MODELS}
     by_n = {n: _summary([r for r in runs if r["n"] == n]) for n in REPLAY_SIZES}
     by_cv = {cv: _summary([r for r in runs if r["cv"] == cv]) for cv in NOISE_CVS}
@@ -346,7 +346,7 @@ def run(quick: bool = False, replay_only: bool = False) -> dict[str, Any]:
         "replay": {
             "sizes": list(REPLAY_SIZES),
             "noise_cvs": list(NOISE_CVS),
-            "tolerance": DEFAULT_TOLERANCE,
+            "tolerance": CHOICE_TOLERANCE,
             "by_model": by_model,
             "by_n": by_n,
             "by_cv": by_cv,

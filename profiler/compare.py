@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiler.history import Point, sample_gflops
+from profiler.settings import REGRESSION_TOLERANCE
 
 __all__ = [
     "CONFIDENCE",
-    "DEFAULT_TOLERANCE",
     "Comparison",
     "Difference",
     "Figure",
@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 #: B slower than A by more than this fraction (and beyond the spread) is a regression
-DEFAULT_TOLERANCE = 0.05
 #: the coverage of the bootstrap intervals
 CONFIDENCE = 0.95
 _RESAMPLES = 500
@@ -136,7 +135,7 @@ def compare(
     a: Sequence[Point],
     b: Sequence[Point],
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = REGRESSION_TOLERANCE,
     resamples: int = _RESAMPLES,
     seed: int = 0,
 ) -> Comparison:

@@ -18,15 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from profiler.settings import SLOW_NODE_FLOOR
+from profiler.stats import robust_sigma
+
 __all__ = ["MIN_NODES", "FleetReport", "NodeFigures", "NodeStanding", "judge"]
 
 #: fewer nodes than this and no node is judged
 MIN_NODES = 3
 #: robust standard deviations below the median
 THRESHOLD = 3.5
-#: and at least this much slower
-FLOOR = 0.05
-_MAD_TO_SIGMA = 1.4826
 
 PointKey = tuple[str, int, int]
 
@@ -119,7 +119,7 @@ def judge(
     nodes: Sequence[NodeFigures],
     *,
     threshold: float = THRESHOLD,
-    floor: float = FLOOR,
+    floor: float = SLOW_NODE_FLOOR,
     min_nodes: int = MIN_NODES,
 ) -> list[FleetReport]:
     """One report per node type, nodes slowest first (see the module's docstring)."""
@@ -157,7 +157,7 @@ def _judge_type(
         centre, spread = (statistics.median(judged) if judged else None), None
     else:
         centre = statistics.median(judged)
-        spread = _MAD_TO_SIGMA * statistics.median(abs(s - centre) for s in judged)
+        spread = robust_sigma(judged, centre)
         margin = max(floor, threshold * spread / centre)
     result = []
     for node, standing, count in zip(nodes, standings, counts, strict=True):

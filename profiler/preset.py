@@ -18,7 +18,7 @@ from typing import Any
 from profiler.budget import threads_for
 from profiler.choice import choose, curves_of
 from profiler.results import Measurement
-from profiler.settings import DEFAULT_TOLERANCE
+from profiler.settings import CHOICE_TOLERANCE
 
 __all__ = [
     "LAYOUT_PHASE",
@@ -212,7 +212,7 @@ def derive(
     *,
     node_type: str,
     calibrated_cpus: int,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = CHOICE_TOLERANCE,
     calibration_id: int | None = None,
     created_at: str = "",
     blas: str = "",

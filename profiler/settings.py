@@ -16,10 +16,11 @@ from profiler.errors import UsageError
 
 __all__ = [
     "ALL_THREADS",
-    "DEFAULT_TOLERANCE",
+    "CHOICE_TOLERANCE",
     "DTYPES",
     "PROFILES",
-    "STRATEGIES",
+    "REGRESSION_TOLERANCE",
+    "SLOW_NODE_FLOOR",
     "SweepSettings",
     "ThreadCounts",
     "TimingSettings",
@@ -28,10 +29,12 @@ __all__ = [
 
 #: the GEMM dtypes blasprof times
 DTYPES = ("float64", "float32")
-#: how a sweep picks thread counts: a search, or every count
-STRATEGIES = ("search", "exhaustive")
-#: a count within this fraction of the best counts as good as the best
-DEFAULT_TOLERANCE = 0.03
+#: the choice: a count within this fraction of the best counts as good as the best
+CHOICE_TOLERANCE = 0.03
+#: compare: B slower than A by more than this fraction can be a regression
+REGRESSION_TOLERANCE = 0.05
+#: nodes: a suspect node is also at least this fraction below its type's median
+SLOW_NODE_FLOOR = 0.05
 #: every thread count from 1 to the CPUs the task may use
 ALL_THREADS: Literal["all"] = "all"
 ThreadCounts = tuple[int, ...] | Literal["all"]
@@ -65,7 +68,7 @@ class SweepSettings:
     threads: ThreadCounts = ALL_THREADS
     timing: TimingSettings = field(default_factory=TimingSettings)
     strategy: str = "search"
-    tolerance: float = DEFAULT_TOLERANCE
+    tolerance: float = CHOICE_TOLERANCE
     #: also measure job layouts (W processes x T threads); see ``profiler.layouts``
     layouts: bool = False
 
@@ -86,7 +89,7 @@ class SweepSettings:
             threads=ALL_THREADS if threads in (ALL_THREADS, None) else tuple(threads),
             timing=TimingSettings(**d.get("timing", {})),
             strategy=d.get("strategy", "search"),
-            tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)),
+            tolerance=float(d.get("tolerance", CHOICE_TOLERANCE)),
             layouts=bool(d.get("layouts", False)),
         )
 

@@ -12,12 +12,20 @@ import math
 import statistics
 from collections.abc import Sequence
 
-__all__ = ["OUTLIER_MADS", "differs", "outliers", "relative_spread", "uncertainty"]
+__all__ = [
+    "MAD_TO_SIGMA",
+    "OUTLIER_MADS",
+    "differs",
+    "outliers",
+    "relative_spread",
+    "robust_sigma",
+    "uncertainty",
+]
 
 #: a sample this many scaled MADs from the median is an outlier (kept, but flagged)
 OUTLIER_MADS = 3.5
 #: MAD * this estimates the standard deviation of normally distributed samples
-_MAD_TO_SIGMA = 1.4826
+MAD_TO_SIGMA = 1.4826
 #: the standard error of a median is about this times sigma / sqrt(n)
 _MEDIAN_ERROR = 1.2533
 #: how many standard errors apart two medians must be to differ (about 95% two-sided)
@@ -29,12 +37,20 @@ def _mad(samples: Sequence[float]) -> tuple[float, float]:
     return median, statistics.median(abs(x - median) for x in samples)
 
 
+def robust_sigma(values: Sequence[float], centre: float | None = None) -> float:
+    """The scaled MAD of ``values`` around ``centre`` (their median by default): a standard
+    deviation that a few wild values do not move."""
+    if centre is None:
+        centre = statistics.median(values)
+    return MAD_TO_SIGMA * statistics.median(abs(x - centre) for x in values)
+
+
 def relative_spread(samples: Sequence[float]) -> float:
     """The robust spread of ``samples`` (scaled MAD) relative to their median; 0 for < 2."""
     if len(samples) < 2:
         return 0.0
     median, mad = _mad(samples)
-    return _MAD_TO_SIGMA * mad / median if median > 0 else 0.0
+    return MAD_TO_SIGMA * mad / median if median > 0 else 0.0
 
 
 def uncertainty(samples: Sequence[float]) -> float:
@@ -53,7 +69,7 @@ def outliers(samples: Sequence[float]) -> int:
     mad = max(mad, 1e-3 * abs(median))
     if mad == 0:
         return 0
-    return sum(abs(x - median) > OUTLIER_MADS * _MAD_TO_SIGMA * mad for x in samples)
+    return sum(abs(x - median) > OUTLIER_MADS * MAD_TO_SIGMA * mad for x in samples)
 
 
 def differs(a: float, a_uncertainty: float, b: float, b_uncertainty: float) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from profiler.errors import UsageError
 from profiler.results import Measurement
-from profiler.settings import ALL_THREADS, DEFAULT_TOLERANCE, SweepSettings, ThreadCounts
+from profiler.settings import ALL_THREADS, CHOICE_TOLERANCE, SweepSettings, ThreadCounts
 from profiler.stats import differs
 from profiler.timing import check_fits, operand_bytes
 
@@ -91,7 +91,7 @@ def search_threads(
     candidates: Sequence[int],
     measure: Callable[[Sequence[int]], Sequence[Reading]],
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = CHOICE_TOLERANCE,
     anchors: Iterable[int] = (),
     from_the_top: bool = False,
     resolution: float = 0.0,

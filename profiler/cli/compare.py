@@ -15,6 +15,7 @@ from profiler.cli.options import (
     parse_selection,
 )
 from profiler.errors import UsageError
+from profiler.settings import REGRESSION_TOLERANCE
 
 if TYPE_CHECKING:
     from profiler.history import Point
@@ -30,7 +31,7 @@ def compare_command(
     tolerance: Annotated[
         float,
         typer.Option(help="B slower than A by more than this fraction can be a regression."),
-    ] = 0.05,
+    ] = REGRESSION_TOLERANCE,
     json_output: JsonOption = False,
     fmt: TableFormatOption = None,
 ) -> None:

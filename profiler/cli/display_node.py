@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from profiler.cli.display import console, safe
-from profiler.settings import DEFAULT_TOLERANCE
+from profiler.settings import CHOICE_TOLERANCE
 
 if TYPE_CHECKING:
     from profiler.results import NodeInfo
@@ -327,7 +327,7 @@ def _print_choice(preset: dict[str, Any]) -> None:
     """The count chosen per size class, and what it costs each dtype where no count is
     within the tolerance of every dtype's best."""
     out = console()
-    tol = preset.get("tolerance", DEFAULT_TOLERANCE)
+    tol = preset.get("tolerance", CHOICE_TOLERANCE)
     out.print(
         f"[bold]chosen threads[/] (smallest count within {tol:.0%} of every size's and "
         "dtype's best, or within the measured spread):"

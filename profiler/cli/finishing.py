@@ -100,7 +100,7 @@ def finish(
     from profiler.budget import obeyed_variables
     from profiler.preset import derive
     from profiler.results import NodeInfo
-    from profiler.settings import DEFAULT_TOLERANCE
+    from profiler.settings import CHOICE_TOLERANCE
 
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
@@ -136,7 +136,7 @@ def finish(
             points,
             node_type=record.node_type,
             calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float(settings.get("tolerance", DEFAULT_TOLERANCE)),
+            tolerance=float(settings.get("tolerance", CHOICE_TOLERANCE)),
             calibration_id=cal_id,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             blas="; ".join(

@@ -7,6 +7,7 @@ import typer
 from profiler.cli import display
 from profiler.cli._common import handle_errors, open_db
 from profiler.cli.options import JsonOption, NodeTypeOption, check_tolerance
+from profiler.settings import SLOW_NODE_FLOOR
 
 
 @handle_errors
@@ -15,7 +16,7 @@ def nodes_command(
     floor: Annotated[
         float,
         typer.Option(help="A suspect is also at least this fraction below the type's median."),
-    ] = 0.05,
+    ] = SLOW_NODE_FLOOR,
     json_output: JsonOption = False,
 ) -> None:
     """The fleet view: each node's latest figures against its siblings of the same type.
