@@ -1,5 +1,7 @@
-"""The node task: what runs on the compute node, and the one place its result is built.
+"""The node task: what a job runs on the compute node, and the one place its result is built.
 
+The measuring is ``profiler.measure.pipeline``; the task around it owns what is about
+running as a job: the checkpoint, signals, the owner watch and the result file.
 ``run_node_task`` imports nothing heavy before it has set the thread environment for the
 largest count it will test, so OpenBLAS starts with a pool large enough. It writes every
 point to the checkpoint (``jobs.checkpoint``) as soon as it is measured and returns a
@@ -15,7 +17,7 @@ import datetime as _dt
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,112 +129,53 @@ def run_node_task(spec: TaskSpec) -> dict[str, Any]:
 
 
 def _run_node_task(spec: TaskSpec) -> dict[str, Any]:
-    """The task itself. The conditions are watched from the sweep's start to the end of the
-    layouts; the checkpoint says which phase runs."""
+    """The task itself: the pipeline of ``profiler.measure``, every point checkpointed as it
+    comes and the phase that runs noted, SIGTERM and a stop request turned into the
+    pipeline's interruption (it keeps what was measured)."""
     _prepare_environment(spec.max_threads)
 
-    from profiler.conditions import Watch
-    from profiler.errors import UsageError
-    from profiler.preset import derive
-    from profiler.probe import probe
-    from profiler.sweep import check_memory, resolve_threads, run_sweep
-    from profiler.verify import verify_preset
+    from profiler.measure.pipeline import measure_node
 
     started = _now()
     checkpoint = Path(spec.checkpoint)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    settings = spec.settings
     previous = _install_term_handler()
-    measurements: list[Measurement] = []
-    node = None
-    watch = None
     try:
-        node = probe()
-        append(checkpoint, "node", node=node.to_dict())
-        try:
-            counts = resolve_threads(settings.threads, node.usable_cpus)
-            check_memory(settings, node.memory_available_bytes)
-        except UsageError as exc:
-            return build_result(spec, node, [], "failed", started, error=str(exc)).to_dict()
-
-        def on_point(m: Measurement) -> None:
-            measurements.append(m)
-            append(checkpoint, "point", point=m.to_dict())
-            if spec.stop_event is not None and spec.stop_event.is_set():
-                raise KeyboardInterrupt
-
-        append(checkpoint, "phase", name="sweep")
-        # the whole affinity mask: the sweep's threads are not pinned, and others on any of
-        # these CPUs compete with them
-        watch = Watch(node.affinity_cpus).start()
-        outcome = run_sweep(
-            settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
+        outcome = measure_node(
+            spec.settings, spec.node_type, _Checkpointing(spec), verify=spec.verify
         )
-        notes: list[str] = []
-        if outcome.completed and settings.layouts and node.usable_cpus > 1:
-            notes += _layouts(settings, node, checkpoint, on_point)
-        conditions = watch.stop([m.samples for m in measurements])
-        verification = None
-        if outcome.completed and spec.verify:
-            append(checkpoint, "phase", name="verification")
-            try:
-                preset = derive(
-                    measurements,
-                    node_type=spec.node_type,
-                    calibrated_cpus=node.usable_cpus,
-                    tolerance=settings.tolerance,
-                )
-            except ValueError as exc:  # no point whose thread count held: nothing to verify
-                notes.append(f"not verified: {exc}")
-            else:
-                verification = verify_preset(preset, measurements, settings)
-        status = "complete" if outcome.completed else "partial"
         return build_result(
             spec,
-            node,
-            measurements,
-            status,
+            outcome.node,
+            outcome.measurements,
+            outcome.status,
             started,
-            verification=verification,
-            error="; ".join(filter(None, [outcome.error, *notes])) or None,
-            conditions=conditions,
-        ).to_dict()
-    except KeyboardInterrupt:
-        conditions = watch.stop([m.samples for m in measurements]) if watch else None
-        return build_result(
-            spec, node, measurements, "partial", started, error="interrupted", conditions=conditions
+            verification=outcome.verification,
+            error=outcome.error,
+            conditions=outcome.conditions,
         ).to_dict()
     finally:
         append(checkpoint, "end")
         _restore_term_handler(previous)
 
 
-def _layouts(
-    settings: SweepSettings,
-    node: NodeInfo,
-    checkpoint: Path,
-    on_point: Callable[[Measurement], None],
-) -> list[str]:
-    """Measure the job layouts after a complete sweep; what went wrong becomes a note, and
-    the sweep stays complete (its points are the preset's; layouts only add rows)."""
-    from profiler.layouts import LayoutError, run_layouts
-    from profiler.preset import class_of
+class _Checkpointing:
+    """The pipeline's progress, written to the task's checkpoint as it comes."""
 
-    append(checkpoint, "phase", name="layouts")
-    largest = {}
-    for n in settings.sizes:
-        largest[class_of(n)[0]] = n
-    try:
-        _, notes = run_layouts(
-            settings,
-            sorted(largest.values()),
-            node.affinity_cpus[: node.usable_cpus],
-            available_bytes=node.memory_available_bytes,
-            on_point=on_point,
-        )
-    except (LayoutError, OSError) as exc:
-        return [f"layouts not measured: {exc}"]
-    return [f"layouts: {note}" for note in notes]
+    def __init__(self, spec: TaskSpec) -> None:
+        self.path = Path(spec.checkpoint)
+        self.stop_event = spec.stop_event
+
+    def node(self, node: NodeInfo) -> None:
+        append(self.path, "node", node=node.to_dict())
+
+    def phase(self, name: str) -> None:
+        append(self.path, "phase", name=name)
+
+    def point(self, measurement: Measurement) -> None:
+        append(self.path, "point", point=measurement.to_dict())
+        if self.stop_event is not None and self.stop_event.is_set():
+            raise KeyboardInterrupt
 
 
 def _watch_owner(owner: tuple[str, int, float] | None) -> threading.Event | None:

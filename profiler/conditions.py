@@ -102,23 +102,11 @@ class Conditions:
     cgroup_cpu_limit: float | None = None
     notes: tuple[str, ...] = field(default=())
 
-    @property
-    def quiet(self) -> bool:
-        return self.verdict == "quiet"
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("reasons", "load_before", "load_after", "governors", "affinity_cpus", "notes"):
             d[key] = list(d[key])
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Conditions:
-        names = {f for f in cls.__dataclass_fields__}
-        d = {k: v for k, v in d.items() if k in names}
-        for key in ("reasons", "load_before", "load_after", "governors", "affinity_cpus", "notes"):
-            d[key] = tuple(d.get(key) or ())
-        return cls(**d)
 
 
 class Watch:

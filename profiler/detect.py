@@ -21,7 +21,7 @@ __all__ = ["CPU_KEY_CHARS", "FEATURE_CHARS", "JOB_START", "cpu_key", "detect", "
 CPU_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789."
 #: characters of a Slurm feature name; others separate features in SLURM_JOB_CONSTRAINTS
 FEATURE_CHARS = CPU_KEY_CHARS + "_-"
-#: characters of a node-type name (see profiler.names; not the first: '.', '_', '-')
+#: characters of a node-type name (not the first: '.', '_', '-'); profiler.names says why
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 
 

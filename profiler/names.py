@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import re
 
+from profiler.detect import is_name
 from profiler.errors import UsageError
 
 __all__ = [
-    "NODE_TYPE_PATTERN",
     "NODE_TYPE_RULE",
     "check_node_type",
     "default_node_type",
     "is_node_type",
 ]
 
-#: what a node type name may be; applied with fullmatch ("$" would let a newline through)
-NODE_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+#: the rule itself is ``profiler.detect.is_name``, which the job-start forms carry
 NODE_TYPE_RULE = (
     "1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
 )
@@ -28,7 +27,7 @@ NODE_TYPE_RULE = (
 
 def is_node_type(name: object) -> bool:
     """Whether ``name`` is a valid node type name."""
-    return isinstance(name, str) and NODE_TYPE_PATTERN.fullmatch(name) is not None
+    return isinstance(name, str) and is_name(name)
 
 
 def check_node_type(name: str, option: str = "--node-type") -> str:

@@ -1,0 +1,142 @@
+"""The node-side pipeline of a calibration: probe, sweep, layouts, conditions, derive, verify.
+
+``measure_node`` runs the stages in order and returns what they found as a ``NodeOutcome``.
+It reports as it goes through a ``Progress`` (the node record once probed, each phase as it
+starts, each point as soon as it is measured), so that the caller can checkpoint every
+point; a ``KeyboardInterrupt`` (Ctrl-C, or a SIGTERM or stop request the caller turns into
+one) ends the run with the points measured so far, as ``partial``. It never touches the
+database, the job folder or signal handlers: those are the task's (``jobs.task``).
+
+It imports numpy (through the sweep) only when it runs: the caller sets the thread
+environment for the largest count first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from profiler.conditions import Conditions
+    from profiler.results import Measurement, NodeInfo, Verification
+    from profiler.settings import SweepSettings
+
+__all__ = ["NodeOutcome", "Progress", "measure_node"]
+
+
+class Progress(Protocol):
+    """Where the pipeline reports. ``point`` may raise KeyboardInterrupt to stop the run."""
+
+    def node(self, node: NodeInfo) -> None: ...
+
+    def phase(self, name: str) -> None: ...
+
+    def point(self, measurement: Measurement) -> None: ...
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """What one node's run found: its status, points, and what was judged of them."""
+
+    status: str
+    node: NodeInfo | None
+    measurements: tuple[Measurement, ...]
+    verification: Verification | None = None
+    error: str | None = None
+    conditions: Conditions | None = None
+
+
+def measure_node(
+    settings: SweepSettings, node_type: str, progress: Progress, *, verify: bool = True
+) -> NodeOutcome:
+    """Probe this node, sweep (and measure layouts), judge the conditions, and verify the
+    derived preset in a fresh process. The conditions are watched from the sweep's start to
+    the end of the layouts."""
+    from profiler.conditions import Watch
+    from profiler.errors import UsageError
+    from profiler.preset import derive
+    from profiler.probe import probe
+    from profiler.sweep import check_memory, resolve_threads, run_sweep
+    from profiler.verify import verify_preset
+
+    measurements: list[Measurement] = []
+    node = None
+    watch = None
+
+    def on_point(m: Measurement) -> None:
+        measurements.append(m)
+        progress.point(m)
+
+    try:
+        node = probe()
+        progress.node(node)
+        try:
+            counts = resolve_threads(settings.threads, node.usable_cpus)
+            check_memory(settings, node.memory_available_bytes)
+        except UsageError as exc:
+            return NodeOutcome("failed", node, (), error=str(exc))
+
+        progress.phase("sweep")
+        # the whole affinity mask: the sweep's threads are not pinned, and others on any of
+        # these CPUs compete with them
+        watch = Watch(node.affinity_cpus).start()
+        outcome = run_sweep(
+            settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
+        )
+        notes: list[str] = []
+        if outcome.completed and settings.layouts and node.usable_cpus > 1:
+            progress.phase("layouts")
+            notes += _layouts(settings, node, on_point)
+        conditions = watch.stop([m.samples for m in measurements])
+        verification = None
+        if outcome.completed and verify:
+            progress.phase("verification")
+            try:
+                preset = derive(
+                    measurements,
+                    node_type=node_type,
+                    calibrated_cpus=node.usable_cpus,
+                    tolerance=settings.tolerance,
+                )
+            except ValueError as exc:  # no point whose thread count held: nothing to verify
+                notes.append(f"not verified: {exc}")
+            else:
+                verification = verify_preset(preset, measurements, settings)
+        return NodeOutcome(
+            "complete" if outcome.completed else "partial",
+            node,
+            tuple(measurements),
+            verification=verification,
+            error="; ".join(filter(None, [outcome.error, *notes])) or None,
+            conditions=conditions,
+        )
+    except KeyboardInterrupt:
+        conditions = watch.stop([m.samples for m in measurements]) if watch else None
+        return NodeOutcome(
+            "partial", node, tuple(measurements), error="interrupted", conditions=conditions
+        )
+
+
+def _layouts(
+    settings: SweepSettings, node: NodeInfo, on_point: Callable[[Measurement], None]
+) -> list[str]:
+    """Measure the job layouts after a complete sweep; what went wrong becomes a note, and
+    the sweep stays complete (its points are the preset's; layouts only add rows)."""
+    from profiler.layouts import LayoutError, run_layouts
+    from profiler.preset import class_of
+
+    largest = {}
+    for n in settings.sizes:
+        largest[class_of(n)[0]] = n
+    try:
+        _, notes = run_layouts(
+            settings,
+            sorted(largest.values()),
+            node.affinity_cpus[: node.usable_cpus],
+            available_bytes=node.memory_available_bytes,
+            on_point=on_point,
+        )
+    except (LayoutError, OSError) as exc:
+        return [f"layouts not measured: {exc}"]
+    return [f"layouts: {note}" for note in notes]
