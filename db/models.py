@@ -73,7 +73,6 @@ class BlasEnvironment(Base):
 
     id: Mapped[int]
     fingerprint: Mapped[str]
-    summary: Mapped[str]
     libraries: Mapped[list[dict[str, Any]]]
     numpy_version: Mapped[str]
     numpy_blas: Mapped[dict[str, Any]]

@@ -33,7 +33,7 @@ from db.models import (
 )
 from profiler.errors import DatabaseError, NotFound, UsageError
 from profiler.preset import Preset
-from profiler.results import BlasLibrary, NodeInfo, NodeResult
+from profiler.results import NodeInfo, NodeResult
 
 __all__ = [
     "add_job",
@@ -320,16 +320,6 @@ def _blas_identity(node: NodeInfo) -> dict[str, Any]:
     }
 
 
-def _blas_summary(libraries: tuple[BlasLibrary, ...]) -> str:
-    parts = []
-    for lib in libraries:
-        words = [lib.internal_api, lib.version or "?"]
-        if lib.threading_layer:
-            words.append(lib.threading_layer)
-        parts.append(" ".join(words))
-    return ", ".join(parts)[:500]
-
-
 def _blas_environment_id(session: Session, node: NodeInfo) -> int:
     fingerprint = blas_fingerprint(node)
     identity = _plain_json(_blas_identity(node))
@@ -338,7 +328,6 @@ def _blas_environment_id(session: Session, node: NodeInfo) -> int:
         BlasEnvironment,
         {
             "fingerprint": fingerprint,
-            "summary": _blas_summary(node.blas),
             "libraries": identity["libraries"],
             "numpy_version": node.numpy_version,
             "numpy_blas": identity["numpy_blas"],

@@ -57,7 +57,7 @@ __all__ = [
 
 #: the Alembic revision these tables describe (the head of ``db/migrations``): opening a
 #: database compares it with ``alembic_version`` without importing Alembic; a test checks it
-SCHEMA_REVISION = "0004_calibration_owner"
+SCHEMA_REVISION = "0005_drop_blas_summary"
 
 
 NAMING_CONVENTION = {
@@ -153,7 +153,6 @@ blas_environments = Table(
     metadata,
     _id(),
     _required("fingerprint", String(64), unique=True),
-    _required("summary", String(500), default=""),
     _required("libraries", JSON),
     _required("numpy_version", String(64), default=""),
     _required("numpy_blas", JSON),

@@ -86,11 +86,13 @@ def _build_0001(url: str, scratch: str) -> None:
         old.reflect(engine)
         with source.connect() as src, engine.begin() as dst:
             for name in TABLES:
-                columns = [c.name for c in old.tables[name].columns]
                 table = metadata.tables[name]  # read with today's types (UTC times)
+                columns = [c.name for c in old.tables[name].columns if c.name in table.c]
+                # a column a later migration dropped (0005: blas_environments.summary)
+                dropped = {c.name: "" for c in old.tables[name].columns if c.name not in table.c}
                 rows = src.execute(select(*(table.c[c] for c in columns))).mappings().all()
                 if rows:
-                    dst.execute(old.tables[name].insert(), [dict(r) for r in rows])
+                    dst.execute(old.tables[name].insert(), [{**dropped, **r} for r in rows])
                 if dst.dialect.name == "postgresql":
                     dst.execute(
                         text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
