@@ -105,6 +105,10 @@ class NodeInfo:
     caches: dict[str, int] = field(default_factory=dict)
     #: the most threads numpy's OpenBLAS was built for (MAX_THREADS), where it says
     blas_max_threads: int | None = None
+    #: what named the hypervisor (sysfs, DMI, the paravirtual clock) or why none is named
+    hypervisor_source: str = ""
+    #: what named the microarchitecture: archspec, or our family/model table
+    microarchitecture_source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,7 +17,7 @@ from profiler.settings import DEFAULT_TOLERANCE
 if TYPE_CHECKING:
     from profiler.results import NodeInfo
 
-__all__ = ["print_calibration", "print_probe"]
+__all__ = ["print_calibration", "print_probe", "print_rows"]
 
 
 # -- probe ----------------------------------------------------------------------------------
@@ -41,16 +41,23 @@ def _ranges(cpus: tuple[int, ...]) -> str:
     return ",".join(parts)
 
 
-def print_probe(info: NodeInfo) -> None:
-    """This node as a two-column table."""
-    from rich.table import Table
+def print_rows(rows: Sequence[tuple[str, str]]) -> None:
+    """Two columns, the keys aligned; a line ends where its value ends (no padding to the
+    terminal's width, no wrapping), so that piped output is as grep and cut expect."""
+    width = max((len(key) for key, _ in rows), default=0)
+    for key, value in rows:
+        print(f"{safe(key, markup=False):<{width}}  {safe(value, markup=False)}".rstrip())
 
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+
+def print_probe(info: NodeInfo) -> None:
+    """This node as two columns."""
     rows = [
         ("host", info.hostname),
         ("cpu", f"{info.cpu_model} ({info.vendor}, {info.microarchitecture or 'unknown uarch'})"),
+        (
+            "microarchitecture",
+            f"{info.microarchitecture or 'unknown'} (from {info.microarchitecture_source or '?'})",
+        ),
         (
             "topology",
             f"{info.sockets} socket(s), {info.physical_cores} cores, {info.logical_cpus} "
@@ -80,7 +87,11 @@ def print_probe(info: NodeInfo) -> None:
             f"family {info.cpu_family} model {info.cpu_model_number} stepping {info.cpu_stepping}",
         ),
         ("caches", ", ".join(f"{k} {_size(v)}" for k, v in info.caches.items()) or "-"),
-        ("hypervisor", info.hypervisor or "none (bare metal)"),
+        (
+            "hypervisor",
+            f"{info.hypervisor or 'none (bare metal)'}"
+            + (f" (from {info.hypervisor_source})" if info.hypervisor_source else ""),
+        ),
     ]
     rows += sorted(info.slurm.items())
     for lib in info.blas:
@@ -101,9 +112,7 @@ def print_probe(info: NodeInfo) -> None:
         if info.usable_cpus > info.blas_max_threads:
             ceiling += f"; WARNING: {info.usable_cpus} usable CPUs exceed it"
         rows.append(("thread ceiling", ceiling))
-    for key, value in rows:
-        table.add_row(safe(key), safe(value))
-    console().print(table)
+    print_rows(rows)
 
 
 def _size(n: int) -> str:
