@@ -26,6 +26,7 @@ __all__ = [
     "collect_cpu",
     "collect_allocation",
     "collect_blas",
+    "collect_libraries",
     "collect_numpy",
     "collect_caches",
     "collect_hypervisor",
@@ -279,6 +280,16 @@ def peak_f64(facts: CpuFacts, arch: cpu.Named, cores: int) -> tuple[int | None, 
     return fpc, None, f"unknown: {missing} not known for {facts.model!r}"
 
 
+def collect_libraries() -> tuple[tuple[dict[str, Any], ...], str | None]:
+    """Every BLAS library on this node, each described by a worker process of its own, and
+    the file ``libblas.so.3`` resolves to."""
+    from profiler.blas.run import find
+    from profiler.blas.search import libblas_so_3
+
+    resolved = libblas_so_3()
+    return tuple(lib.to_dict() for lib in find()), str(resolved[1]) if resolved else None
+
+
 def probe() -> NodeInfo:
     """Everything blasprof knows about the node this process runs on."""
     import psutil
@@ -290,6 +301,7 @@ def probe() -> NodeInfo:
     cores_for_peak = usable_cores(affinity, usable)
     fpc, peak, note = peak_f64(facts, arch, cores_for_peak)
     hyper = collect_hypervisor(facts.flags)
+    libraries, libblas = collect_libraries()
     mem = psutil.virtual_memory()
     numpy_version, numpy_blas = collect_numpy()
     simd_flags = {
@@ -338,6 +350,8 @@ def probe() -> NodeInfo:
         hypervisor=hyper.name,
         hypervisor_source=hyper.source,
         microarchitecture_source=arch.source,
+        libraries=libraries,
+        libblas_so_3=libblas,
         caches=collect_caches(),
         blas_max_threads=_blas_max_threads(numpy_blas),
     )

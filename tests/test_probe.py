@@ -5,6 +5,7 @@ this machine's real probe through the console script (piped, `--version`)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -217,3 +218,51 @@ def test_the_piped_probe_is_one_unpadded_line_per_row(blasprof_exe: str, home: P
     (hyper,) = [line for line in lines if line.startswith("hypervisor ")]
     assert (doc["hypervisor"] or "none") in hyper and doc["hypervisor_source"] in hyper
     assert doc["microarchitecture_source"]
+
+
+def _rows(text: str) -> dict[str, str]:
+    return {
+        line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1]
+        for line in text.splitlines()
+        if len(line.split(maxsplit=1)) == 2
+    }
+
+
+def test_probe_lists_every_blas_library_with_what_it_obeys(blasprof_exe: str, home: Path) -> None:
+    from profiler.blas.run import find
+    from profiler.blas.search import ld_cache
+
+    doc = json.loads(run_blasprof(blasprof_exe, "probe", "--json").stdout)
+    found = {lib.label: lib for lib in find()}
+    libs = {lib["label"]: lib for lib in doc["libraries"]}
+    assert set(libs) == set(found) and "numpy" in libs
+    for label, lib in libs.items():
+        assert lib["path"] == found[label].path and lib["version"] == found[label].version
+    entry = ld_cache().get("libblas.so.3")
+    assert doc["libblas_so_3"] == (str(entry.resolve()) if entry else None)
+    providers = [label for label, lib in libs.items() if lib["is_libblas_so_3"]]
+    assert len(providers) == (1 if entry else 0)
+
+    table = run_blasprof(blasprof_exe, "probe")
+    assert table.returncode == 0, table.stderr
+    rows = _rows(table.stdout)
+    for label, lib in libs.items():
+        row = rows[f"blas:{label}"]
+        assert row.endswith(lib["path"]) and f" {lib['version']};" in row, row
+        assert " > ".join(lib["variables"]) in row
+    if providers:
+        assert f"libblas.so.3 -> {providers[0]} (" in rows["libraries"]
+
+
+def test_probe_shows_a_broken_site_library_as_one_line_and_succeeds(
+    blasprof_exe: str, home: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "libblis.so.4").write_bytes(b"\x7fELF\x1b]0;title\x07 broken")
+    env = {**os.environ, "BLASPROF_BLAS_PATH": str(site)}
+    proc = run_blasprof(blasprof_exe, "probe", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if str(site) in line]
+    assert row.startswith("blas:blis ") and "unusable (worker exited 1: OSError" in row
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout

@@ -104,6 +104,7 @@ def print_probe(info: NodeInfo) -> None:
         )
     if not info.blas:
         rows.append(("blas", "no BLAS library found by threadpoolctl"))
+    rows += _library_rows(info)
     scopes = sorted({f"{lib.internal_api}: {lib.limit_scope}" for lib in info.blas})
     if scopes:
         rows.append(("limit scope", "threadpoolctl limits act on " + "; ".join(scopes)))
@@ -113,6 +114,38 @@ def print_probe(info: NodeInfo) -> None:
             ceiling += f"; WARNING: {info.usable_cpus} usable CPUs exceed it"
         rows.append(("thread ceiling", ceiling))
     print_rows(rows)
+
+
+def _library_rows(info: NodeInfo) -> list[tuple[str, str]]:
+    """One row per BLAS library on the node (``blas:LABEL``), after one that says how many
+    were found and which one ``libblas.so.3`` resolves to."""
+    libs = info.libraries
+    provider = next((lib["label"] for lib in libs if lib.get("is_libblas_so_3")), None)
+    if info.libblas_so_3 is None:
+        generic = "no libblas.so.3 in the linker's cache"
+    else:
+        generic = f"libblas.so.3 -> {provider or 'a library no member knows'} ({info.libblas_so_3})"
+    rows = [("libraries", f"{len(libs)} BLAS libraries on this node; {generic}")]
+    for lib in libs:
+        if lib.get("error"):
+            rows.append(
+                (f"blas:{lib['label']}", f"{lib['title']}: unusable ({lib['error']}) {lib['path']}")
+            )
+            continue
+        variables = " > ".join(lib.get("variables") or ()) or "none (always 1 thread)"
+        parts = [
+            f"{lib['title']} {lib.get('version') or '?'}",
+            f"threading={lib.get('threading') or '?'}",
+            f"kernel={lib.get('architecture') or '?'}",
+            f"variables: {variables}",
+            f"threads set by {lib.get('threads_api') or '-'}",
+            f"gemm {lib.get('gemm_symbol') or '?'}"
+            + (" (64-bit integers)" if lib.get("ilp64") else ""),
+        ]
+        if not lib.get("tested", True):
+            parts.append("untested here")
+        rows.append((f"blas:{lib['label']}", "; ".join(parts) + f"; {lib['path']}"))
+    return rows
 
 
 def _size(n: int) -> str:
