@@ -20,6 +20,7 @@ __all__ = [
     "cpuinfo_blocks",
     "microarchitecture_from_cpuid",
     "hypervisor",
+    "peak_clock",
     "clean_text",
     "MAX_TEXT",
 ]
@@ -197,3 +198,27 @@ def hypervisor(flags: frozenset[str], root: Path = Path("/")) -> Named:
         if clock in _CLOCKSOURCES:
             return Named(_CLOCKSOURCES[clock], f"clocksource {clock}")
     return Named("unknown", "hypervisor flag in /proc/cpuinfo; nothing names it")
+
+
+# cpufreq files that give a sustained clock in kHz, best first: Intel's base frequency
+# (intel_pstate), AMD's nominal one (amd-pstate); a VM usually has neither
+_BASE_CLOCKS = (
+    ("sys/devices/system/cpu/cpu0/cpufreq/base_frequency", "cpufreq base_frequency"),
+    ("sys/devices/system/cpu/cpu0/cpufreq/amd_pstate_nominal_freq", "amd-pstate nominal"),
+)
+
+
+def peak_clock(cpuid: CpuId, root: Path = Path("/")) -> tuple[float | None, str]:
+    """The clock (MHz) a peak is computed with, and which clock it is: a base frequency
+    where cpufreq gives one (AVX-512 work often runs below it, never say more), else the
+    fastest current clock /proc/cpuinfo shows (a VM's is the host's nominal clock), else
+    x86's BogoMIPS / 2 (twice the clock at boot)."""
+    for path, source in _BASE_CLOCKS:
+        khz = _read(root, path)
+        if re.fullmatch(r"[0-9]{4,8}", khz):
+            return int(khz) / 1000.0, source
+    if cpuid.mhz:
+        return max(cpuid.mhz), "/proc/cpuinfo cpu MHz (current clock; no base frequency exposed)"
+    if cpuid.bogomips and cpuid.family is not None:
+        return cpuid.bogomips / 2.0, "BogoMIPS / 2"
+    return None, "unknown"

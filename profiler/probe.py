@@ -103,20 +103,6 @@ def _read(path: str | Path) -> str | None:
         return None
 
 
-def _clock(cpuid: cpu.CpuId) -> tuple[float | None, str]:
-    """The clock a peak is computed with, and which clock it is: the base frequency where
-    cpufreq gives one (AVX-512 work often runs below it), else the fastest current clock
-    /proc/cpuinfo shows (a VM's is the host's nominal clock)."""
-    base = (_read("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency") or "").strip()
-    if base.isdigit() and 0 < int(base) < 10**8:
-        return int(base) / 1000.0, "cpufreq base_frequency"
-    if cpuid.mhz:
-        return max(cpuid.mhz), "/proc/cpuinfo cpu MHz (current clock; no base frequency exposed)"
-    if cpuid.bogomips and platform.machine() in ("x86_64", "AMD64"):
-        return cpuid.bogomips / 2.0, "BogoMIPS / 2"
-    return None, "unknown"
-
-
 def collect_cpu(cpuinfo: str | None = None) -> CpuFacts:
     """CPU model, vendor, flags, sockets, cores, NUMA nodes and clock from /proc and /sys
     (``cpuinfo``: a /proc/cpuinfo text to read instead of this machine's)."""
@@ -129,7 +115,7 @@ def collect_cpu(cpuinfo: str | None = None) -> CpuFacts:
     logical = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or logical
     nodes = [p for p in Path("/sys/devices/system/node").glob("node[0-9]*")]
-    clock_mhz, clock_source = _clock(cpuid)
+    clock_mhz, clock_source = cpu.peak_clock(cpuid)
     model = cpuid.model_name
     if model == "unknown":
         model = cpu.clean_text(platform.processor()) or model

@@ -170,6 +170,45 @@ def test_this_machines_hypervisor_is_the_one_lscpu_names() -> None:
     assert found.name == (match.group(1) if match else None), (found, out)
 
 
+BASE = "sys/devices/system/cpu/cpu0/cpufreq/base_frequency"
+NOMINAL = "sys/devices/system/cpu/cpu0/cpufreq/amd_pstate_nominal_freq"
+
+
+@pytest.mark.parametrize(
+    ("files", "cpuinfo", "mhz", "source"),
+    [
+        ({BASE: "2100000\n", NOMINAL: "2400000\n"}, ZEN4_VM, 2100.0, "cpufreq base_frequency"),
+        ({NOMINAL: "2400000\n"}, ZEN4_VM, 2400.0, "amd-pstate nominal"),
+        ({BASE: "fast\x1b[2J\n"}, ZEN4_VM, 2650.5, "/proc/cpuinfo cpu MHz (current clock"),
+        ({BASE: "99999999999\n"}, ZEN4_VM, 2650.5, "/proc/cpuinfo cpu MHz"),
+        ({}, "cpu family: 6\nbogomips: 5000.00\n", 2500.0, "BogoMIPS / 2"),
+        ({}, ARM, None, "unknown"),  # an ARM BogoMIPS is the timer's, not the clock
+    ],
+)
+def test_the_peak_clock_is_the_best_clock_there_is_and_says_which(
+    tmp_path: Path, files: dict[str, str], cpuinfo: str, mhz: float | None, source: str
+) -> None:
+    found, said = cpu.peak_clock(cpu.parse_cpuinfo(cpuinfo), root=_sysfs(tmp_path, files))
+    assert found == mhz and said.startswith(source)
+
+
+def test_this_machines_microarchitecture_says_who_named_it() -> None:
+    from profiler.probe import collect_microarchitecture
+
+    facts = collect_cpu()
+    named = collect_microarchitecture(facts)
+    table = cpu.microarchitecture_from_cpuid(
+        facts.vendor, facts.family, facts.model_number, facts.stepping
+    )
+    if named.source == "archspec":
+        assert named.name
+    elif table:  # archspec stopped at a generic level (or is absent): our table names it
+        assert named.name == table
+        assert named.source.startswith(f"family {facts.family} model {facts.model_number}")
+    else:
+        assert named.source in ("archspec generic level", "unknown")
+
+
 def _facts(family: int, model: int, mhz: float | None) -> CpuFacts:
     return CpuFacts(
         model="AMD EPYC", vendor="AuthenticAMD", family=family, model_number=model,
