@@ -154,6 +154,18 @@ def test_a_worker_that_hangs_is_a_failed_point_with_its_reason() -> None:
     assert point.error == "no answer within 1.5 s (killed)"
 
 
+def test_a_real_hang_is_a_failed_point_too() -> None:
+    """Debian's OpenMP OpenBLAS 0.3.21 spins for ever under OMP_THREAD_LIMIT=1."""
+    if "openblas-openmp" not in LIBRARIES:
+        absent("libopenblas0-openmp is not installed (.ci/run installs it)")
+    env = {"OMP_THREAD_LIMIT": "1", "OMP_NUM_THREADS": "2"}
+    point = time_gemm(LIBRARIES["openblas-openmp"], N, env=env, timeout=3)
+    if point.ok:  # a later build that no longer hangs: the limit must then hold
+        assert point.threads_ran == 1, point
+    else:
+        assert point.error == "no answer within 3 s (killed)"
+
+
 def test_a_file_that_is_no_library_is_listed_with_the_loaders_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

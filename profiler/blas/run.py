@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,6 @@ def time_gemm(
     answer, error = _run_worker(request, {**os.environ, **extra}, timeout, worker)
     point = GemmPoint(library=library.label, n=n, dtype=dtype, threads=threads, env=extra)
     if answer is None:
-        return GemmPoint(**{**asdict(point), "error": error})
+        return replace(point, error=error)
     figures = ("gflops", "threads_ran", "cpu_per_wall", "relative_error", "set_by_api", "reps")
-    return GemmPoint(**{**asdict(point), **{k: answer[k] for k in figures if k in answer}})
+    return replace(point, **{k: answer[k] for k in figures if k in answer})
