@@ -104,6 +104,27 @@ def test_a_float32_gemm_through_numpys_library_is_right_too() -> None:
     assert point.ok and point.relative_error is not None and point.relative_error < 1e-5
 
 
+@pytest.mark.parametrize("label", ["numpy", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_fortran_symbol_computes_the_same_gemm(label: str, dtype: str) -> None:
+    """Every library here has CBLAS, so the Fortran call (for one that has not) is run
+    in this process on two that are safe to load here: numpy's own (64-bit integers, a
+    ``64_`` suffix; already loaded) and the single-threaded reference BLAS."""
+    import numpy as np
+
+    if label not in LIBRARIES:
+        absent(f"{label} BLAS is not installed (.ci/run installs libblas3)")
+    lib = LIBRARIES[label]
+    member = MEMBERS[lib.member](Path(lib.path))
+    rng = np.random.default_rng(7)
+    a, b = (rng.standard_normal((70, 70)).astype(dtype) for _ in range(2))
+    c = np.zeros_like(a)
+    member.gemm(a, b, c, fortran=True)
+    tolerance = 1e-4 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(c, a @ b, rtol=tolerance, atol=tolerance)
+    assert not np.array_equal(c, np.zeros_like(c))
+
+
 def _pairs() -> list[tuple[str, str, str]]:
     return [
         (lib.label, strong, weak)

@@ -131,32 +131,33 @@ class Member:
             return f"{prefix}cblas_{letter}gemm{suffix}"
         return f"{prefix}{letter}gemm_{suffix}"
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    def gemm(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, *, fortran: bool = False) -> None:
         """``c = a @ b`` for square C-ordered operands of one dtype (float32 or float64),
-        through CBLAS where the library has it, else the Fortran symbol."""
+        through CBLAS where the library has it (and ``fortran`` is False), else through
+        the Fortran symbol."""
         n = a.shape[0]
         real = ctypes.c_float if a.dtype.itemsize == 4 else ctypes.c_double
         integer = ctypes.c_int64 if self.ilp64 else ctypes.c_int
         letter = "s" if a.dtype.itemsize == 4 else "d"
         ptrs = [ctypes.c_void_p(x.ctypes.data) for x in (a, b, c)]
-        cblas = self.symbol(f"cblas_{letter}gemm")
+        cblas = None if fortran else self.symbol(f"cblas_{letter}gemm")
         if cblas is not None:
             cblas.restype = None
             cblas(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, integer(n), integer(n), integer(n),
                   real(1.0), ptrs[0], integer(n), ptrs[1], integer(n), real(0.0), ptrs[2],
                   integer(n))  # fmt: skip
             return
-        fortran = self.symbol(f"{letter}gemm_")
-        if fortran is None:
+        func = self.symbol(f"{letter}gemm_")
+        if func is None:
             raise OSError(f"{self.path} has neither cblas_{letter}gemm nor {letter}gemm_")
         # column-major C' = B' A' is row-major C = A B; the two trailing lengths are the
         # hidden lengths of the character arguments that gfortran-built libraries expect
         no, size, one, zero = ctypes.c_char(b"N"), integer(n), real(1.0), real(0.0)
-        fortran.restype = None
-        fortran(ctypes.byref(no), ctypes.byref(no), ctypes.byref(size), ctypes.byref(size),
-                ctypes.byref(size), ctypes.byref(one), ptrs[1], ctypes.byref(size), ptrs[0],
-                ctypes.byref(size), ctypes.byref(zero), ptrs[2], ctypes.byref(size),
-                ctypes.c_size_t(1), ctypes.c_size_t(1))  # fmt: skip
+        func.restype = None
+        func(ctypes.byref(no), ctypes.byref(no), ctypes.byref(size), ctypes.byref(size),
+             ctypes.byref(size), ctypes.byref(one), ptrs[1], ctypes.byref(size), ptrs[0],
+             ctypes.byref(size), ctypes.byref(zero), ptrs[2], ctypes.byref(size),
+             ctypes.c_size_t(1), ctypes.c_size_t(1))  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
         """What the loaded library says about itself (plain data)."""
