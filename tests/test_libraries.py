@@ -240,5 +240,9 @@ def test_the_worker_of_a_described_library_imports_no_numpy() -> None:
 
 
 def test_found_libraries_round_trip_as_plain_data() -> None:
+    import json
+
     for lib in _FOUND:
-        assert Library.from_dict(lib.to_dict()) == lib
+        plain = lib.to_dict()
+        assert json.loads(json.dumps(plain)) == plain
+        assert Library.from_dict(plain) == lib

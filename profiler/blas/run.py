@@ -50,7 +50,9 @@ class Library:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data as JSON gives it back (lists, not tuples), so that a stored record
+        read again equals the one stored."""
+        return {**asdict(self), "variables": list(self.variables)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Library:
