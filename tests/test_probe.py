@@ -305,3 +305,14 @@ def test_probe_shows_a_broken_site_library_as_one_line_and_succeeds(
     (row,) = [line for line in proc.stdout.splitlines() if str(site) in line]
     assert row.startswith("blas:blis ") and "unusable (worker exited 1: OSError" in row
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+
+
+@pytest.mark.parametrize("value", ["/no/such/dir", "/tmp:/no\x1b[2J/such"])
+def test_a_wrong_blas_path_is_one_line_and_exit_2(
+    blasprof_exe: str, home: Path, value: str
+) -> None:
+    env = {**os.environ, "BLASPROF_BLAS_PATH": value}
+    proc = run_blasprof(blasprof_exe, "probe", env=env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("blasprof: error: BLASPROF_BLAS_PATH names '/no") and "\x1b" not in line

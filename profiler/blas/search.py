@@ -18,7 +18,14 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["SITE_VARIABLE", "candidates", "ld_cache", "libblas_so_3", "parse_ld_cache"]
+__all__ = [
+    "SITE_VARIABLE",
+    "candidates",
+    "ld_cache",
+    "libblas_so_3",
+    "parse_ld_cache",
+    "site_path_problems",
+]
 
 #: directories (colon-separated) where a site keeps BLAS libraries of its own
 SITE_VARIABLE = "BLASPROF_BLAS_PATH"
@@ -68,6 +75,22 @@ def parse_ld_cache(text: str, arch_flag: str | None) -> dict[str, Path]:
 
 def _site_dirs() -> list[Path]:
     return [Path(d) for d in os.environ.get(SITE_VARIABLE, "").split(":") if d.strip()]
+
+
+def site_path_problems() -> list[str]:
+    """What is wrong with ``BLASPROF_BLAS_PATH``: each entry that is neither a directory
+    nor a library file, said in one line (control characters escaped). A node task
+    skips such entries; a command a person typed refuses them."""
+    problems = []
+    for entry in _site_dirs():
+        if not (_PRINTABLE.fullmatch(str(entry)) and (entry.is_dir() or _usable(entry))):
+            shown = str(entry).encode("unicode_escape").decode()[:200]
+            problems.append(
+                f"{SITE_VARIABLE} names '{shown}', which is not an existing directory or file "
+                "with a printable name; it accepts directories and library files, separated "
+                "by ':'"
+            )
+    return problems
 
 
 def _library_dirs(cache: dict[str, Path]) -> list[Path]:

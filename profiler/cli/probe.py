@@ -14,8 +14,13 @@ def probe_command(json_output: JsonOption = False) -> None:
 
     Example:  blasprof probe --json | jq '.libraries[] | {label, version, variables}'
     """
+    from profiler.blas.search import site_path_problems
+    from profiler.errors import UsageError
     from profiler.probe import probe
 
+    problems = site_path_problems()
+    if problems:
+        raise UsageError(problems[0])
     info = probe()
     if json_output:
         display.print_json(info.to_dict())
