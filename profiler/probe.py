@@ -1,11 +1,14 @@
-"""What node is this: CPU, topology, memory, the CPUs this process may use, BLAS and numpy.
+"""What node is this: CPU, topology, memory, the CPUs this process may use, numpy, and
+every BLAS library on it.
 
 Each ``collect_*`` function fills one part of the record from the machine itself; nothing
 is hard-coded for any particular host. ``probe()`` assembles them into a ``NodeInfo``.
-The microarchitecture comes from archspec (Spack's database of CPUs); the theoretical peak
-from our table of double-precision FLOPs per cycle keyed by archspec's names. A CPU that
-archspec matches only to a generic level (``x86_64_v4``: a hypervisor often hides the flags
-that name it) or that is not in the table gets no peak rather than a guess.
+The microarchitecture comes from archspec (Spack's database of CPUs), or, where archspec
+reaches only a generic level (``x86_64_v4``: a hypervisor often hides the flags that name
+it), from our vendor/family/model table (``profiler.cpu``); each says which source named
+it. The theoretical peak comes from our table of double-precision FLOPs per cycle keyed by
+those names, with the clock it used; a CPU neither names gets no peak rather than a guess.
+The BLAS libraries are found and described by ``profiler.blas``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ __all__ = [
     "collect_numpy",
     "collect_caches",
     "collect_hypervisor",
-    "microarchitecture",
     "collect_microarchitecture",
     "FLOPS_PER_CYCLE_F64",
     "SLURM_VARIABLES",
@@ -61,6 +63,9 @@ FLOPS_PER_CYCLE_F64: dict[str, int] = {
     "thunderx2": 8,
     "a64fx": 32,
 }
+
+#: the source of a microarchitecture that archspec names only by its instruction-set level
+_GENERIC = "archspec generic level"
 
 SLURM_VARIABLES = (
     "SLURM_JOB_ID",
@@ -136,13 +141,6 @@ def collect_cpu(cpuinfo: str | None = None) -> CpuFacts:
     )
 
 
-def microarchitecture(facts: CpuFacts | None = None) -> tuple[str | None, bool]:
-    """archspec's name for this CPU, and whether it is a named microarchitecture (not only
-    a generic level such as ``x86_64_v3``)."""
-    named = collect_microarchitecture(facts or collect_cpu())
-    return named.name, named.source != "archspec generic level"
-
-
 def collect_microarchitecture(facts: CpuFacts) -> cpu.Named:
     """This CPU's microarchitecture and the source that named it: archspec where it names
     one; else our vendor/family/model table (a hypervisor often hides the flags archspec
@@ -161,10 +159,10 @@ def collect_microarchitecture(facts: CpuFacts) -> cpu.Named:
         facts.vendor, facts.family, facts.model_number, facts.stepping
     )
     if table:
-        family, model = facts.family, facts.model_number
-        return cpu.Named(table, f"family {family} model {model} (archspec: {generic})")
+        source = f"family {facts.family} model {facts.model_number}"
+        return cpu.Named(table, source + (f" (archspec: {generic})" if generic else ""))
     if generic:
-        return cpu.Named(generic, "archspec generic level")
+        return cpu.Named(generic, _GENERIC)
     return cpu.Named(None, "unknown")
 
 
@@ -240,30 +238,23 @@ def collect_numpy() -> tuple[str, dict[str, Any]]:
 def peak_f64(facts: CpuFacts, arch: cpu.Named, cores: int) -> tuple[int | None, float | None, str]:
     """FLOPs per cycle, the float64 peak in GFLOP/s, and a note saying which cores, clock,
     and microarchitecture (and who named it) the peak used, or why it is unknown."""
-    fpc = (
-        FLOPS_PER_CYCLE_F64.get(arch.name or "")
-        if arch.source != "archspec generic level"
-        else None
+    if arch.source == _GENERIC:
+        return None, None, (
+            f"unknown: archspec matches {facts.model!r} only to the generic level {arch.name} "
+            "(a hypervisor may hide the CPU flags that name it) and family "
+            f"{facts.family} model {facts.model_number} is not in our table"
+        )  # fmt: skip
+    fpc = FLOPS_PER_CYCLE_F64.get(arch.name or "")
+    if not fpc:
+        return None, None, f"unknown: microarchitecture not known for {facts.model!r}"
+    if not facts.clock_mhz:
+        return fpc, None, f"unknown: no clock known for {facts.model!r}"
+    peak = cores * facts.clock_mhz / 1000.0 * fpc
+    note = (
+        f"{cores} cores x {facts.clock_mhz / 1000.0:.2f} GHz ({facts.clock_source}) "
+        f"x {fpc} FLOPs/cycle ({arch.name} from {arch.source}, float64)"
     )
-    if fpc and facts.clock_mhz:
-        peak = cores * facts.clock_mhz / 1000.0 * fpc
-        note = (
-            f"{cores} cores x {facts.clock_mhz / 1000.0:.2f} GHz ({facts.clock_source}) "
-            f"x {fpc} FLOPs/cycle ({arch.name} from {arch.source}, float64)"
-        )
-        return fpc, round(peak, 3), note
-    if arch.source == "archspec generic level":
-        return (
-            None,
-            None,
-            (
-                f"unknown: archspec matches {facts.model!r} only to the generic level {arch.name} "
-                "(a hypervisor may hide the CPU flags that name it) and family "
-                f"{facts.family} model {facts.model_number} is not in our table"
-            ),
-        )
-    missing = "microarchitecture" if not fpc else "clock"
-    return fpc, None, f"unknown: {missing} not known for {facts.model!r}"
+    return fpc, round(peak, 3), note
 
 
 def collect_libraries() -> tuple[tuple[dict[str, Any], ...], str | None]:
