@@ -150,6 +150,24 @@ def test_the_strongest_variable_alone_sets_the_threads(label: str) -> None:
     assert point.threads_ran == 2, point
 
 
+def _ignored() -> list[tuple[str, str]]:
+    return [
+        (lib.label, name)
+        for lib in THREADED
+        for name in THREAD_VARIABLES
+        if name not in lib.variables and name != "OMP_THREAD_LIMIT"  # which hangs one
+    ]
+
+
+@pytest.mark.parametrize(("label", "ignored"), _ignored())
+def test_a_variable_not_listed_is_ignored(label: str, ignored: str) -> None:
+    """Set to 1 beside the weakest variable the library obeys (set to 2), it changes
+    nothing: the list of variables a library obeys is complete."""
+    lib = LIBRARIES[label]
+    point = time_gemm(lib, N, env={ignored: "1", lib.variables[-1]: "2"}, min_time=0.05)
+    assert point.threads_ran == 2, point
+
+
 def test_the_openmp_openblas_ignores_openblas_num_threads() -> None:
     if "openblas-openmp" not in LIBRARIES:
         absent("libopenblas0-openmp is not installed (.ci/run installs it)")

@@ -16,6 +16,10 @@ __all__ = ["NumpyOpenBLAS", "ScipyOpenBLAS", "SystemOpenBLAS"]
 # Checked by experiment on the pthreads builds (PyPI's and Debian's): the first set wins.
 # An OpenMP build reads only OpenMP's variable; a serial build runs one thread whatever.
 _PTHREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+# From 0.3.22 (OpenBLAS pull request 3773) a pthreads build also reads this one, second
+# only to OPENBLAS_NUM_THREADS (by experiment on 0.3.30 and 0.3.31; 0.3.21 ignores it)
+_DEFAULT = "OPENBLAS_DEFAULT_NUM_THREADS"
+_DEFAULT_SINCE = (0, 3, 22)
 _LAYERS = {0: "serial", 1: "pthreads", 2: "openmp"}
 
 
@@ -37,6 +41,12 @@ def _bundled(package: str) -> Iterable[Path]:
     return found
 
 
+def _release(version: str | None) -> tuple[int, ...]:
+    """``(0, 3, 31)`` from ``0.3.31.188.0``; () when there is no version to read."""
+    match = re.match(r"([0-9]+)\.([0-9]+)\.([0-9]+)", version or "")
+    return tuple(int(part) for part in match.groups()) if match else ()
+
+
 class _OpenBLAS(Member):
     variables_by_layer = {"pthreads": _PTHREADS, "openmp": ("OMP_NUM_THREADS",)}
     threads_api = "openblas_set_num_threads"
@@ -45,6 +55,12 @@ class _OpenBLAS(Member):
 
     def _probe_symbol(self) -> str:
         return "openblas_get_config"
+
+    def variables(self, threading: str | None) -> tuple[str, ...]:
+        names = super().variables(threading)
+        if threading == "pthreads" and _release(self.version()) >= _DEFAULT_SINCE:
+            return (names[0], _DEFAULT, *names[1:])
+        return names
 
     def version(self) -> str | None:
         config = self._text(self.symbol("openblas_get_config")) or ""
