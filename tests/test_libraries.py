@@ -238,6 +238,29 @@ def test_hostile_ldconfig_lines_are_skipped(tmp_path: Path) -> None:
     assert parse_ld_cache(text, "x86-64") == {"libblas.so.3": real}
 
 
+@pytest.mark.parametrize(
+    ("path", "member"),
+    [
+        ("/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0", "openblas"),
+        ("/usr/lib64/libopenblasp.so.0", "openblas"),
+        ("/usr/lib/x86_64-linux-gnu/libopenblas64.so.0", "openblas"),
+        ("/venv/lib/python3.12/site-packages/numpy.libs/libopenblas64_p-r0-0cf96a72.so", "numpy"),
+        ("/venv/lib/python3.12/site-packages/scipy.libs/libscipy_openblas-1e1a9a06.so", "scipy"),
+        ("/usr/lib/x86_64-linux-gnu/blis-pthread/libblis.so.4", "blis"),
+        ("/usr/lib/x86_64-linux-gnu/atlas/libblas.so.3", "atlas"),
+        ("/usr/lib64/atlas/libtatlas.so.3", "atlas"),
+        ("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3", "reference"),
+        ("/opt/intel/oneapi/mkl/latest/lib/libmkl_rt.so.2", "mkl"),
+        ("/usr/lib64/libflexiblas.so.3", "flexiblas"),
+        ("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3", None),  # libopenblas's face
+        ("/usr/lib/x86_64-linux-gnu/libz.so.1", None),
+    ],
+)
+def test_each_file_is_claimed_by_one_member(path: str, member: str | None) -> None:
+    claimed = [name for name, kind in MEMBERS.items() if kind.claims(Path(path))]
+    assert claimed == ([member] if member else []), claimed
+
+
 def test_flexiblas_is_designed_and_said_untested() -> None:
     flexi = MEMBERS["flexiblas"]
     assert flexi.tested is False and flexi.backend_variable == "FLEXIBLAS"
@@ -264,3 +287,42 @@ def test_found_libraries_round_trip_as_plain_data() -> None:
         plain = lib.to_dict()
         assert json.loads(json.dumps(plain)) == plain
         assert Library.from_dict(plain) == lib
+
+
+def test_select_takes_a_label_a_member_name_or_a_path() -> None:
+    from profiler.blas.run import select
+    from profiler.errors import UsageError
+
+    for lib in LIBRARIES.values():
+        assert select(_FOUND, lib.label) == lib
+        assert select(_FOUND, lib.path) == lib
+    assert select(_FOUND, "numpy").member == "numpy"
+    if (LIBDIR / "libopenblas.so.0").exists():  # the alternatives' link, resolved
+        chosen = select(_FOUND, str(LIBDIR / "libopenblas.so.0"))
+        assert chosen.member == "openblas" and chosen.is_libblas_so_3 is (
+            Path(chosen.path).parent == (LIBDIR / "libblas.so.3").resolve().parent
+        )
+    with pytest.raises(UsageError, match=r"no BLAS library 'nope \[2J' on this node; found: numpy"):
+        select(_FOUND, "nope\x1b[2J")
+    broken = Library(label="x", member="openblas", title="t", path="/x", error="worker exited 1")
+    with pytest.raises(UsageError, match="cannot be used: worker exited 1"):
+        select([broken], "x")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "ran"),
+    [
+        ({1: 0.0, 2: 0.0, 3: 5.0}, {1: 1.0, 2: 0.95, 3: 5.01}, 2),  # an idle pool thread
+        ({1: 0.0}, {1: 0.5, 2: 0.5}, 2),  # a thread started during the loop
+        ({1: 0.0, 2: 0.0}, {1: 1.0, 2: 0.1}, 1),  # a helper that did a tenth
+        ({1: 1.0}, {1: 1.0}, None),  # no CPU time at all: no figure
+        ({}, {}, None),
+    ],
+)
+def test_threads_that_ran_count_only_those_that_shared_the_work(
+    before: dict[int, float], after: dict[int, float], ran: int | None
+) -> None:
+    """A fake beside the real measurements above: the counting rule on made-up clocks."""
+    from profiler.blas.worker import _threads_that_ran
+
+    assert _threads_that_ran(before, after) == ran

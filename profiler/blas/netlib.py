@@ -1,6 +1,6 @@
-"""The libraries that always run one thread: ATLAS (Debian's serial build) and the
-reference BLAS from Netlib. Both are found as a distribution's ``libblas.so.3`` in a
-directory of their own; neither has a function that reports or sets threads."""
+"""The libraries whose threads no variable or function changes: ATLAS (Debian's serial
+build, Fedora's serial and threaded ones) and the reference BLAS from Netlib. Debian puts
+each as a ``libblas.so.3`` in a directory of its own."""
 
 from __future__ import annotations
 
@@ -17,10 +17,14 @@ class ATLAS(Member):
 
     @classmethod
     def claims(cls, path: Path) -> bool:
-        return path.parent.name == "atlas" and path.name.startswith("libblas.so")
+        # Debian's atlas/libblas.so.3; Fedora's serial and threaded libsatlas, libtatlas
+        if path.parent.name == "atlas" and path.name.startswith("libblas.so"):
+            return True
+        return path.name.startswith(("libsatlas.so", "libtatlas.so"))
 
     def threading(self) -> str | None:
-        return "serial"
+        # a threaded ATLAS fixes its thread count when it is built: no variable changes it
+        return "pthreads" if self.path.name.startswith("libtatlas") else "serial"
 
 
 class ReferenceBLAS(Member):

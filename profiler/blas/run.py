@@ -22,7 +22,7 @@ from profiler.blas import member_for
 from profiler.blas.search import candidates, libblas_so_3
 from profiler.cpu import clean_text
 
-__all__ = ["WORKER", "GemmPoint", "Library", "find", "time_gemm"]
+__all__ = ["WORKER", "GemmPoint", "Library", "find", "select", "time_gemm"]
 
 #: the command that starts a worker; the request is appended
 WORKER: tuple[str, ...] = (sys.executable, "-m", "profiler.blas.worker")
@@ -150,6 +150,26 @@ def find(timeout: float = 20.0, worker: Sequence[str] = WORKER) -> tuple[Library
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         found = pool.map(lambda p: _describe(p, libblas, timeout, worker), paths)
         return tuple(sorted(found, key=lambda lib: (list(MEMBERS).index(lib.member), lib.label)))
+
+
+def select(libraries: Sequence[Library], spec: str) -> Library:
+    """The library ``spec`` names (what ``calibrate --blas`` will take): a label
+    (``openblas-openmp``), a member's name (its first library: ``openblas``), or the path
+    of a library file. A name that matches none, or an unusable library, is a UsageError
+    that says what is accepted."""
+    from profiler.errors import UsageError
+
+    by_path = Path(spec).resolve() if "/" in spec else None
+    for lib in libraries:
+        if spec in (lib.label, lib.member) or (by_path and Path(lib.path) == by_path):
+            if lib.error:
+                raise UsageError(f"the BLAS library {spec!r} cannot be used: {lib.error}")
+            return lib
+    labels = ", ".join(lib.label for lib in libraries if lib.error is None) or "none"
+    raise UsageError(
+        f"no BLAS library {clean_text(spec, 200)!r} on this node; found: {labels} "
+        "(or give the path of one of their files)"
+    )
 
 
 def time_gemm(

@@ -31,7 +31,7 @@ __all__ = [
 SITE_VARIABLE = "BLASPROF_BLAS_PATH"
 
 _ENTRY = re.compile(r"^\s+(lib[\w.+-]{1,80}\.so[\w.]{0,20}) \(([\w,. -]{1,80})\) => (/\S{1,400})$")
-_INTERESTING = re.compile(r"^lib(open)?blas|^libblis|^libatlas|^libmkl_rt|^libflexiblas")
+_INTERESTING = re.compile(r"^lib(open)?blas|^libblis|^lib[st]?atlas|^libmkl_rt|^libflexiblas")
 _ARCH_FLAG = {"x86_64": "x86-64", "aarch64": "AArch64", "ppc64le": "64bit"}
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,4000}")
 
