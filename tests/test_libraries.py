@@ -326,3 +326,13 @@ def test_threads_that_ran_count_only_those_that_shared_the_work(
     from profiler.blas.worker import _threads_that_ran
 
     assert _threads_that_ran(before, after) == ran
+
+
+@pytest.mark.parametrize(
+    ("dtype", "n", "threads"), [("complex128", 8, 1), ("float64", 0, 1), ("float64", 8, 0)]
+)
+def test_a_point_that_cannot_be_timed_is_refused_before_any_worker(
+    dtype: str, n: int, threads: int
+) -> None:
+    with pytest.raises(ValueError, match="a GEMM point needs float32 or float64"):
+        time_gemm(next(iter(LIBRARIES.values())), n, dtype, threads=threads, worker=("false",))

@@ -187,6 +187,9 @@ def time_gemm(
     (this process's environment plus it): GFLOP/s, and the threads that ran. ``threads``
     sets them through the library's own function after it loads; None leaves them to the
     variables in ``env``."""
+    if dtype not in ("float32", "float64") or n < 1 or (threads is not None and threads < 1):
+        raise ValueError(f"a GEMM point needs float32 or float64, n >= 1, threads >= 1: "
+                         f"got {dtype!r}, n={n}, threads={threads}")  # fmt: skip
     extra = dict(env or {})
     request = {
         "action": "gemm", "member": library.member, "path": library.path, "n": n,
