@@ -1,11 +1,14 @@
-"""What node is this: CPU, topology, memory, the CPUs this process may use, BLAS and numpy.
+"""What node is this: CPU, topology, memory, the CPUs this process may use, numpy, and
+every BLAS library on it.
 
 Each ``collect_*`` function fills one part of the record from the machine itself; nothing
 is hard-coded for any particular host. ``probe()`` assembles them into a ``NodeInfo``.
-The microarchitecture comes from archspec (Spack's database of CPUs); the theoretical peak
-from our table of double-precision FLOPs per cycle keyed by archspec's names. A CPU that
-archspec matches only to a generic level (``x86_64_v4``: a hypervisor often hides the flags
-that name it) or that is not in the table gets no peak rather than a guess.
+The microarchitecture comes from archspec (Spack's database of CPUs), or, where archspec
+reaches only a generic level (``x86_64_v4``: a hypervisor often hides the flags that name
+it), from our vendor/family/model table (``profiler.cpu``); each says which source named
+it. The theoretical peak comes from our table of double-precision FLOPs per cycle keyed by
+those names, with the clock it used; a CPU neither names gets no peak rather than a guess.
+The BLAS libraries are found and described by ``profiler.blas``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler import budget
+from profiler import budget, cpu
 from profiler.results import BlasLibrary, NodeInfo
 
 __all__ = [
@@ -26,10 +29,11 @@ __all__ = [
     "collect_cpu",
     "collect_allocation",
     "collect_blas",
+    "collect_libraries",
     "collect_numpy",
     "collect_caches",
     "collect_hypervisor",
-    "microarchitecture",
+    "collect_microarchitecture",
     "FLOPS_PER_CYCLE_F64",
     "SLURM_VARIABLES",
 ]
@@ -41,6 +45,9 @@ FLOPS_PER_CYCLE_F64: dict[str, int] = {
     "haswell": 16,
     "broadwell": 16,
     "skylake": 16,
+    "kabylake": 16,
+    "coffeelake": 16,
+    "cooperlake": 32,
     "skylake_avx512": 32,
     "cascadelake": 32,
     "icelake": 32,
@@ -56,6 +63,9 @@ FLOPS_PER_CYCLE_F64: dict[str, int] = {
     "thunderx2": 8,
     "a64fx": 32,
 }
+
+#: the source of a microarchitecture that archspec names only by its instruction-set level
+_GENERIC = "archspec generic level"
 
 SLURM_VARIABLES = (
     "SLURM_JOB_ID",
@@ -93,73 +103,35 @@ class CpuFacts:
 
 def _read(path: str | Path) -> str | None:
     try:
-        return Path(path).read_text()
+        return Path(path).read_text(errors="replace")
     except OSError:
         return None
 
 
-def _cpuinfo_blocks(text: str) -> list[dict[str, str]]:
-    blocks = []
-    for chunk in text.strip().split("\n\n"):
-        block = {}
-        for line in chunk.splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                block[key.strip()] = value.strip()
-        if block:
-            blocks.append(block)
-    return blocks
-
-
-def _int(value: str | None, base: int = 10) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value, 0 if value.startswith("0x") else base)
-    except ValueError:
-        return None
-
-
-def _clock(first: dict[str, str], blocks: list[dict[str, str]]) -> tuple[float | None, str]:
-    base = _read("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency")
-    if base and base.strip().isdigit():
-        return int(base) / 1000.0, "cpufreq base_frequency"
-    mhz = [float(b["cpu MHz"]) for b in blocks if "cpu MHz" in b]
-    if mhz:
-        return max(mhz), "/proc/cpuinfo cpu MHz (current clock; no base frequency exposed)"
-    bogo = first.get("BogoMIPS")
-    if bogo and platform.machine() in ("x86_64", "AMD64"):
-        return float(bogo) / 2.0, "BogoMIPS / 2"
-    return None, "unknown"
-
-
-def collect_cpu() -> CpuFacts:
-    """CPU model, vendor, flags, sockets, cores, NUMA nodes and clock from /proc and /sys."""
+def collect_cpu(cpuinfo: str | None = None) -> CpuFacts:
+    """CPU model, vendor, flags, sockets, cores, NUMA nodes and clock from /proc and /sys
+    (``cpuinfo``: a /proc/cpuinfo text to read instead of this machine's)."""
     import psutil
 
-    blocks = _cpuinfo_blocks(_read("/proc/cpuinfo") or "")
-    first = blocks[0] if blocks else {}
-    model = first.get("model name") or first.get("Processor") or platform.processor() or "unknown"
-    vendor = first.get("vendor_id") or first.get("CPU implementer") or "unknown"
-    flags = tuple(sorted(set((first.get("flags") or first.get("Features") or "").split())))
+    text = _read("/proc/cpuinfo") or "" if cpuinfo is None else cpuinfo
+    cpuid = cpu.parse_cpuinfo(text)
+    blocks = cpu.cpuinfo_blocks(text)
     sockets = len({b["physical id"] for b in blocks if "physical id" in b}) or 1
     logical = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or logical
     nodes = [p for p in Path("/sys/devices/system/node").glob("node[0-9]*")]
-    clock_mhz, clock_source = _clock(first, blocks)
-    arm = None
-    if "CPU implementer" in first and "CPU part" in first:
-        arm = (first["CPU implementer"].lower(), first["CPU part"].lower())
-        if model == "unknown" or model == first.get("Processor"):
-            model = f"ARM implementer {arm[0]} part {arm[1]}"
+    clock_mhz, clock_source = cpu.peak_clock(cpuid)
+    model = cpuid.model_name
+    if model == "unknown":
+        model = cpu.clean_text(platform.processor()) or model
     return CpuFacts(
-        model=re.sub(r"\s+", " ", model).strip(),
-        vendor=vendor,
-        family=_int(first.get("cpu family")),
-        model_number=_int(first.get("model")),
-        stepping=_int(first.get("stepping")),
-        arm_part=arm,
-        flags=flags,
+        model=model,
+        vendor=cpuid.vendor,
+        family=cpuid.family,
+        model_number=cpuid.model,
+        stepping=cpuid.stepping,
+        arm_part=cpuid.arm_part,
+        flags=tuple(sorted(cpuid.flags)),
         sockets=sockets,
         physical_cores=physical,
         logical_cpus=logical,
@@ -169,18 +141,29 @@ def collect_cpu() -> CpuFacts:
     )
 
 
-def microarchitecture() -> tuple[str | None, bool]:
-    """archspec's name for this CPU, and whether it is a named microarchitecture (not only
-    a generic level such as ``x86_64_v3``)."""
+def collect_microarchitecture(facts: CpuFacts) -> cpu.Named:
+    """This CPU's microarchitecture and the source that named it: archspec where it names
+    one; else our vendor/family/model table (a hypervisor often hides the flags archspec
+    needs); else archspec's generic level, or unknown."""
+    generic = None
     try:
         import archspec.cpu
-    except ImportError:
-        return None, False
-    try:
+
         host = archspec.cpu.host()
-    except Exception:  # noqa: BLE001  # an unreadable /proc/cpuinfo: say unknown
-        return None, False
-    return host.name, host.vendor != "generic"
+        if host.vendor != "generic":
+            return cpu.Named(host.name, "archspec")
+        generic = host.name
+    except Exception:  # noqa: BLE001  # archspec absent or /proc/cpuinfo unreadable to it
+        pass
+    table = cpu.microarchitecture_from_cpuid(
+        facts.vendor, facts.family, facts.model_number, facts.stepping
+    )
+    if table:
+        source = f"family {facts.family} model {facts.model_number}"
+        return cpu.Named(table, source + (f" (archspec: {generic})" if generic else ""))
+    if generic:
+        return cpu.Named(generic, _GENERIC)
+    return cpu.Named(None, "unknown")
 
 
 def collect_caches() -> dict[str, int]:
@@ -198,15 +181,9 @@ def collect_caches() -> dict[str, int]:
     return caches
 
 
-def collect_hypervisor(flags: tuple[str, ...]) -> str | None:
-    """The hypervisor this node runs under (e.g. ``KVM``, ``Xen``), or None on bare metal."""
-    if "hypervisor" not in flags:
-        return None
-    for path in ("/sys/hypervisor/type", "/sys/class/dmi/id/sys_vendor"):
-        text = (_read(path) or "").strip()
-        if text:
-            return re.sub(r"[^\w .,()-]", "", text)[:64] or "unknown"
-    return "unknown"
+def collect_hypervisor(flags: tuple[str, ...]) -> cpu.Named:
+    """The hypervisor this node runs under (name None on bare metal), with its source."""
+    return cpu.hypervisor(frozenset(flags))
 
 
 def _blas_max_threads(numpy_blas: dict[str, Any]) -> int | None:
@@ -258,32 +235,50 @@ def collect_numpy() -> tuple[str, dict[str, Any]]:
     return np.__version__, config
 
 
+def peak_f64(facts: CpuFacts, arch: cpu.Named, cores: int) -> tuple[int | None, float | None, str]:
+    """FLOPs per cycle, the float64 peak in GFLOP/s, and a note saying which cores, clock,
+    and microarchitecture (and who named it) the peak used, or why it is unknown."""
+    if arch.source == _GENERIC:
+        return None, None, (
+            f"unknown: archspec matches {facts.model!r} only to the generic level {arch.name} "
+            "(a hypervisor may hide the CPU flags that name it) and family "
+            f"{facts.family} model {facts.model_number} is not in our table"
+        )  # fmt: skip
+    fpc = FLOPS_PER_CYCLE_F64.get(arch.name or "")
+    if not fpc:
+        return None, None, f"unknown: microarchitecture not known for {facts.model!r}"
+    if not facts.clock_mhz:
+        return fpc, None, f"unknown: no clock known for {facts.model!r}"
+    peak = cores * facts.clock_mhz / 1000.0 * fpc
+    note = (
+        f"{cores} cores x {facts.clock_mhz / 1000.0:.2f} GHz ({facts.clock_source}) "
+        f"x {fpc} FLOPs/cycle ({arch.name} from {arch.source}, float64)"
+    )
+    return fpc, round(peak, 3), note
+
+
+def collect_libraries() -> tuple[tuple[dict[str, Any], ...], str | None]:
+    """Every BLAS library on this node, each described by a worker process of its own, and
+    the file ``libblas.so.3`` resolves to."""
+    from profiler.blas.run import find
+    from profiler.blas.search import libblas_so_3
+
+    resolved = libblas_so_3()
+    return tuple(lib.to_dict() for lib in find()), str(resolved[1]) if resolved else None
+
+
 def probe() -> NodeInfo:
     """Everything blasprof knows about the node this process runs on."""
     import psutil
 
-    cpu = collect_cpu()
+    facts = collect_cpu()
     affinity, quota, slurm = collect_allocation()
     usable = budget.usable_cpus(affinity, quota)
-    arch, named = microarchitecture()
-    fpc = FLOPS_PER_CYCLE_F64.get(arch) if arch and named else None
+    arch = collect_microarchitecture(facts)
     cores_for_peak = usable_cores(affinity, usable)
-    if fpc and cpu.clock_mhz:
-        peak = cores_for_peak * cpu.clock_mhz / 1000.0 * fpc
-        note = (
-            f"{cores_for_peak} cores x {cpu.clock_mhz / 1000.0:.2f} GHz "
-            f"({cpu.clock_source}) x {fpc} FLOPs/cycle ({arch}, float64)"
-        )
-    elif arch and not named:
-        peak = None
-        note = (
-            f"unknown: archspec matches {cpu.model!r} only to the generic level {arch} "
-            "(a hypervisor may hide the CPU flags that name it)"
-        )
-    else:
-        peak = None
-        missing = "microarchitecture" if not fpc else "clock"
-        note = f"unknown: {missing} not known for {cpu.model!r}"
+    fpc, peak, note = peak_f64(facts, arch, cores_for_peak)
+    hyper = collect_hypervisor(facts.flags)
+    libraries, libblas = collect_libraries()
     mem = psutil.virtual_memory()
     numpy_version, numpy_blas = collect_numpy()
     simd_flags = {
@@ -301,16 +296,16 @@ def probe() -> NodeInfo:
     }
     return NodeInfo(
         hostname=socket.gethostname(),
-        cpu_model=cpu.model,
-        vendor=cpu.vendor,
-        microarchitecture=arch,
-        sockets=cpu.sockets,
-        physical_cores=cpu.physical_cores,
-        logical_cpus=cpu.logical_cpus,
-        numa_nodes=cpu.numa_nodes,
-        simd=tuple(f for f in cpu.flags if f in simd_flags),
-        clock_mhz=cpu.clock_mhz,
-        clock_source=cpu.clock_source,
+        cpu_model=facts.model,
+        vendor=facts.vendor,
+        microarchitecture=arch.name,
+        sockets=facts.sockets,
+        physical_cores=facts.physical_cores,
+        logical_cpus=facts.logical_cpus,
+        numa_nodes=facts.numa_nodes,
+        simd=tuple(f for f in facts.flags if f in simd_flags),
+        clock_mhz=facts.clock_mhz,
+        clock_source=facts.clock_source,
         memory_total_bytes=int(mem.total),
         memory_available_bytes=int(mem.available),
         affinity_cpus=affinity,
@@ -323,13 +318,17 @@ def probe() -> NodeInfo:
         python_version=platform.python_version(),
         platform=platform.platform(),
         flops_per_cycle_f64=fpc,
-        peak_gflops_f64=round(peak, 3) if peak else None,
+        peak_gflops_f64=peak,
         peak_note=note,
         usable_cores=cores_for_peak,
-        cpu_family=cpu.family,
-        cpu_model_number=cpu.model_number,
-        cpu_stepping=cpu.stepping,
-        hypervisor=collect_hypervisor(cpu.flags),
+        cpu_family=facts.family,
+        cpu_model_number=facts.model_number,
+        cpu_stepping=facts.stepping,
+        hypervisor=hyper.name,
+        hypervisor_source=hyper.source,
+        microarchitecture_source=arch.source,
+        libraries=libraries,
+        libblas_so_3=libblas,
         caches=collect_caches(),
         blas_max_threads=_blas_max_threads(numpy_blas),
     )

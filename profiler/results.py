@@ -105,6 +105,15 @@ class NodeInfo:
     caches: dict[str, int] = field(default_factory=dict)
     #: the most threads numpy's OpenBLAS was built for (MAX_THREADS), where it says
     blas_max_threads: int | None = None
+    #: what named the hypervisor (sysfs, DMI, the paravirtual clock) or why none is named
+    hypervisor_source: str = ""
+    #: what named the microarchitecture: archspec, or our family/model table
+    microarchitecture_source: str = ""
+    #: every BLAS library on the node (``profiler.blas.run.Library.to_dict()``), whether
+    #: loaded or not: version, threading layer, kernel, path, the variables it obeys
+    libraries: tuple[dict[str, Any], ...] = ()
+    #: the file the generic ``libblas.so.3`` resolves to, where the linker's cache has one
+    libblas_so_3: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,6 +124,7 @@ class NodeInfo:
         d["simd"] = tuple(d.get("simd", ()))
         d["affinity_cpus"] = tuple(d.get("affinity_cpus", ()))
         d["blas"] = tuple(BlasLibrary.from_dict(b) for b in d.get("blas", ()))
+        d["libraries"] = tuple(dict(lib) for lib in d.get("libraries", ()))
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

@@ -41,6 +41,17 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"blasprof {version('blasprof')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("blasprof (version unknown: the distribution is not installed)")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     db: Annotated[
@@ -51,6 +62,15 @@ def _root(
             help="SQLAlchemy URL of the database (default: SQLite in $BLASPROF_HOME).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print blasprof's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     _common.STATE.db_url = db
 

@@ -17,7 +17,7 @@ from profiler.settings import CHOICE_TOLERANCE
 if TYPE_CHECKING:
     from profiler.results import NodeInfo
 
-__all__ = ["print_calibration", "print_probe"]
+__all__ = ["print_calibration", "print_probe", "print_rows"]
 
 
 # -- probe ----------------------------------------------------------------------------------
@@ -41,16 +41,23 @@ def _ranges(cpus: tuple[int, ...]) -> str:
     return ",".join(parts)
 
 
-def print_probe(info: NodeInfo) -> None:
-    """This node as a two-column table."""
-    from rich.table import Table
+def print_rows(rows: Sequence[tuple[str, str]]) -> None:
+    """Two columns, the keys aligned; a line ends where its value ends (no padding to the
+    terminal's width, no wrapping), so that piped output is as grep and cut expect."""
+    width = max((len(key) for key, _ in rows), default=0)
+    for key, value in rows:
+        print(f"{safe(key, markup=False):<{width}}  {safe(value, markup=False)}".rstrip())
 
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+
+def print_probe(info: NodeInfo) -> None:
+    """This node as two columns."""
     rows = [
         ("host", info.hostname),
         ("cpu", f"{info.cpu_model} ({info.vendor}, {info.microarchitecture or 'unknown uarch'})"),
+        (
+            "microarchitecture",
+            f"{info.microarchitecture or 'unknown'} (from {info.microarchitecture_source or '?'})",
+        ),
         (
             "topology",
             f"{info.sockets} socket(s), {info.physical_cores} cores, {info.logical_cpus} "
@@ -80,7 +87,11 @@ def print_probe(info: NodeInfo) -> None:
             f"family {info.cpu_family} model {info.cpu_model_number} stepping {info.cpu_stepping}",
         ),
         ("caches", ", ".join(f"{k} {_size(v)}" for k, v in info.caches.items()) or "-"),
-        ("hypervisor", info.hypervisor or "none (bare metal)"),
+        (
+            "hypervisor",
+            f"{info.hypervisor or 'none (bare metal)'}"
+            + (f" (from {info.hypervisor_source})" if info.hypervisor_source else ""),
+        ),
     ]
     rows += sorted(info.slurm.items())
     for lib in info.blas:
@@ -93,6 +104,7 @@ def print_probe(info: NodeInfo) -> None:
         )
     if not info.blas:
         rows.append(("blas", "no BLAS library found by threadpoolctl"))
+    rows += _library_rows(info)
     scopes = sorted({f"{lib.internal_api}: {lib.limit_scope}" for lib in info.blas})
     if scopes:
         rows.append(("limit scope", "threadpoolctl limits act on " + "; ".join(scopes)))
@@ -101,9 +113,39 @@ def print_probe(info: NodeInfo) -> None:
         if info.usable_cpus > info.blas_max_threads:
             ceiling += f"; WARNING: {info.usable_cpus} usable CPUs exceed it"
         rows.append(("thread ceiling", ceiling))
-    for key, value in rows:
-        table.add_row(safe(key), safe(value))
-    console().print(table)
+    print_rows(rows)
+
+
+def _library_rows(info: NodeInfo) -> list[tuple[str, str]]:
+    """One row per BLAS library on the node (``blas:LABEL``), after one that says how many
+    were found and which one ``libblas.so.3`` resolves to."""
+    libs = info.libraries
+    provider = next((lib["label"] for lib in libs if lib.get("is_libblas_so_3")), None)
+    if info.libblas_so_3 is None:
+        generic = "no libblas.so.3 in the linker's cache"
+    else:
+        generic = f"libblas.so.3 -> {provider or 'a library no member knows'} ({info.libblas_so_3})"
+    rows = [("libraries", f"{len(libs)} BLAS libraries on this node; {generic}")]
+    for lib in libs:
+        if lib.get("error"):
+            rows.append(
+                (f"blas:{lib['label']}", f"{lib['title']}: unusable ({lib['error']}) {lib['path']}")
+            )
+            continue
+        variables = " > ".join(lib.get("variables") or ()) or "none (always 1 thread)"
+        parts = [
+            f"{lib['title']} {lib.get('version') or '?'}",
+            f"threading={lib.get('threading') or '?'}",
+            f"kernel={lib.get('architecture') or '?'}",
+            f"variables: {variables}",
+            f"threads set by {lib.get('threads_api') or '-'}",
+            f"gemm {lib.get('gemm_symbol') or '?'}"
+            + (" (64-bit integers)" if lib.get("ilp64") else ""),
+        ]
+        if not lib.get("tested", True):
+            parts.append("untested here")
+        rows.append((f"blas:{lib['label']}", "; ".join(parts) + f"; {lib['path']}"))
+    return rows
 
 
 def _size(n: int) -> str:
