@@ -19,7 +19,8 @@ start it, ``blasprof env``/``run``, and every preset form (sh, csh, Python, Lmod
 - variables: every one of ``THREAD_VARIABLES`` gets the count, except those set before the
   preset (kept unless ``BLASPROF_OVERRIDE=1``). While a kept one is read by the calibrated
   BLAS, no other variable that BLAS reads is set, since it could override the user's choice.
-  ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
+  A value that is no count (``abc``, ``0``, ``0x2``) is no choice: it is replaced, with a
+  note. ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
   that count) record what was applied, so that loading again recognises its own values.
 
 Counts read from the environment are plain decimal integers of 1 to 5 digits (leading
@@ -42,6 +43,7 @@ from collections.abc import Iterable, Iterator, Mapping
 __all__ = [
     "BLAS_VARIABLES",
     "DEFAULT_OBEYED",
+    "FREE_VARIABLES",
     "JOB_START",
     "LAUNCHERS",
     "THREAD_VARIABLES",
@@ -70,6 +72,8 @@ THREAD_VARIABLES = (
 )
 #: variables a BLAS reads that a preset never sets, but whose user setting it respects
 WATCHED_VARIABLES = ("GOTO_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS")
+#: the one watched variable whose value is not a thread count (MKL's ``MKL_BLAS=2,...``)
+FREE_VARIABLES = ("MKL_DOMAIN_NUM_THREADS",)
 
 #: what each BLAS (threadpoolctl's internal_api) reads for its thread count
 BLAS_VARIABLES = {
@@ -310,7 +314,16 @@ def _variables(env, threads, obeyed, record, notes):
     before = count(env.get("BLASPROF_PRESET", "").rpartition(":")[2])
     ours = env.get("BLASPROF_PRESET_SET", "").split(":") if before else []
     watched = THREAD_VARIABLES + tuple(v for v in WATCHED_VARIABLES if v in obeyed)
-    users = [v for v in watched if env.get(v, "") and not (v in ours and env[v] == str(before))]
+    users = []
+    for name in watched:
+        current = env.get(name, "")
+        if not current or (name in ours and current == str(before)):
+            continue
+        if name not in FREE_VARIABLES and count(current) is None:
+            # a BLAS given junk falls back to its own default (all CPUs): not a choice to keep
+            notes.append(name + " " + BAD_COUNT + "; ignored")
+            continue
+        users.append(name)
     value = str(threads)
     override = env.get("BLASPROF_OVERRIDE", "") == "1"
     blocked = not override and any(v in obeyed for v in users)

@@ -332,6 +332,32 @@ def test_every_form_leaves_the_same_variables(
         assert note in expected.notes
 
 
+JUNK_COUNTS = ("abc", "0", "-1", "0x2", "1e3", " 2", "\u0662", "2 ")
+
+
+@pytest.mark.parametrize("value", JUNK_COUNTS, ids=ascii)
+def test_a_junk_thread_count_is_no_choice_every_form_applies_the_preset(
+    value: str, sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """A BLAS given junk runs its default (all CPUs): the preset replaces it and says so."""
+    env = {
+        **forms.base_env(tmp_path),
+        "BLASPROF_CPUS": "2",
+        "BLASPROF_WORKERS": "2",
+        "SLURM_JOB_PARTITION": "px",
+        "OMP_NUM_THREADS": value,
+    }
+    for loader in LOADERS:
+        if (why := forms.available(loader)) is not None:
+            absent(why)
+        loaded = loader(sites["main"], env)
+        assert {loaded.variables[v] for v in THREAD_VARIABLES} == {"1"}, loader.__name__
+        assert loaded.variables["BLASPROF_PRESET"] == "node-x:large:1", loader.__name__
+        assert loaded.notes == ["OMP_NUM_THREADS is not a whole number from 1 to 99999; ignored"], (
+            loader.__name__
+        )
+
+
 def test_the_fallback_is_one_thread_per_core_and_says_so_once(
     sites: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -119,6 +119,7 @@ def rule_constants() -> dict[str, Any]:
     return {
         "THREAD_VARIABLES": budget.THREAD_VARIABLES,
         "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
+        "FREE_VARIABLES": budget.FREE_VARIABLES,
         "DEFAULT_OBEYED": budget.DEFAULT_OBEYED,
         "LAUNCHERS": budget.LAUNCHERS,
         "BAD_COUNT": budget.BAD_COUNT,

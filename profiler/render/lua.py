@@ -309,7 +309,11 @@ local users = {}
 for _, name in ipairs(watched) do
   local current = getenv(name)
   if current ~= "" and not (contains(ours, name) and current == string.format("%d", before or -1)) then
-    users[#users + 1] = name
+    if contains(FREE_VARIABLES, name) or count(current) then
+      users[#users + 1] = name
+    else
+      note(name .. " " .. BAD_COUNT .. "; ignored")
+    end
   end
 end
 local override = getenv("BLASPROF_OVERRIDE") == "1"

@@ -18,6 +18,7 @@ import re
 from profiler.budget import (
     BAD_COUNT,
     DEFAULT_OBEYED,
+    FREE_VARIABLES,
     LAUNCHERS,
     THREAD_VARIABLES,
     WATCHED_VARIABLES,
@@ -207,6 +208,10 @@ _bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
     if [ -n "$_bp_before" ] && [ "$2" = "$_bp_before" ]; then
         case $_bp_ours in *":$1:"*) return 0 ;; esac
     fi
+    case $1 in
+        @@FREE@@) ;;
+        *) if ! _bp_count "$2"; then _bp_note "$1 @@BAD@@; ignored"; return 0; fi ;;
+    esac
     _bp_users="$_bp_users $1"
     case $_bp_obeyed in *" $1 "*) _bp_blocked=1 ;; esac
 }
@@ -460,7 +465,10 @@ def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None)
     )
     parts = [
         "\n".join(_header(b, directory, file_name)),
-        _HELPERS.replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES)).strip("\n"),
+        _HELPERS.replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES))
+        .replace("@@FREE@@", "|".join(FREE_VARIABLES))
+        .replace("@@BAD@@", BAD_COUNT)
+        .strip("\n"),
         _launcher(),
         _tables(b),
     ]
