@@ -358,6 +358,26 @@ def test_a_junk_thread_count_is_no_choice_every_form_applies_the_preset(
         )
 
 
+@pytest.mark.parametrize("ifs", [":", "", ","], ids=["colon", "empty", "comma"])
+@pytest.mark.parametrize("name", ["dash", "bash", "zsh", "ksh"])
+def test_the_callers_ifs_neither_bends_the_sh_form_nor_changes(
+    name: str, ifs: str, sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """The affinity and the cgroup files are read with ``read``, which splits by IFS."""
+    if shutil.which(name) is None:
+        absent(f"{name} is not installed")
+    directory = sites["main"]
+    env = {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "px"}
+    script = (
+        f"IFS='{ifs}'; set -eu\n. '{directory}/blasprof.sh'\n"
+        f"[ \"${{IFS+set}}:$IFS\" = 'set:{ifs}' ] || exit 9\nenv -0"
+    )
+    done = subprocess.run([name, "-c", script], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    loaded = forms._loaded(done, env)
+    assert loaded.variables == forms.reference(directory, env).variables
+
+
 def test_the_fallback_is_one_thread_per_core_and_says_so_once(
     sites: dict[str, Path], tmp_path: Path
 ) -> None:

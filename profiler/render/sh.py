@@ -265,6 +265,9 @@ _bp_detect() {  # this node's type in _bp_name (empty: none)
 _MAIN = r"""
 _bp_main() {
     [ -z "${ZSH_VERSION:-}" ] || emulate -L sh
+    # the caller's IFS would split what read returns; theirs comes back at the end
+    _bp_ifs=${IFS-} _bp_ifs_set=${IFS+1}
+    IFS='@@IFS@@'
     _bp_emit=${BLASPROF_EMIT:-} _bp_out=
 @@NAME@@
     if _bp_launcher; then
@@ -342,6 +345,7 @@ _bp_main() {
         _bp_note "keeping${_bp_users} as set before the preset (it would set $_bp_threads); BLASPROF_OVERRIDE=1 replaces them"
     fi
     [ -z "$_bp_out" ] || printf '%s\n' "$_bp_out"
+    if [ -n "$_bp_ifs_set" ]; then IFS=$_bp_ifs; else unset IFS; fi
 }
 """
 
@@ -462,6 +466,7 @@ def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None)
         .replace("@@USERS@@", users)
         .replace("@@GIVE@@", give)
         .replace("@@DROP@@", drops)
+        .replace("@@IFS@@", " \t\n")
     )
     parts = [
         "\n".join(_header(b, directory, file_name)),
