@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 from profiler.budget import plan
 from profiler.detect import detect
-from profiler.errors import NotFound, UsageError
+from profiler.errors import BlasprofError, NotFound, UsageError
 from profiler.names import check_node_type
 from profiler.paths import presets_dir
 
@@ -42,28 +43,27 @@ MARKER = "# blasprof: BLAS/OpenMP threads for this node, its CPUs and this job's
 
 
 def read_presets(directory: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(presets, rules) from ``blasprof.json`` of the presets directory."""
+    """(presets, rules) from ``blasprof.json`` of the presets directory, every value checked
+    as the forms beside it were (the file may have been edited or damaged since)."""
+    from profiler.render.checked import UnsafePreset, from_data
+
     directory = directory or presets_dir()
     path = directory / "blasprof.json"
+    again = "write it again with `blasprof presets write`"
     try:
-        doc = json.loads(path.read_text())
-        presets = {
-            name: {
-                "default": p["default"],
-                "classes": {c: tuple(tuple(r) for r in rows) for c, rows in p["classes"].items()},
-                "obeyed": tuple(p["obeyed"]),
-            }
-            for name, p in doc["presets"].items()
-        }
-        rules = {kind: tuple(tuple(r) for r in pairs) for kind, pairs in doc["rules"].items()}
+        checked = from_data(json.loads(path.read_text()))
     except FileNotFoundError:
         raise NotFound(
             f"no presets in {directory} (no blasprof.json); run `blasprof presets write` "
             "or set BLASPROF_PRESETS to the directory they were written to"
         ) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{path} is not a blasprof presets file ({type(exc).__name__})") from None
-    return presets, rules
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, UnsafePreset):
+            raise BlasprofError(f"{path}: {exc}; {again}") from None
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise BlasprofError(f"{path} is not a blasprof presets file ({why}); {again}") from None
+    assert checked.rules is not None
+    return checked.presets(), checked.rules.data()
 
 
 def environment(
@@ -87,13 +87,21 @@ def environment(
 
 def shell_lines(done: Mapping[str, Any], shell: str) -> list[str]:
     """``export``/``unset`` lines (sh), or one line of ``setenv``/``unsetenv`` (csh, whose
-    ``eval `...` `` makes one line of its output anyway) for ``eval``."""
+    ``eval `...` `` makes one line of its output anyway) for ``eval``; every value quoted."""
+    for name, value in done["set"].items():
+        # plan's values are counts and checked names; anything else is a bug, not input
+        if not (_NAME.fullmatch(name) and _VALUE.fullmatch(value)):
+            raise AssertionError(f"unquotable {name}={value!r}")
     if shell == "csh":
         words = [f"unsetenv {n};" for n in done["unset"]]
-        return [" ".join(words + [f"setenv {n} {v};" for n, v in done["set"].items()])]
+        return [" ".join(words + [f"setenv {n} '{v}';" for n, v in done["set"].items()])]
     return [f"unset {n}" for n in done["unset"]] + [
-        f"export {n}={v}" for n, v in done["set"].items()
+        f"export {n}='{v}'" for n, v in done["set"].items()
     ]
+
+
+_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_VALUE = re.compile(r"[A-Za-z0-9._:-]*")
 
 
 def load_line(shell: str = "sh", directory: Path | None = None) -> str:
