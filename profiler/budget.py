@@ -12,7 +12,9 @@ start it, ``blasprof env``/``run``, and every preset form (sh, csh, Python, Lmod
 - job CPUs (shared by the job's processes on this node): ``BLASPROF_CPUS``, else
   ``SLURM_CPUS_ON_NODE``, else the CPUs this process may use.
 - workers (processes sharing them): the launcher's count of this node's processes
-  (``LAUNCHERS``), else ``BLASPROF_WORKERS``, else 1.
+  (``LAUNCHERS``), else ``BLASPROF_WORKERS``, else 1. A count given to ``plan`` (``blasprof
+  env/run --workers N``, ``threads(workers=N)``) is the processes each of those runs: N
+  times the launcher's count.
 - calibrated: the row of the preset's layout table with the most workers not above
   ``workers``. A node without a preset gets one thread per physical core of its CPUs,
   shared by the workers, and is told so.
@@ -250,12 +252,19 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
 
     ``presets`` maps node types to ``{"default": class, "classes": {class: ((workers,
     threads), ...)}, "obeyed": (variables,)}``; ``usable`` and ``cores`` replace what this
-    machine says (for tests); ``workers`` and ``size_class`` replace the environment's.
+    machine says (for tests); ``size_class`` replaces the environment's.
+
+    ``workers`` (``--workers``, ``threads(workers=)``): the processes this process runs that
+    share its CPUs. Under a launcher each of its tasks on this node runs that many, so the
+    processes sharing the job's CPUs are ``workers`` times the launcher's count; without
+    one, ``workers`` replaces ``BLASPROF_WORKERS``.
     """
     notes = []
-    source = "argument"
-    if workers is None:
-        workers, source = launcher_workers(env)
+    launched, source = launcher_workers(env)
+    if workers is not None:
+        workers, source = max(1, workers) * (launched or 1), "argument"
+    else:
+        workers = launched
     if workers is None:
         workers, source = count(env.get("BLASPROF_WORKERS", "")), "BLASPROF_WORKERS"
         if workers is None:

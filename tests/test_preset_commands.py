@@ -174,3 +174,33 @@ def test_slurm_setup_lines_load_the_preset_in_a_job(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == f". {written['dir']}/blasprof.sh"
+
+
+def test_workers_means_the_processes_each_launched_task_runs_in_every_form(
+    blasprof_exe: str, tmp_path: Path
+) -> None:
+    """srun -n 2 on 8 CPUs, each task running 2 workers: 4 processes share the node, so the
+    4-worker row (2 threads) applies in env, run and the Python form alike."""
+    from profiler.render.files import write_presets
+    from tests.test_preset_forms import node_x
+
+    directory = tmp_path / "presets"
+    directory.mkdir()
+    write_presets([node_x()], directory)
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env.update(
+        BLASPROF_PRESETS=str(directory), BLASPROF_CPUS="8", SLURM_JOB_PARTITION="px",
+        SLURM_STEP_TASKS_PER_NODE="2", SLURM_NODEID="0",
+    )  # fmt: skip
+    # the preset's directory first; blasprof itself from where this test imports it
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(directory), env.get("PYTHONPATH")]))
+    printed = run_blasprof(blasprof_exe, "env", "--workers", "2", env=env)
+    assert "export OMP_NUM_THREADS='2'" in printed.stdout.splitlines(), printed.stderr
+    ran = run_blasprof(
+        blasprof_exe, "run", "--workers", "2", "--", "sh", "-c", "echo $OPENBLAS_NUM_THREADS",
+        env=env,
+    )  # fmt: skip
+    assert ran.stdout == "2\n", ran.stderr
+    code = "import blas_preset; print(blas_preset.threads(workers=2), blas_preset.THREADS)"
+    py = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True)
+    assert py.stdout == "2 4\n", py.stderr
