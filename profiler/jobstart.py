@@ -33,6 +33,7 @@ __all__ = [
     "load_line",
     "read_presets",
     "run_argv",
+    "script_shell",
     "shell_lines",
     "slurm_setup",
     "wrap",
@@ -124,13 +125,42 @@ def slurm_setup(directory: Path | None = None) -> list[str]:
     return [MARKER, load_line("sh", directory)]
 
 
+#: interpreters whose scripts can source a preset: sh's family, then csh's
+SH_FAMILY = ("sh", "ash", "dash", "bash", "ksh", "ksh93", "mksh", "pdksh", "zsh", "busybox")
+CSH_FAMILY = ("csh", "tcsh")
+
+
+def script_shell(script: str) -> str:
+    """``sh`` or ``csh``: the family of the interpreter the script's ``#!`` line names (sh
+    without one, as sbatch and ``sh job`` run it); UsageError for any other interpreter."""
+    first = script.split("\n", 1)[0]
+    if not first.startswith("#!"):
+        return "sh"
+    words = first[2:].split()
+    program = words[0].rpartition("/")[2] if words else ""
+    if program == "env":  # #!/usr/bin/env [-S] [NAME=value ...] bash
+        rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        program = rest[0].rpartition("/")[2] if rest else ""
+    if program in SH_FAMILY:
+        return "sh"
+    if program in CSH_FAMILY:
+        return "csh"
+    from profiler.render.checked import comment
+
+    raise UsageError(
+        f"its #! line runs {comment(program, 40) or 'no program'!r}, not sh, bash, zsh, ksh or "
+        "csh: a line that loads the preset would break it; in Python, import blas_preset "
+        "first, or start it with `blasprof run -- CMD`"
+    )
+
+
 def wrap(script: str, directory: Path | None = None) -> str:
     """``script`` with the load line after its shebang, comments and ``#SBATCH`` lines;
-    unchanged when it has it already."""
+    unchanged when it has it already. UsageError for a script sh or csh does not run."""
     lines = script.splitlines(keepends=True)
     if any(line.rstrip("\r\n") == MARKER for line in lines):
         return script
-    shell = "csh" if lines and lines[0].startswith("#!") and "csh" in lines[0] else "sh"
+    shell = script_shell(script)
     at = 0
     while at < len(lines) and (not lines[at].strip() or lines[at].lstrip().startswith("#")):
         at += 1

@@ -94,7 +94,8 @@ def wrap_command(
 ) -> None:
     """Add the line that loads the presets to a job script, after its #SBATCH header.
 
-    Run it again and nothing changes. A csh script (#!/bin/csh, tcsh) gets the csh form.
+    Run it again and nothing changes. A csh script (#!/bin/csh, tcsh) gets the csh form;
+    a script of another interpreter (#!/usr/bin/env python, perl) is refused, unchanged.
 
     Examples:
 
@@ -118,7 +119,10 @@ def wrap_command(
         text = script.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {script}: {getattr(exc, 'strerror', None) or exc}") from None
-    wrapped = wrap(text)
+    try:
+        wrapped = wrap(text)
+    except UsageError as exc:
+        raise UsageError(f"{script}: {exc}") from None
     if output is not None and str(output) == "-":
         typer.echo(wrapped, nl=False)
         return
