@@ -399,6 +399,79 @@ def test_loading_twice_changes_nothing(sites: dict[str, Path], tmp_path: Path) -
         assert second.notes == first.notes, loader.__name__
 
 
+def _lmod_session(directory: Path, env: dict[str, str], commands: str) -> list[dict[str, str]]:
+    """The environment after each line of ``commands`` (shell lines between module
+    commands), in one bash session with Lmod's own init."""
+    if (why := forms.available(forms.lmod())) is not None:
+        absent(why)
+    steps = [
+        f". '{forms.LMOD_INIT}'",
+        f"module use '{directory}/modulefiles'",
+        "env -0; echo -n @@",
+    ]
+    for line in commands.strip().splitlines():
+        steps += [line, "env -0; echo -n @@"]
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", "\n".join(steps)],
+        env=env, capture_output=True, timeout=120, cwd=directory,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [forms._split_env(chunk) for chunk in done.stdout.split(b"@@")[:-1]]
+
+
+def _lmod_state(env: dict[str, str]) -> dict[str, str | None]:
+    """The variables a load may change, and Lmod's stacks of them."""
+    stacks = [k for k in env if k.startswith("__LMOD_STACK")]
+    return {k: env.get(k) for k in (*forms.WATCHED, "BLASPROF_LMOD", *stacks)}
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        {},
+        {"OMP_NUM_THREADS": "3", "MKL_DOMAIN_NUM_THREADS": "MKL_BLAS=1"},
+        {"OMP_NUM_THREADS": "3", "BLASPROF_OVERRIDE": "1"},
+        {
+            "OPENBLAS_NUM_THREADS": "6",
+            "MKL_NUM_THREADS": "6",
+            "OMP_NUM_THREADS": "1",
+            "BLASPROF_PRESET": "node-x:large:6",
+            "BLASPROF_PRESET_SET": OURS,
+        },
+    ],  # fmt: skip
+    ids=["clean", "the user's", "override", "an sh load before"],
+)
+def test_lmod_unload_gives_back_every_value_from_before_the_load(
+    before: dict[str, str], sites: dict[str, Path], tmp_path: Path
+) -> None:
+    env = {**forms.base_env(tmp_path), **CPUS64, "BLASPROF_WORKERS": "2", **before}
+    states = _lmod_session(
+        sites["main"],
+        env,
+        """
+        module load blasprof
+        export OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=7 BLASPROF_WORKERS=1
+        module load blasprof
+        module unload blasprof
+        module load blasprof
+        module unload blasprof
+        """,
+    )
+    first, loaded, changed, again, unloaded, reloaded, last = states
+    assert loaded["BLASPROF_PRESET"] == "node-x:large:4"
+    touched = loaded["BLASPROF_LMOD"].split(":")
+    assert {"BLASPROF_PRESET", "OPENBLAS_NUM_THREADS"} & set(touched)
+    # Lmod reloads a loaded module: back to before the load, then the rule again
+    assert again["BLASPROF_PRESET"] == "node-x:large:6"
+    # what the load changed is back as it was before it; what it left alone, as the job set it
+    expected = {k: (first if k in touched else changed).get(k) for k in forms.WATCHED}
+    assert _lmod_state(unloaded) == {**expected, "BLASPROF_LMOD": None}
+    assert _lmod_state(reloaded) == _lmod_state(again)
+    assert _lmod_state(last) == _lmod_state(unloaded)
+    for state in (unloaded, last):
+        assert not [k for k in state if k.startswith("__LMOD_STACK")]
+
+
 @pytest.mark.parametrize("fmt", ["sh", "csh", "py", "lua"])
 def test_a_node_types_own_file_applies_its_own_table(
     fmt: str, sites: dict[str, Path], tmp_path: Path

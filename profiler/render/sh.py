@@ -6,9 +6,10 @@ parsed with parameter expansions, and nothing a job cannot survive (``set -eu`` 
 included). Everything runs inside one function, under ``emulate -L sh`` in zsh, and every
 helper and ``_bp_`` variable is removed afterwards.
 
-``BLASPROF_EMIT=csh`` or ``BLASPROF_EMIT=sh`` makes it print ``setenv``/``export`` lines
-instead of exporting: the csh form evaluates the first (csh cannot run the rule itself
-without fragile quoting), and the Slurm TaskProlog prints the second.
+``BLASPROF_EMIT=csh``, ``sh`` or ``lmod`` makes it print what it would do instead of
+exporting: ``setenv`` lines that the csh form evaluates (csh cannot run the rule itself
+without fragile quoting), ``export`` lines for the Slurm TaskProlog, and ``set NAME VALUE``,
+``unset NAME`` and ``note TEXT`` lines that the Lmod modulefile applies.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ from profiler.render.checked import Bundle, comment, shell_path
 __all__ = ["render_csh", "render_sh"]
 
 _HELPERS = r"""
-_bp_note() {  # one line on stderr
-    printf 'blasprof: %s\n' "$1" >&2
+_bp_note() {  # one line on stderr (for Lmod: on stdout, which the modulefile reads)
+    case ${_bp_emit:-} in
+        lmod) _bp_out="${_bp_out}note $1
+" ;;
+        *) printf 'blasprof: %s\n' "$1" >&2 ;;
+    esac
 }
 _bp_count() {  # $1 as a whole number 1..99999 in _bp_n (leading zeros dropped), or fail
     case $1 in ''|*[!0123456789]*) return 1 ;; esac
@@ -184,10 +189,12 @@ _bp_tasks() {  # this node's entry of a Slurm task list such as 2(x3),1, in _bp_
     done
     _bp_n=$_bp_max
 }
-_bp_put() {  # _bp_put NAME VALUE: export it, or print it for csh or a Slurm TaskProlog
+_bp_put() {  # _bp_put NAME VALUE: export it, or print it for csh, a TaskProlog or Lmod
     case $_bp_emit in
         csh) _bp_out="${_bp_out}setenv $1 $2;" ;;
         sh) _bp_out="${_bp_out}export $1=$2
+" ;;
+        lmod) _bp_out="${_bp_out}set $1 $2
 " ;;
         *) export "$1=$2" ;;
     esac
@@ -196,6 +203,8 @@ _bp_unput() {  # _bp_unput NAME: unset it, or print that
     case $_bp_emit in
         csh) _bp_out="${_bp_out}unsetenv $1;" ;;
         sh) _bp_out="${_bp_out}unset $1
+" ;;
+        lmod) _bp_out="${_bp_out}unset $1
 " ;;
         *) unset "$1" ;;
     esac
