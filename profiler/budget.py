@@ -31,8 +31,9 @@ never stops a job.
 
 The functions in ``JOB_START`` use nothing but ``os`` and the constants above them: the
 Python preset embeds their source, so ``import blas_preset`` runs this very code. The sh
-and Lua forms are written from the same constants, and one test runs every form in its real
-interpreter against ``plan``.
+form (``profiler.render.sh``) is the second engine, written from the same constants; the
+csh form, the Slurm TaskProlog and the Lmod modulefile apply what it prints. One test runs
+every form in its real interpreter against ``plan``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "THREAD_VARIABLES",
     "WATCHED_VARIABLES",
     "affinity",
+    "calibrated_for",
     "cgroup_cpu_limit",
     "count",
     "exported",
@@ -288,7 +290,7 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
                     f"BLASPROF_SIZE_CLASS is not one of: {known}; using {entry['default']}"
                 )
             size_class = entry["default"]
-        calibrated = [t for w, t in classes[size_class] if w <= workers][-1]
+        calibrated = calibrated_for(classes[size_class], workers)
         obeyed = entry["obeyed"]
     else:
         size_class = "-"
@@ -316,6 +318,12 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
         "kept": kept,
         "notes": notes,
     }
+
+
+def calibrated_for(rows, workers):
+    """The calibrated threads of the layout row with the most workers not above ``workers``
+    (rows: ``(workers, threads)`` pairs from 1 worker up)."""
+    return [t for w, t in rows if w <= workers][-1]
 
 
 def _variables(env, threads, obeyed, record, notes):
@@ -378,6 +386,7 @@ JOB_START = (
     cores_here,
     launcher_workers,
     plan,
+    calibrated_for,
     _variables,
 )
 

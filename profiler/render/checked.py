@@ -119,7 +119,7 @@ class Bundle:
 
 
 def rule_constants() -> dict[str, Any]:
-    """The constants every code form (Python, Lua) carries so that it follows the one rule."""
+    """The constants the Python form carries beside the rule's functions."""
     return {
         "THREAD_VARIABLES": budget.THREAD_VARIABLES,
         "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
