@@ -524,3 +524,23 @@ def test_a_pool_initializer_gives_each_worker_its_share(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split(" ", 1) == ["1", "[(1, '1')]\n"]
+
+
+def test_the_lmod_and_csh_forms_hold_no_copy_of_the_rule(sites: dict[str, Path]) -> None:
+    """Two engines (Python, sh); the other forms apply what the sh one prints."""
+    main = sites["main"]
+    for path in (main / "modulefiles/blasprof.lua", main / "blasprof.csh"):
+        code = "\n".join(ln for ln in path.read_text().splitlines() if ln[:2] not in ("--", "#"))
+        for message in ("is not one of", "no preset for", "is not a whole number", "WORKERS"):
+            assert message not in code, (path, message)
+    assert "BLASPROF_EMIT=lmod" in (main / "modulefiles/blasprof.lua").read_text()
+
+
+def test_lmod_without_the_sh_engine_beside_it_says_so_and_sets_nothing(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    lone = tmp_path / "lone"
+    shutil.copytree(sites["main"] / "modulefiles", lone / "modulefiles")
+    loaded = forms.lmod()(lone, {**forms.base_env(tmp_path), **CPUS64})
+    assert loaded.notes == [f"cannot read {lone}/blasprof.sh; no thread variable set"]
+    assert set(loaded.variables.values()) == {None}

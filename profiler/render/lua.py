@@ -133,7 +133,10 @@ def render_lua(b: Bundle, directory: str, file_name: str, presets: object = None
     engine = form_file(b.fixed, "sh")
     head = [
         f"-- blasprof preset for {what}, as an Lmod modulefile:",
-        "--   module use " + comment(directory) + "; module load " + file_name[: -len(".lua")],
+        "--   module use "
+        + comment(f"{directory}/modulefiles")
+        + "; module load "
+        + file_name[: -len(".lua")],
         f"-- The rule runs in /bin/sh from {engine} in the directory above this one;",
         "-- `module unload` gives every variable back the value it had before the load.",
         "-- Written by `blasprof presets write`; see `blasprof env --help` for the rule.",
