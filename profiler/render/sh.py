@@ -1,7 +1,7 @@
 """The POSIX sh form (dash, bash, zsh, ksh) and the csh form that runs it.
 
 The sh file is ``profiler.budget``'s rule (and, for the dispatcher, ``profiler.detect``'s
-rules) written in POSIX sh without a single fork: files are read with ``read``, counts
+rules, from ``sh_detect``) written in POSIX sh without a single fork: files are read with ``read``, counts
 parsed with parameter expansions, and nothing a job cannot survive (``set -eu`` callers
 included). Everything runs inside one function, under ``emulate -L sh`` in zsh, and every
 helper and ``_bp_`` variable is removed afterwards.
@@ -24,8 +24,8 @@ from profiler.budget import (
     THREAD_VARIABLES,
     WATCHED_VARIABLES,
 )
-from profiler.detect import CPU_KEY_CHARS, FEATURE_CHARS, NAME_CHARS
 from profiler.render.checked import Bundle, comment, shell_path
+from profiler.render.sh_detect import detect_functions
 
 __all__ = ["render_csh", "render_sh"]
 
@@ -244,33 +244,6 @@ _bp_drop() {  # _bp_drop NAME VALUE: unset NAME when the last load gave it and t
 }
 """
 
-_WORDS = r"""
-_bp_words() {  # _bp_words TEXT SEP KEEP: the runs of KEEP characters of TEXT, joined by SEP
-    _bp_s=$1 _bp_w= _bp_d=
-    while [ -n "$_bp_s" ]; do
-        _bp_r=${_bp_s#?}
-        _bp_c=${_bp_s%"$_bp_r"}
-        _bp_s=$_bp_r
-        case $_bp_c in
-            $3) _bp_w=$_bp_w$_bp_d$_bp_c _bp_d= ;;
-            *) [ -z "$_bp_w" ] || _bp_d=$2 ;;
-        esac
-    done
-}
-_bp_detect() {  # this node's type in _bp_name (empty: none)
-    _bp_name=${BLASPROF_NODE_TYPE:-}
-    if [ -n "$_bp_name" ]; then
-        case $_bp_name in
-            ''|[._-]*|*[!@@NAME_CHARS@@]*|@@TOO_LONG@@) ;;
-            *) return 0 ;;
-        esac
-        _bp_note "BLASPROF_NODE_TYPE is not a node type name; ignored"
-    fi
-    _bp_name=
-@@RULES@@
-}
-"""
-
 _MAIN = r"""
 _bp_main() {
     [ -z "${ZSH_VERSION:-}" ] || emulate -L sh
@@ -388,52 +361,6 @@ def _tables(b: Bundle) -> str:
     return "\n".join(types + rows)
 
 
-def _rules(b: Bundle) -> str:
-    assert b.rules is not None
-    r = b.rules
-    out: list[str] = []
-    if r.partition:
-        out.append("    case ${SLURM_JOB_PARTITION:-} in")
-        out += [f"        '{v}') _bp_name={n}; return 0 ;;" for v, n in r.partition]
-        out.append("    esac")
-    if r.feature:
-        out.append(f'    _bp_words "${{SLURM_JOB_CONSTRAINTS:-}}" " " "[{FEATURE_CHARS}]"')
-        out.append('    case " $_bp_w " in')
-        out += [f"        *' {v} '*) _bp_name={n}; return 0 ;;" for v, n in r.feature]
-        out.append("    esac")
-    if r.hostname:
-        out.append("    _bp_host=")
-        out.append("    if [ -r /proc/sys/kernel/hostname ]; then")
-        out.append("        read -r _bp_host < /proc/sys/kernel/hostname || :")
-        out.append("    fi")
-        for v, n in r.hostname:
-            for var in ("$_bp_host", "${_bp_host%%.*}"):
-                out.append(f"    case {var} in {v}) _bp_name={n}; return 0 ;; esac")
-    if r.cpu:
-        out += [
-            "    _bp_model=",
-            "    if [ -r /proc/cpuinfo ]; then",
-            "        while IFS= read -r _bp_line; do",
-            "            case $_bp_line in",
-            "                'model name'*:*) _bp_model=${_bp_line#*:}; break ;;",
-            "                'model name'*) break ;;",
-            "            esac",
-            "        done < /proc/cpuinfo",
-            "    fi",
-            "    _bp_v=",
-            "    if [ -r /sys/devices/system/cpu/online ]; then",
-            "        read -r _bp_v < /sys/devices/system/cpu/online || :",
-            "    fi",
-            '    _bp_cpus "$_bp_v" || _bp_n=0',
-            f'    _bp_words "$_bp_model" - "[{CPU_KEY_CHARS}]"',
-            '    case "$_bp_w|$_bp_n" in',
-        ]
-        out += [f"        '{v}') _bp_name={n}; return 0 ;;" for v, n in r.cpu]
-        out.append("    esac")
-    out.append("    return 0")
-    return "\n".join(out)
-
-
 def _unrolled() -> tuple[str, str, str]:
     users = "\n".join(
         f'    _bp_user {v} "${{{v}:-}}"' for v in THREAD_VARIABLES + WATCHED_VARIABLES
@@ -487,10 +414,7 @@ def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None)
         _tables(b),
     ]
     if not b.fixed:
-        detect = _WORDS.replace("@@NAME_CHARS@@", NAME_CHARS).replace(
-            "@@TOO_LONG@@", "?" * 65 + "*"
-        )
-        parts.append(detect.replace("@@RULES@@", _rules(b)).strip("\n"))
+        parts.append(detect_functions(b))
     parts += [main.strip("\n"), "_bp_main"]
     body = "\n".join(parts)
     functions = set(re.findall(r"^(_bp_\w+)\(\)", body, re.M))
