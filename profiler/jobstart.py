@@ -46,23 +46,24 @@ MARKER = "# blasprof: BLAS/OpenMP threads for this node, its CPUs and this job's
 def read_presets(directory: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(presets, rules) from ``blasprof.json`` of the presets directory, every value checked
     as the forms beside it were (the file may have been edited or damaged since)."""
-    from profiler.render.checked import UnsafePreset, from_data
+    from profiler.render.checked import UnsafePreset, comment, from_data
 
     directory = directory or presets_dir()
     path = directory / "blasprof.json"
+    shown = comment(path, 1000)  # BLASPROF_PRESETS may hold control characters
     again = "write it again with `blasprof presets write`"
     try:
         checked = from_data(json.loads(path.read_text()))
     except FileNotFoundError:
         raise NotFound(
-            f"no presets in {directory} (no blasprof.json); run `blasprof presets write` "
-            "or set BLASPROF_PRESETS to the directory they were written to"
+            f"no presets in {comment(directory, 1000)} (no blasprof.json); run `blasprof "
+            "presets write` or set BLASPROF_PRESETS to the directory they were written to"
         ) from None
     except (OSError, ValueError) as exc:
         if isinstance(exc, UnsafePreset):
-            raise BlasprofError(f"{path}: {exc}; {again}") from None
+            raise BlasprofError(f"{shown}: {exc}; {again}") from None
         why = getattr(exc, "strerror", None) or type(exc).__name__
-        raise BlasprofError(f"{path} is not a blasprof presets file ({why}); {again}") from None
+        raise BlasprofError(f"{shown} is not a blasprof presets file ({why}); {again}") from None
     assert checked.rules is not None
     return checked.presets(), checked.rules.data()
 

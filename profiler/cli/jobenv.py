@@ -29,9 +29,9 @@ def env_command(
     SLURM_CPUS_ON_NODE, else the affinity mask capped by the cgroup quota) divided by the
     processes sharing them (the launcher's local size: srun, Open MPI, MPICH, Intel MPI,
     PMIx; else BLASPROF_WORKERS, else 1), and at most SLURM_CPUS_PER_TASK. --workers N
-    counts the processes this command runs: under a launcher, each of its tasks runs N, so
-    N times the launcher's count share the node (as blas_preset.threads(workers=N) does). A thread
-    variable set before the preset is kept unless BLASPROF_OVERRIDE=1; BLASPROF_PRESET
+    counts the processes this command runs: under a launcher each of its tasks runs N, so N
+    times the launcher's count share the node (as blas_preset.threads(workers=N) does). A
+    thread variable set before the preset is kept unless BLASPROF_OVERRIDE=1; BLASPROF_PRESET
     records the node type, size class and count. The node type is BLASPROF_NODE_TYPE, else
     the Slurm partition, a feature the job asked for, the hostname, then the CPU; a node
     without a preset gets one thread per core of its share.
