@@ -301,3 +301,19 @@ def test_env_quotes_every_value_it_prints(blasprof_exe: str, tmp_path: Path) -> 
     )
     after = dict(i.split("=", 1) for i in loaded.stdout.decode().split("\0") if "=" in i)
     assert after["BLASPROF_PRESET"] == "good:medium:2"
+
+
+@pytest.mark.parametrize("damaged", [True, False], ids=["damaged", "missing"])
+def test_a_presets_path_with_control_characters_reaches_no_terminal(
+    damaged: bool, blasprof_exe: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "p\x1b[31mred\x07"
+    directory.mkdir()
+    if damaged:
+        (directory / "blasprof.json").write_text("{")
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env["BLASPROF_PRESETS"] = str(directory)
+    done = run_blasprof(blasprof_exe, "env", env=env)
+    assert done.returncode == (1 if damaged else 2), done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "red" in line and not any(ord(c) < 32 for c in line), ascii(line)
