@@ -12,14 +12,17 @@ start it, ``blasprof env``/``run``, and every preset form (sh, csh, Python, Lmod
 - job CPUs (shared by the job's processes on this node): ``BLASPROF_CPUS``, else
   ``SLURM_CPUS_ON_NODE``, else the CPUs this process may use.
 - workers (processes sharing them): the launcher's count of this node's processes
-  (``LAUNCHERS``), else ``BLASPROF_WORKERS``, else 1.
+  (``LAUNCHERS``), else ``BLASPROF_WORKERS``, else 1. A count given to ``plan`` (``blasprof
+  env/run --workers N``, ``threads(workers=N)``) is the processes each of those runs: N
+  times the launcher's count.
 - calibrated: the row of the preset's layout table with the most workers not above
   ``workers``. A node without a preset gets one thread per physical core of its CPUs,
   shared by the workers, and is told so.
 - variables: every one of ``THREAD_VARIABLES`` gets the count, except those set before the
   preset (kept unless ``BLASPROF_OVERRIDE=1``). While a kept one is read by the calibrated
   BLAS, no other variable that BLAS reads is set, since it could override the user's choice.
-  ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
+  A value that is no count (``abc``, ``0``, ``0x2``) is no choice: it is replaced, with a
+  note. ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
   that count) record what was applied, so that loading again recognises its own values.
 
 Counts read from the environment are plain decimal integers of 1 to 5 digits (leading
@@ -28,8 +31,9 @@ never stops a job.
 
 The functions in ``JOB_START`` use nothing but ``os`` and the constants above them: the
 Python preset embeds their source, so ``import blas_preset`` runs this very code. The sh
-and Lua forms are written from the same constants, and one test runs every form in its real
-interpreter against ``plan``.
+form (``profiler.render.sh``) is the second engine, written from the same constants; the
+csh form, the Slurm TaskProlog and the Lmod modulefile apply what it prints. One test runs
+every form in its real interpreter against ``plan``.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from collections.abc import Iterable, Iterator, Mapping
 __all__ = [
     "BLAS_VARIABLES",
     "DEFAULT_OBEYED",
+    "FREE_VARIABLES",
     "JOB_START",
     "LAUNCHERS",
     "THREAD_VARIABLES",
     "WATCHED_VARIABLES",
     "affinity",
+    "calibrated_for",
     "cgroup_cpu_limit",
     "count",
     "exported",
@@ -70,6 +76,8 @@ THREAD_VARIABLES = (
 )
 #: variables a BLAS reads that a preset never sets, but whose user setting it respects
 WATCHED_VARIABLES = ("GOTO_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS")
+#: the one watched variable whose value is not a thread count (MKL's ``MKL_BLAS=2,...``)
+FREE_VARIABLES = ("MKL_DOMAIN_NUM_THREADS",)
 
 #: what each BLAS (threadpoolctl's internal_api) reads for its thread count
 BLAS_VARIABLES = {
@@ -246,12 +254,19 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
 
     ``presets`` maps node types to ``{"default": class, "classes": {class: ((workers,
     threads), ...)}, "obeyed": (variables,)}``; ``usable`` and ``cores`` replace what this
-    machine says (for tests); ``workers`` and ``size_class`` replace the environment's.
+    machine says (for tests); ``size_class`` replaces the environment's.
+
+    ``workers`` (``--workers``, ``threads(workers=)``): the processes this process runs that
+    share its CPUs. Under a launcher each of its tasks on this node runs that many, so the
+    processes sharing the job's CPUs are ``workers`` times the launcher's count; without
+    one, ``workers`` replaces ``BLASPROF_WORKERS``.
     """
     notes = []
-    source = "argument"
-    if workers is None:
-        workers, source = launcher_workers(env)
+    launched, source = launcher_workers(env)
+    if workers is not None:
+        workers, source = max(1, workers) * (launched or 1), "argument"
+    else:
+        workers = launched
     if workers is None:
         workers, source = count(env.get("BLASPROF_WORKERS", "")), "BLASPROF_WORKERS"
         if workers is None:
@@ -275,7 +290,7 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
                     f"BLASPROF_SIZE_CLASS is not one of: {known}; using {entry['default']}"
                 )
             size_class = entry["default"]
-        calibrated = [t for w, t in classes[size_class] if w <= workers][-1]
+        calibrated = calibrated_for(classes[size_class], workers)
         obeyed = entry["obeyed"]
     else:
         size_class = "-"
@@ -305,12 +320,27 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
     }
 
 
+def calibrated_for(rows, workers):
+    """The calibrated threads of the layout row with the most workers not above ``workers``
+    (rows: ``(workers, threads)`` pairs from 1 worker up)."""
+    return [t for w, t in rows if w <= workers][-1]
+
+
 def _variables(env, threads, obeyed, record, notes):
     """(set, unset, kept): which thread variables to give ``threads``; see the module doc."""
     before = count(env.get("BLASPROF_PRESET", "").rpartition(":")[2])
     ours = env.get("BLASPROF_PRESET_SET", "").split(":") if before else []
     watched = THREAD_VARIABLES + tuple(v for v in WATCHED_VARIABLES if v in obeyed)
-    users = [v for v in watched if env.get(v, "") and not (v in ours and env[v] == str(before))]
+    users = []
+    for name in watched:
+        current = env.get(name, "")
+        if not current or (name in ours and current == str(before)):
+            continue
+        if name not in FREE_VARIABLES and count(current) is None:
+            # a BLAS given junk falls back to its own default (all CPUs): not a choice to keep
+            notes.append(name + " " + BAD_COUNT + "; ignored")
+            continue
+        users.append(name)
     value = str(threads)
     override = env.get("BLASPROF_OVERRIDE", "") == "1"
     blocked = not override and any(v in obeyed for v in users)
@@ -356,6 +386,7 @@ JOB_START = (
     cores_here,
     launcher_workers,
     plan,
+    calibrated_for,
     _variables,
 )
 

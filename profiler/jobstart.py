@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 from profiler.budget import plan
 from profiler.detect import detect
-from profiler.errors import NotFound, UsageError
+from profiler.errors import BlasprofError, NotFound, UsageError
 from profiler.names import check_node_type
 from profiler.paths import presets_dir
 
@@ -32,6 +33,7 @@ __all__ = [
     "load_line",
     "read_presets",
     "run_argv",
+    "script_shell",
     "shell_lines",
     "slurm_setup",
     "wrap",
@@ -42,28 +44,28 @@ MARKER = "# blasprof: BLAS/OpenMP threads for this node, its CPUs and this job's
 
 
 def read_presets(directory: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(presets, rules) from ``blasprof.json`` of the presets directory."""
+    """(presets, rules) from ``blasprof.json`` of the presets directory, every value checked
+    as the forms beside it were (the file may have been edited or damaged since)."""
+    from profiler.render.checked import UnsafePreset, comment, from_data
+
     directory = directory or presets_dir()
     path = directory / "blasprof.json"
+    shown = comment(path, 1000)  # BLASPROF_PRESETS may hold control characters
+    again = "write it again with `blasprof presets write`"
     try:
-        doc = json.loads(path.read_text())
-        presets = {
-            name: {
-                "default": p["default"],
-                "classes": {c: tuple(tuple(r) for r in rows) for c, rows in p["classes"].items()},
-                "obeyed": tuple(p["obeyed"]),
-            }
-            for name, p in doc["presets"].items()
-        }
-        rules = {kind: tuple(tuple(r) for r in pairs) for kind, pairs in doc["rules"].items()}
+        checked = from_data(json.loads(path.read_text()))
     except FileNotFoundError:
         raise NotFound(
-            f"no presets in {directory} (no blasprof.json); run `blasprof presets write` "
-            "or set BLASPROF_PRESETS to the directory they were written to"
+            f"no presets in {comment(directory, 1000)} (no blasprof.json); run `blasprof "
+            "presets write` or set BLASPROF_PRESETS to the directory they were written to"
         ) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{path} is not a blasprof presets file ({type(exc).__name__})") from None
-    return presets, rules
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, UnsafePreset):
+            raise BlasprofError(f"{shown}: {exc}; {again}") from None
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise BlasprofError(f"{shown} is not a blasprof presets file ({why}); {again}") from None
+    assert checked.rules is not None
+    return checked.presets(), checked.rules.data()
 
 
 def environment(
@@ -87,13 +89,21 @@ def environment(
 
 def shell_lines(done: Mapping[str, Any], shell: str) -> list[str]:
     """``export``/``unset`` lines (sh), or one line of ``setenv``/``unsetenv`` (csh, whose
-    ``eval `...` `` makes one line of its output anyway) for ``eval``."""
+    ``eval `...` `` makes one line of its output anyway) for ``eval``; every value quoted."""
+    for name, value in done["set"].items():
+        # plan's values are counts and checked names; anything else is a bug, not input
+        if not (_NAME.fullmatch(name) and _VALUE.fullmatch(value)):
+            raise AssertionError(f"unquotable {name}={value!r}")
     if shell == "csh":
         words = [f"unsetenv {n};" for n in done["unset"]]
-        return [" ".join(words + [f"setenv {n} {v};" for n, v in done["set"].items()])]
+        return [" ".join(words + [f"setenv {n} '{v}';" for n, v in done["set"].items()])]
     return [f"unset {n}" for n in done["unset"]] + [
-        f"export {n}={v}" for n, v in done["set"].items()
+        f"export {n}='{v}'" for n, v in done["set"].items()
     ]
+
+
+_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_VALUE = re.compile(r"[A-Za-z0-9._:-]*")
 
 
 def load_line(shell: str = "sh", directory: Path | None = None) -> str:
@@ -116,13 +126,42 @@ def slurm_setup(directory: Path | None = None) -> list[str]:
     return [MARKER, load_line("sh", directory)]
 
 
+#: interpreters whose scripts can source a preset: sh's family, then csh's
+SH_FAMILY = ("sh", "ash", "dash", "bash", "ksh", "ksh93", "mksh", "pdksh", "zsh", "busybox")
+CSH_FAMILY = ("csh", "tcsh")
+
+
+def script_shell(script: str) -> str:
+    """``sh`` or ``csh``: the family of the interpreter the script's ``#!`` line names (sh
+    without one, as sbatch and ``sh job`` run it); UsageError for any other interpreter."""
+    first = script.split("\n", 1)[0]
+    if not first.startswith("#!"):
+        return "sh"
+    words = first[2:].split()
+    program = words[0].rpartition("/")[2] if words else ""
+    if program == "env":  # #!/usr/bin/env [-S] [NAME=value ...] bash
+        rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        program = rest[0].rpartition("/")[2] if rest else ""
+    if program in SH_FAMILY:
+        return "sh"
+    if program in CSH_FAMILY:
+        return "csh"
+    from profiler.render.checked import comment
+
+    raise UsageError(
+        f"its #! line runs {comment(program, 40) or 'no program'!r}, not sh, bash, zsh, ksh or "
+        "csh: a line that loads the preset would break it; in Python, import blas_preset "
+        "first, or start it with `blasprof run -- CMD`"
+    )
+
+
 def wrap(script: str, directory: Path | None = None) -> str:
     """``script`` with the load line after its shebang, comments and ``#SBATCH`` lines;
-    unchanged when it has it already."""
+    unchanged when it has it already. UsageError for a script sh or csh does not run."""
     lines = script.splitlines(keepends=True)
     if any(line.rstrip("\r\n") == MARKER for line in lines):
         return script
-    shell = "csh" if lines and lines[0].startswith("#!") and "csh" in lines[0] else "sh"
+    shell = script_shell(script)
     at = 0
     while at < len(lines) and (not lines[at].strip() or lines[at].lstrip().startswith("#")):
         at += 1

@@ -161,7 +161,7 @@ class Preset:
         The first row is always one process with the class's own count (a layout row for
         one worker does not override it). A row measured for the class wins; a row for
         every class (``size_class`` None) never gives more than the class's own count.
-        This table is what every rendered form embeds; ``calibrated_threads`` reads it.
+        This table is what every rendered form embeds; ``profiler.budget.plan`` reads it.
         """
         table = {}
         for c in self.size_classes:
@@ -173,13 +173,6 @@ class Preset:
                     rows.setdefault(row.workers, min(row.threads, c.threads))
             table[c.name] = tuple(sorted(rows.items()))
         return table
-
-    def calibrated_threads(self, size_class: str, workers: int) -> int:
-        """Threads per process the calibration chose for ``workers`` processes running
-        GEMMs of ``size_class``: the row with the most workers not above ``workers``.
-        The job's share of CPUs (``profiler.budget.threads_for``) caps it further."""
-        rows = self.layout_table()[self.size_class(size_class).name]
-        return [t for w, t in rows if w <= max(1, workers)][-1]
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from profiler.adoption import CLEAN, NOISY, UNVERIFIED, VERIFICATION_FAILED, decide, quality
+from profiler.budget import plan
 from profiler.choice import choose, curves_of
 from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, class_of, derive
+from profiler.render.checked import entry
 from profiler.results import Measurement, Verification
 
 
@@ -126,7 +128,8 @@ def test_layout_rows_come_from_measured_layouts_with_the_oversubscribed_figure()
                 if x.size_class == "large"}  # fmt: skip
     assert measured == {(2, 2, 180.0, 20.0), (4, 1, 190.0, None)}
     assert preset.layout_table()["large"] == ((1, 4), (2, 2), (4, 1))
-    assert preset.calibrated_threads("large", 3) == 2
+    table = {"n": entry(preset).data()}  # the values every form embeds, and the job-start rule
+    assert plan({}, table, "n", workers=3, size_class="large", usable=99_999)["threads"] == 2
     # layout points never count as single-process points
     assert preset.size_class("large").best_gflops == 150.0
 

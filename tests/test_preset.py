@@ -69,9 +69,15 @@ def test_derive_picks_the_smallest_count_within_tolerance(preset: Preset) -> Non
         "medium": ((1, 4), (2, 4), (4, 2), (8, 1)),
         "large": ((1, 6), (2, 4), (4, 2), (8, 1)),
     }
-    assert preset.calibrated_threads("large", 3) == 4  # the 2-worker row
-    assert preset.calibrated_threads("large", 64) == 1
-    assert preset.calibrated_threads("medium", 1) == 4
+
+    # the job-start rule on the rendered values, with CPUs enough not to cap it
+    def calibrated(size_class: str, workers: int) -> int:
+        done = plan({}, _presets(preset), "node-x", workers, size_class, usable=99_999)
+        return done["threads"]
+
+    assert calibrated("large", 3) == 4  # the 2-worker row
+    assert calibrated("large", 64) == 1
+    assert calibrated("medium", 1) == 4
 
 
 def test_derive_takes_a_count_good_for_every_dtype() -> None:

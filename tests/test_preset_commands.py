@@ -174,3 +174,72 @@ def test_slurm_setup_lines_load_the_preset_in_a_job(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == f". {written['dir']}/blasprof.sh"
+
+
+def test_workers_means_the_processes_each_launched_task_runs_in_every_form(
+    blasprof_exe: str, tmp_path: Path
+) -> None:
+    """srun -n 2 on 8 CPUs, each task running 2 workers: 4 processes share the node, so the
+    4-worker row (2 threads) applies in env, run and the Python form alike."""
+    from profiler.render.files import write_presets
+    from tests.test_preset_forms import node_x
+
+    directory = tmp_path / "presets"
+    directory.mkdir()
+    write_presets([node_x()], directory)
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env.update(
+        BLASPROF_PRESETS=str(directory), BLASPROF_CPUS="8", SLURM_JOB_PARTITION="px",
+        SLURM_STEP_TASKS_PER_NODE="2", SLURM_NODEID="0",
+    )  # fmt: skip
+    # the preset's directory first; blasprof itself from where this test imports it
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(directory), env.get("PYTHONPATH")]))
+    printed = run_blasprof(blasprof_exe, "env", "--workers", "2", env=env)
+    assert "export OMP_NUM_THREADS='2'" in printed.stdout.splitlines(), printed.stderr
+    ran = run_blasprof(
+        blasprof_exe, "run", "--workers", "2", "--", "sh", "-c", "echo $OPENBLAS_NUM_THREADS",
+        env=env,
+    )  # fmt: skip
+    assert ran.stdout == "2\n", ran.stderr
+    code = "import blas_preset; print(blas_preset.threads(workers=2), blas_preset.THREADS)"
+    py = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True)
+    assert py.stdout == "2 4\n", py.stderr
+
+
+@pytest.mark.parametrize(
+    "first, body",
+    [
+        ("#!/usr/bin/env python3", "import sys\nsys.exit(0)\n"),
+        ("#!/usr/bin/python3 -u", "print('ok')\n"),
+        ("#!/usr/bin/perl -w", 'print "ok\\n";\n'),
+        ("#!/usr/bin/env -S perl -w", 'print "ok\\n";\n'),
+    ],
+)
+def test_wrap_refuses_a_script_that_sh_and_csh_do_not_run(
+    first: str, body: str, blasprof_exe: str, tmp_path: Path
+) -> None:
+    """The #SBATCH header is shared by every interpreter, the load line is not."""
+    script = tmp_path / "job"
+    text = f"{first}\n#SBATCH -n 1\n#SBATCH --time=5\n{body}"
+    script.write_text(text)
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env["BLASPROF_PRESETS"] = str(tmp_path)
+    for out in ((), ("-o", "-"), ("-o", str(tmp_path / "out"))):
+        done = run_blasprof(blasprof_exe, "wrap", str(script), *out, env=env)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        (line,) = done.stderr.splitlines()
+        assert str(script) in line and "blas_preset" in line, line
+    assert script.read_text() == text and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "first", ["#!/bin/bash -l", "#!/usr/bin/env bash", "#!/usr/bin/env -S zsh -f", "#!/bin/ksh"]
+)
+def test_wrap_takes_the_sh_family(first: str, blasprof_exe: str, tmp_path: Path) -> None:
+    script = tmp_path / "job"
+    script.write_text(f"{first}\n#SBATCH -n 1\necho hi\n")
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env["BLASPROF_PRESETS"] = str(tmp_path)
+    done = run_blasprof(blasprof_exe, "wrap", str(script), "-o", "-", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2:4] == [MARKER, f". {tmp_path}/blasprof.sh"]

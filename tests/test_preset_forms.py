@@ -332,6 +332,52 @@ def test_every_form_leaves_the_same_variables(
         assert note in expected.notes
 
 
+JUNK_COUNTS = ("abc", "0", "-1", "0x2", "1e3", " 2", "\u0662", "2 ")
+
+
+@pytest.mark.parametrize("value", JUNK_COUNTS, ids=ascii)
+def test_a_junk_thread_count_is_no_choice_every_form_applies_the_preset(
+    value: str, sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """A BLAS given junk runs its default (all CPUs): the preset replaces it and says so."""
+    env = {
+        **forms.base_env(tmp_path),
+        "BLASPROF_CPUS": "2",
+        "BLASPROF_WORKERS": "2",
+        "SLURM_JOB_PARTITION": "px",
+        "OMP_NUM_THREADS": value,
+    }
+    for loader in LOADERS:
+        if (why := forms.available(loader)) is not None:
+            absent(why)
+        loaded = loader(sites["main"], env)
+        assert {loaded.variables[v] for v in THREAD_VARIABLES} == {"1"}, loader.__name__
+        assert loaded.variables["BLASPROF_PRESET"] == "node-x:large:1", loader.__name__
+        assert loaded.notes == ["OMP_NUM_THREADS is not a whole number from 1 to 99999; ignored"], (
+            loader.__name__
+        )
+
+
+@pytest.mark.parametrize("ifs", [":", "", ","], ids=["colon", "empty", "comma"])
+@pytest.mark.parametrize("name", ["dash", "bash", "zsh", "ksh"])
+def test_the_callers_ifs_neither_bends_the_sh_form_nor_changes(
+    name: str, ifs: str, sites: dict[str, Path], tmp_path: Path
+) -> None:
+    """The affinity and the cgroup files are read with ``read``, which splits by IFS."""
+    if shutil.which(name) is None:
+        absent(f"{name} is not installed")
+    directory = sites["main"]
+    env = {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "px"}
+    script = (
+        f"IFS='{ifs}'; set -eu\n. '{directory}/blasprof.sh'\n"
+        f"[ \"${{IFS+set}}:$IFS\" = 'set:{ifs}' ] || exit 9\nenv -0"
+    )
+    done = subprocess.run([name, "-c", script], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    loaded = forms._loaded(done, env)
+    assert loaded.variables == forms.reference(directory, env).variables
+
+
 def test_the_fallback_is_one_thread_per_core_and_says_so_once(
     sites: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -351,6 +397,79 @@ def test_loading_twice_changes_nothing(sites: dict[str, Path], tmp_path: Path) -
         second = loader(sites["main"], again)
         assert second.variables == first.variables, loader.__name__
         assert second.notes == first.notes, loader.__name__
+
+
+def _lmod_session(directory: Path, env: dict[str, str], commands: str) -> list[dict[str, str]]:
+    """The environment after each line of ``commands`` (shell lines between module
+    commands), in one bash session with Lmod's own init."""
+    if (why := forms.available(forms.lmod())) is not None:
+        absent(why)
+    steps = [
+        f". '{forms.LMOD_INIT}'",
+        f"module use '{directory}/modulefiles'",
+        "env -0; echo -n @@",
+    ]
+    for line in commands.strip().splitlines():
+        steps += [line, "env -0; echo -n @@"]
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", "\n".join(steps)],
+        env=env, capture_output=True, timeout=120, cwd=directory,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [forms._split_env(chunk) for chunk in done.stdout.split(b"@@")[:-1]]
+
+
+def _lmod_state(env: dict[str, str]) -> dict[str, str | None]:
+    """The variables a load may change, and Lmod's stacks of them."""
+    stacks = [k for k in env if k.startswith("__LMOD_STACK")]
+    return {k: env.get(k) for k in (*forms.WATCHED, "BLASPROF_LMOD", *stacks)}
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        {},
+        {"OMP_NUM_THREADS": "3", "MKL_DOMAIN_NUM_THREADS": "MKL_BLAS=1"},
+        {"OMP_NUM_THREADS": "3", "BLASPROF_OVERRIDE": "1"},
+        {
+            "OPENBLAS_NUM_THREADS": "6",
+            "MKL_NUM_THREADS": "6",
+            "OMP_NUM_THREADS": "1",
+            "BLASPROF_PRESET": "node-x:large:6",
+            "BLASPROF_PRESET_SET": OURS,
+        },
+    ],  # fmt: skip
+    ids=["clean", "the user's", "override", "an sh load before"],
+)
+def test_lmod_unload_gives_back_every_value_from_before_the_load(
+    before: dict[str, str], sites: dict[str, Path], tmp_path: Path
+) -> None:
+    env = {**forms.base_env(tmp_path), **CPUS64, "BLASPROF_WORKERS": "2", **before}
+    states = _lmod_session(
+        sites["main"],
+        env,
+        """
+        module load blasprof
+        export OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=7 BLASPROF_WORKERS=1
+        module load blasprof
+        module unload blasprof
+        module load blasprof
+        module unload blasprof
+        """,
+    )
+    first, loaded, changed, again, unloaded, reloaded, last = states
+    assert loaded["BLASPROF_PRESET"] == "node-x:large:4"
+    touched = loaded["BLASPROF_LMOD"].split(":")
+    assert {"BLASPROF_PRESET", "OPENBLAS_NUM_THREADS"} & set(touched)
+    # Lmod reloads a loaded module: back to before the load, then the rule again
+    assert again["BLASPROF_PRESET"] == "node-x:large:6"
+    # what the load changed is back as it was before it; what it left alone, as the job set it
+    expected = {k: (first if k in touched else changed).get(k) for k in forms.WATCHED}
+    assert _lmod_state(unloaded) == {**expected, "BLASPROF_LMOD": None}
+    assert _lmod_state(reloaded) == _lmod_state(again)
+    assert _lmod_state(last) == _lmod_state(unloaded)
+    for state in (unloaded, last):
+        assert not [k for k in state if k.startswith("__LMOD_STACK")]
 
 
 @pytest.mark.parametrize("fmt", ["sh", "csh", "py", "lua"])
@@ -405,3 +524,23 @@ def test_a_pool_initializer_gives_each_worker_its_share(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split(" ", 1) == ["1", "[(1, '1')]\n"]
+
+
+def test_the_lmod_and_csh_forms_hold_no_copy_of_the_rule(sites: dict[str, Path]) -> None:
+    """Two engines (Python, sh); the other forms apply what the sh one prints."""
+    main = sites["main"]
+    for path in (main / "modulefiles/blasprof.lua", main / "blasprof.csh"):
+        code = "\n".join(ln for ln in path.read_text().splitlines() if ln[:2] not in ("--", "#"))
+        for message in ("is not one of", "no preset for", "is not a whole number", "WORKERS"):
+            assert message not in code, (path, message)
+    assert "BLASPROF_EMIT=lmod" in (main / "modulefiles/blasprof.lua").read_text()
+
+
+def test_lmod_without_the_sh_engine_beside_it_says_so_and_sets_nothing(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    lone = tmp_path / "lone"
+    shutil.copytree(sites["main"] / "modulefiles", lone / "modulefiles")
+    loaded = forms.lmod()(lone, {**forms.base_env(tmp_path), **CPUS64})
+    assert loaded.notes == [f"cannot read {lone}/blasprof.sh; no thread variable set"]
+    assert set(loaded.variables.values()) == {None}

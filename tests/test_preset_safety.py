@@ -11,10 +11,12 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, update
@@ -204,3 +206,114 @@ def test_a_hostile_presets_directory_stays_in_comments(tmp_path: Path) -> None:
         loaded = loader(directory, env)
         assert loaded.variables["BLASPROF_PRESET"] is not None and loaded.other_stderr == []
     assert not (directory / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def _edited_presets(tmp_path: Path, edit: Callable[[dict], None]) -> Path:
+    """A presets directory whose blasprof.json was edited after it was written."""
+    from profiler.render.files import write_presets
+
+    directory = tmp_path / "presets"
+    directory.mkdir()
+    write_presets([node_y(node_type="good", partitions=("gp",))], directory)
+    path = directory / "blasprof.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    return directory
+
+
+def _env_in_a_job(blasprof_exe: str, directory: Path, tmp_path: Path, shell: str) -> Any:
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env.update(BLASPROF_PRESETS=str(directory), SLURM_JOB_PARTITION="gp")
+    if shell == "csh":
+        script = ["tcsh", "-f", "-c", f"eval `{blasprof_exe} env --shell csh`; env -0"]
+    else:
+        script = ["dash", "-c", f'eval "$({blasprof_exe} env)"; env -0']
+    loaded = subprocess.run(script, env=env, capture_output=True, cwd=tmp_path, timeout=60)
+    return loaded, run_blasprof(blasprof_exe, "env", "--shell", shell, env=env)
+
+
+@pytest.mark.parametrize("shell", ["sh", "csh"])
+def test_env_refuses_an_edited_presets_file_that_names_code(
+    shell: str, blasprof_exe: str, tmp_path: Path
+) -> None:
+    mark = tmp_path / "pwned"
+
+    def evil(doc: dict) -> None:
+        doc["rules"]["partition"].insert(0, ["gp", f"a;touch {mark}"])
+        doc["presets"][f"b`touch {mark}`"] = doc["presets"]["good"]
+
+    directory = _edited_presets(tmp_path, evil)
+    loaded, done = _env_in_a_job(blasprof_exe, directory, tmp_path, shell)
+    assert not mark.exists()
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert str(directory / "blasprof.json") in line and "touch" in line, line
+    assert "Traceback" not in loaded.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "what, edit, named",
+    [
+        ("no rules", lambda d: d.update(rules={}), "'partition'"),
+        (
+            "a class with no rows",
+            lambda d: d["presets"]["good"]["classes"].update(medium=[]),
+            "medium",
+        ),
+        (
+            "a default that is no class",
+            lambda d: d["presets"]["good"].update(default="huge"),
+            "huge",
+        ),
+        (
+            "a row of junk",
+            lambda d: d["presets"]["good"]["classes"].update(medium=[[1, "2"]]),
+            "'2'",
+        ),
+        ("no presets", lambda d: d.pop("presets"), "'presets'"),
+        ("not JSON", None, "not a blasprof presets file"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_damaged_presets_file_is_one_line_naming_it_and_exit_1(
+    what: str, edit: Callable[[dict], None] | None, named: str, blasprof_exe: str, tmp_path: Path
+) -> None:
+    directory = _edited_presets(tmp_path, edit or (lambda d: None))
+    if edit is None:
+        (directory / "blasprof.json").write_text('{"presets": ')
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env.update(BLASPROF_PRESETS=str(directory), SLURM_JOB_PARTITION="gp")
+    for args in (("env",), ("env", "--shell", "csh"), ("run", "--", "true")):
+        done = run_blasprof(blasprof_exe, *args, env=env)
+        assert done.returncode == 1, (args, done.stderr)
+        (line,) = done.stderr.splitlines()
+        assert str(directory / "blasprof.json") in line and named in line, line
+
+
+def test_env_quotes_every_value_it_prints(blasprof_exe: str, tmp_path: Path) -> None:
+    directory = _edited_presets(tmp_path, lambda d: None)
+    loaded, done = _env_in_a_job(blasprof_exe, directory, tmp_path, "sh")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(re.fullmatch(r"export [A-Z_]+='[A-Za-z0-9:._-]+'", ln) for ln in lines), (
+        lines
+    )
+    after = dict(i.split("=", 1) for i in loaded.stdout.decode().split("\0") if "=" in i)
+    assert after["BLASPROF_PRESET"] == "good:medium:2"
+
+
+@pytest.mark.parametrize("damaged", [True, False], ids=["damaged", "missing"])
+def test_a_presets_path_with_control_characters_reaches_no_terminal(
+    damaged: bool, blasprof_exe: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "p\x1b[31mred\x07"
+    directory.mkdir()
+    if damaged:
+        (directory / "blasprof.json").write_text("{")
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env["BLASPROF_PRESETS"] = str(directory)
+    done = run_blasprof(blasprof_exe, "env", env=env)
+    assert done.returncode == (1 if damaged else 2), done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "red" in line and not any(ord(c) < 32 for c in line), ascii(line)

@@ -28,8 +28,10 @@ def env_command(
     more than the process's share: the job's CPUs on this node (BLASPROF_CPUS, else
     SLURM_CPUS_ON_NODE, else the affinity mask capped by the cgroup quota) divided by the
     processes sharing them (the launcher's local size: srun, Open MPI, MPICH, Intel MPI,
-    PMIx; else BLASPROF_WORKERS, else 1), and at most SLURM_CPUS_PER_TASK. A thread
-    variable set before the preset is kept unless BLASPROF_OVERRIDE=1; BLASPROF_PRESET
+    PMIx; else BLASPROF_WORKERS, else 1), and at most SLURM_CPUS_PER_TASK. --workers N
+    counts the processes this command runs: under a launcher each of its tasks runs N, so N
+    times the launcher's count share the node (as blas_preset.threads(workers=N) does). A
+    thread variable set before the preset is kept unless BLASPROF_OVERRIDE=1; BLASPROF_PRESET
     records the node type, size class and count. The node type is BLASPROF_NODE_TYPE, else
     the Slurm partition, a feature the job asked for, the hostname, then the CPU; a node
     without a preset gets one thread per core of its share.
@@ -70,6 +72,8 @@ def run_command(
       srun -n 4 blasprof run -- python solve.py     # each task gets its share
 
       blasprof run --workers 8 -- python pool.py    # a pool of 8 processes shares the CPUs
+
+      srun -n 2 blasprof run --workers 4 -- python pool.py   # 2 x 4 processes share them
     """
     from profiler.jobstart import environment, exec_with, run_argv
 
@@ -90,7 +94,8 @@ def wrap_command(
 ) -> None:
     """Add the line that loads the presets to a job script, after its #SBATCH header.
 
-    Run it again and nothing changes. A csh script (#!/bin/csh, tcsh) gets the csh form.
+    Run it again and nothing changes. A csh script (#!/bin/csh, tcsh) gets the csh form;
+    a script of another interpreter (#!/usr/bin/env python, perl) is refused, unchanged.
 
     Examples:
 
@@ -114,7 +119,10 @@ def wrap_command(
         text = script.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {script}: {getattr(exc, 'strerror', None) or exc}") from None
-    wrapped = wrap(text)
+    try:
+        wrapped = wrap(text)
+    except UsageError as exc:
+        raise UsageError(f"{script}: {exc}") from None
     if output is not None and str(output) == "-":
         typer.echo(wrapped, nl=False)
         return

@@ -63,7 +63,8 @@ WorkersOption = Annotated[
         "--workers",
         min=1,
         max=99999,
-        help="Processes sharing this job's CPUs (default: the launcher's, BLASPROF_WORKERS, 1).",
+        help="Processes this command runs that share its CPUs; under srun or mpirun each "
+        "task runs N (default: 1 per launcher task, else BLASPROF_WORKERS, else 1).",
     ),
 ]
 

@@ -38,6 +38,7 @@ __all__ = [
     "bundle",
     "comment",
     "entry",
+    "from_data",
     "shell_path",
     "single",
 ]
@@ -48,6 +49,9 @@ MAX_COUNT = 99_999
 _PARTITION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _FEATURE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HOSTNAME = re.compile(r"[A-Za-z0-9._*?-]{1,253}")
+_CPU_RULE = re.compile(r"[A-Za-z0-9.-]{1,256}\|[0-9]{1,5}")
+_RULE_VALUES = {"partition": _PARTITION, "feature": _FEATURE, "hostname": _HOSTNAME}
+_RULE_VALUES["cpu"] = _CPU_RULE
 #: a directory a shell line may name without quoting tricks
 _SHELL_PATH = re.compile(r"/[A-Za-z0-9._/+,@%=:~-]*")
 _KNOWN_VARIABLES = THREAD_VARIABLES + WATCHED_VARIABLES
@@ -115,10 +119,11 @@ class Bundle:
 
 
 def rule_constants() -> dict[str, Any]:
-    """The constants every code form (Python, Lua) carries so that it follows the one rule."""
+    """The constants the Python form carries beside the rule's functions."""
     return {
         "THREAD_VARIABLES": budget.THREAD_VARIABLES,
         "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
+        "FREE_VARIABLES": budget.FREE_VARIABLES,
         "DEFAULT_OBEYED": budget.DEFAULT_OBEYED,
         "LAUNCHERS": budget.LAUNCHERS,
         "BAD_COUNT": budget.BAD_COUNT,
@@ -279,3 +284,73 @@ def bundle(presets: Sequence[Preset]) -> tuple[Bundle, list[str]]:
             )
     frozen = Rules(**{kind: tuple(pairs) for kind, pairs in rules.items()})
     return Bundle(tuple(e for e, _ in checked), frozen), warnings
+
+
+def from_data(doc: object) -> Bundle:
+    """The bundle a dispatchers' data file (``blasprof.json``) holds, checked as a rendered
+    form checks a stored preset: UnsafePreset names the first value that is not valid."""
+    if not isinstance(doc, dict):
+        raise UnsafePreset("it is not a JSON object")
+    presets = _field(doc, "presets", dict, "the file")
+    entries = [_data_entry(name, p) for name, p in presets.items()]
+    rules = _field(doc, "rules", dict, "the file")
+    found: dict[str, tuple[tuple[str, str], ...]] = {}
+    for kind, pattern in _RULE_VALUES.items():
+        pairs = []
+        for pair in _field(rules, kind, list, "rules"):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise UnsafePreset(f"a {kind} rule {_show(pair)} is not a [value, node type] pair")
+            value, name = pair
+            if not (isinstance(value, str) and pattern.fullmatch(value)):
+                raise UnsafePreset(f"{kind} rule value {_show(value)} is not valid")
+            if not is_node_type(name):
+                raise UnsafePreset(
+                    f"{kind} rule {value}: node type name {_show(name)} is not valid"
+                )
+            pairs.append((value, name))
+        found[kind] = tuple(pairs)
+    return Bundle(tuple(entries), Rules(**found))
+
+
+def _field(doc: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = doc.get(key)
+    if not isinstance(value, kind):
+        what = "an object" if kind is dict else "a list"
+        raise UnsafePreset(f"{where}: {key!r} is {_show(value)}, not {what}")
+    return value
+
+
+def _data_entry(name: object, p: object) -> Entry:
+    if not is_node_type(name):
+        raise UnsafePreset(f"node type name {_show(name)} is not valid; use {NODE_TYPE_RULE}")
+    assert isinstance(name, str)
+    where = f"node type {name!r}"
+    if not isinstance(p, dict):
+        raise UnsafePreset(f"{where}: {_show(p)} is not an object")
+    classes = []
+    for class_name, rows in _field(p, "classes", dict, where).items():
+        if CLASS_PATTERN.fullmatch(class_name) is None:
+            raise UnsafePreset(f"{where}: size class name {_show(class_name)} is not valid")
+        if not isinstance(rows, list) or not rows:
+            raise UnsafePreset(f"{where}: size class {class_name} has no layout rows")
+        checked = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 2):
+                raise UnsafePreset(f"{where}: layout row {_show(row)} is not [workers, threads]")
+            checked.append(
+                (_count(name, "a layout's workers", row[0]), _count(name, "a thread count", row[1]))
+            )
+        workers = [w for w, _ in checked]
+        if workers[0] != 1 or workers != sorted(set(workers)):
+            raise UnsafePreset(f"{where}: layout rows of {class_name!r} out of order")
+        classes.append((class_name, tuple(checked)))
+    if not classes:
+        raise UnsafePreset(f"{where}: no size class")
+    default = p.get("default")
+    if not isinstance(default, str) or default not in dict(classes):
+        raise UnsafePreset(f"{where}: default class {_show(default)} is not a class")
+    obeyed = tuple(_field(p, "obeyed", list, where)) or DEFAULT_OBEYED
+    for variable in obeyed:
+        if variable not in _KNOWN_VARIABLES:
+            raise UnsafePreset(f"{where}: unknown thread variable {_show(variable)}")
+    return Entry(name, default, tuple(classes), obeyed, ())

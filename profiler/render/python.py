@@ -33,17 +33,9 @@ the job was given and its process layout. Then:
 
 _API = '''
 
-def _total(workers):
-    if workers is None:
-        return None
-    launched = launcher_workers(os.environ)[0] or 1
-    return max(1, int(workers)) * launched
-
-
 def _plan(workers=None, size_class=None, env=None):
-    return plan(
-        os.environ if env is None else env, PRESETS, NODE_TYPE, _total(workers), size_class
-    )
+    workers = None if workers is None else int(workers)
+    return plan(os.environ if env is None else env, PRESETS, NODE_TYPE, workers, size_class)
 
 
 def threads(workers=None, size_class=None):

@@ -1,14 +1,15 @@
 """The POSIX sh form (dash, bash, zsh, ksh) and the csh form that runs it.
 
 The sh file is ``profiler.budget``'s rule (and, for the dispatcher, ``profiler.detect``'s
-rules) written in POSIX sh without a single fork: files are read with ``read``, counts
+rules, from ``sh_detect``) written in POSIX sh without a single fork: files are read with ``read``, counts
 parsed with parameter expansions, and nothing a job cannot survive (``set -eu`` callers
 included). Everything runs inside one function, under ``emulate -L sh`` in zsh, and every
 helper and ``_bp_`` variable is removed afterwards.
 
-``BLASPROF_EMIT=csh`` or ``BLASPROF_EMIT=sh`` makes it print ``setenv``/``export`` lines
-instead of exporting: the csh form evaluates the first (csh cannot run the rule itself
-without fragile quoting), and the Slurm TaskProlog prints the second.
+``BLASPROF_EMIT=csh``, ``sh`` or ``lmod`` makes it print what it would do instead of
+exporting: ``setenv`` lines that the csh form evaluates (csh cannot run the rule itself
+without fragile quoting), ``export`` lines for the Slurm TaskProlog, and ``set NAME VALUE``,
+``unset NAME`` and ``note TEXT`` lines that the Lmod modulefile applies.
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ import re
 from profiler.budget import (
     BAD_COUNT,
     DEFAULT_OBEYED,
+    FREE_VARIABLES,
     LAUNCHERS,
     THREAD_VARIABLES,
     WATCHED_VARIABLES,
 )
-from profiler.detect import CPU_KEY_CHARS, FEATURE_CHARS, NAME_CHARS
 from profiler.render.checked import Bundle, comment, shell_path
+from profiler.render.sh_detect import detect_functions
 
 __all__ = ["render_csh", "render_sh"]
 
 _HELPERS = r"""
-_bp_note() {  # one line on stderr
-    printf 'blasprof: %s\n' "$1" >&2
+_bp_note() {  # one line on stderr (for Lmod: on stdout, which the modulefile reads)
+    case ${_bp_emit:-} in
+        lmod) _bp_out="${_bp_out}note $1
+" ;;
+        *) printf 'blasprof: %s\n' "$1" >&2 ;;
+    esac
 }
 _bp_count() {  # $1 as a whole number 1..99999 in _bp_n (leading zeros dropped), or fail
     case $1 in ''|*[!0123456789]*) return 1 ;; esac
@@ -183,10 +189,12 @@ _bp_tasks() {  # this node's entry of a Slurm task list such as 2(x3),1, in _bp_
     done
     _bp_n=$_bp_max
 }
-_bp_put() {  # _bp_put NAME VALUE: export it, or print it for csh or a Slurm TaskProlog
+_bp_put() {  # _bp_put NAME VALUE: export it, or print it for csh, a TaskProlog or Lmod
     case $_bp_emit in
         csh) _bp_out="${_bp_out}setenv $1 $2;" ;;
         sh) _bp_out="${_bp_out}export $1=$2
+" ;;
+        lmod) _bp_out="${_bp_out}set $1 $2
 " ;;
         *) export "$1=$2" ;;
     esac
@@ -195,6 +203,8 @@ _bp_unput() {  # _bp_unput NAME: unset it, or print that
     case $_bp_emit in
         csh) _bp_out="${_bp_out}unsetenv $1;" ;;
         sh) _bp_out="${_bp_out}unset $1
+" ;;
+        lmod) _bp_out="${_bp_out}unset $1
 " ;;
         *) unset "$1" ;;
     esac
@@ -207,6 +217,10 @@ _bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
     if [ -n "$_bp_before" ] && [ "$2" = "$_bp_before" ]; then
         case $_bp_ours in *":$1:"*) return 0 ;; esac
     fi
+    case $1 in
+        @@FREE@@) ;;
+        *) if ! _bp_count "$2"; then _bp_note "$1 @@BAD@@; ignored"; return 0; fi ;;
+    esac
     _bp_users="$_bp_users $1"
     case $_bp_obeyed in *" $1 "*) _bp_blocked=1 ;; esac
 }
@@ -230,36 +244,12 @@ _bp_drop() {  # _bp_drop NAME VALUE: unset NAME when the last load gave it and t
 }
 """
 
-_WORDS = r"""
-_bp_words() {  # _bp_words TEXT SEP KEEP: the runs of KEEP characters of TEXT, joined by SEP
-    _bp_s=$1 _bp_w= _bp_d=
-    while [ -n "$_bp_s" ]; do
-        _bp_r=${_bp_s#?}
-        _bp_c=${_bp_s%"$_bp_r"}
-        _bp_s=$_bp_r
-        case $_bp_c in
-            $3) _bp_w=$_bp_w$_bp_d$_bp_c _bp_d= ;;
-            *) [ -z "$_bp_w" ] || _bp_d=$2 ;;
-        esac
-    done
-}
-_bp_detect() {  # this node's type in _bp_name (empty: none)
-    _bp_name=${BLASPROF_NODE_TYPE:-}
-    if [ -n "$_bp_name" ]; then
-        case $_bp_name in
-            ''|[._-]*|*[!@@NAME_CHARS@@]*|@@TOO_LONG@@) ;;
-            *) return 0 ;;
-        esac
-        _bp_note "BLASPROF_NODE_TYPE is not a node type name; ignored"
-    fi
-    _bp_name=
-@@RULES@@
-}
-"""
-
 _MAIN = r"""
 _bp_main() {
     [ -z "${ZSH_VERSION:-}" ] || emulate -L sh
+    # the caller's IFS would split what read returns; theirs comes back at the end
+    _bp_ifs=${IFS-} _bp_ifs_set=${IFS+1}
+    IFS='@@IFS@@'
     _bp_emit=${BLASPROF_EMIT:-} _bp_out=
 @@NAME@@
     if _bp_launcher; then
@@ -337,6 +327,7 @@ _bp_main() {
         _bp_note "keeping${_bp_users} as set before the preset (it would set $_bp_threads); BLASPROF_OVERRIDE=1 replaces them"
     fi
     [ -z "$_bp_out" ] || printf '%s\n' "$_bp_out"
+    if [ -n "$_bp_ifs_set" ]; then IFS=$_bp_ifs; else unset IFS; fi
 }
 """
 
@@ -368,52 +359,6 @@ def _tables(b: Bundle) -> str:
     types += ["        *) return 1 ;;", "    esac", "}"]
     rows += ["        *) return 1 ;;", "    esac", "}"]
     return "\n".join(types + rows)
-
-
-def _rules(b: Bundle) -> str:
-    assert b.rules is not None
-    r = b.rules
-    out: list[str] = []
-    if r.partition:
-        out.append("    case ${SLURM_JOB_PARTITION:-} in")
-        out += [f"        '{v}') _bp_name={n}; return 0 ;;" for v, n in r.partition]
-        out.append("    esac")
-    if r.feature:
-        out.append(f'    _bp_words "${{SLURM_JOB_CONSTRAINTS:-}}" " " "[{FEATURE_CHARS}]"')
-        out.append('    case " $_bp_w " in')
-        out += [f"        *' {v} '*) _bp_name={n}; return 0 ;;" for v, n in r.feature]
-        out.append("    esac")
-    if r.hostname:
-        out.append("    _bp_host=")
-        out.append("    if [ -r /proc/sys/kernel/hostname ]; then")
-        out.append("        read -r _bp_host < /proc/sys/kernel/hostname || :")
-        out.append("    fi")
-        for v, n in r.hostname:
-            for var in ("$_bp_host", "${_bp_host%%.*}"):
-                out.append(f"    case {var} in {v}) _bp_name={n}; return 0 ;; esac")
-    if r.cpu:
-        out += [
-            "    _bp_model=",
-            "    if [ -r /proc/cpuinfo ]; then",
-            "        while IFS= read -r _bp_line; do",
-            "            case $_bp_line in",
-            "                'model name'*:*) _bp_model=${_bp_line#*:}; break ;;",
-            "                'model name'*) break ;;",
-            "            esac",
-            "        done < /proc/cpuinfo",
-            "    fi",
-            "    _bp_v=",
-            "    if [ -r /sys/devices/system/cpu/online ]; then",
-            "        read -r _bp_v < /sys/devices/system/cpu/online || :",
-            "    fi",
-            '    _bp_cpus "$_bp_v" || _bp_n=0',
-            f'    _bp_words "$_bp_model" - "[{CPU_KEY_CHARS}]"',
-            '    case "$_bp_w|$_bp_n" in',
-        ]
-        out += [f"        '{v}') _bp_name={n}; return 0 ;;" for v, n in r.cpu]
-        out.append("    esac")
-    out.append("    return 0")
-    return "\n".join(out)
 
 
 def _unrolled() -> tuple[str, str, str]:
@@ -457,18 +402,19 @@ def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None)
         .replace("@@USERS@@", users)
         .replace("@@GIVE@@", give)
         .replace("@@DROP@@", drops)
+        .replace("@@IFS@@", " \t\n")
     )
     parts = [
         "\n".join(_header(b, directory, file_name)),
-        _HELPERS.replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES)).strip("\n"),
+        _HELPERS.replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES))
+        .replace("@@FREE@@", "|".join(FREE_VARIABLES))
+        .replace("@@BAD@@", BAD_COUNT)
+        .strip("\n"),
         _launcher(),
         _tables(b),
     ]
     if not b.fixed:
-        detect = _WORDS.replace("@@NAME_CHARS@@", NAME_CHARS).replace(
-            "@@TOO_LONG@@", "?" * 65 + "*"
-        )
-        parts.append(detect.replace("@@RULES@@", _rules(b)).strip("\n"))
+        parts.append(detect_functions(b))
     parts += [main.strip("\n"), "_bp_main"]
     body = "\n".join(parts)
     functions = set(re.findall(r"^(_bp_\w+)\(\)", body, re.M))
