@@ -29,7 +29,8 @@ from sqlalchemy import exc as sa_exc
 
 from db import history, ownership, queries
 from db.engine import DEFAULT_BUSY_TIMEOUT_S, WRITE, connect, resolve_url, wait_bound
-from db.errors import transient, translated
+from db.errors import BadRow, transient, translated
+from db.rows import undecodable
 from db.tables import SCHEMA_REVISION
 
 if TYPE_CHECKING:
@@ -78,12 +79,21 @@ def _bound(
             def attempt() -> R:
                 if not write:
                     with self._engine.connect() as connection:
-                        return func(connection, *args, **kwargs)
+                        try:
+                            return func(connection, *args, **kwargs)
+                        except sa_exc.OperationalError as e:
+                            found = undecodable(connection, e)
+                            if found is None:
+                                raise
+                            raise found from None
                 with self._session() as session:
                     return func(session, *args, **kwargs)
 
             doing = "cannot write to" if write else "cannot read from"
-            return _retrying(attempt, self, doing, write=write)
+            try:
+                return _retrying(attempt, self, doing, write=write)
+            except BadRow as e:
+                raise e.at(self.url) from None
 
         return method
 

@@ -260,6 +260,7 @@ BAD_INPUTS = [
     (["list", "--since", "0001-01-01T00:00:00+01:00"], "outside the years 1 to 9999"),
     (["show", str(2**31)], "out of range"),
     (["status", str(2**31)], "out of range"),
+    (["list", "--limit", "99999999999999999999999"], "--limit"),
     # a one-letter password is masked where it is the password, not in "port" or "response"
     (["--db", "postgresql+psycopg://u:p@127.0.0.1:1/x", "list"], "port 1 failed"),
 ]
