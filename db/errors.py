@@ -159,6 +159,8 @@ def _explain(e: Exception, password: str | None) -> tuple[str, bool]:
     for needle, hint in _UNAVAILABLE:
         if needle in lowered:
             return f"{reason}; {hint}", True
+    if "no such table" in lowered or "does not exist" in lowered and "relation" in lowered:
+        return f"{reason}; `blasprof db upgrade` says what is missing and what to do", False
     return reason, False
 
 
