@@ -107,21 +107,19 @@ def select_points(
         for row in rows:
             name, created_at, verdict = about[row[0]]
             at = records.row_at("measurements", row[8])
-            samples = row[9] if with_samples else []
-            if not isinstance(samples, list):
-                raise at.bad("samples", getattr(samples, "raw", samples), "a JSON list")
+            hosts = records.row_at("jobs", row[2])
             points.append(
                 Point(
                     calibration_id=row[0],
                     node_type=name,
                     created_at=created_at,
-                    hostname=records.row_at("jobs", row[2]).text("hostname", row[1], optional=True),
+                    hostname=hosts.text("hostname", row[1], optional=True),
                     job_id=row[2],
                     dtype=at.text("dtype", row[3]),
                     n=at.positive("n", row[4]),
                     threads=at.positive("threads", row[5]),
                     gflops=at.number("gflops", row[6]),
-                    samples=tuple(at.number(f"samples[{i}]", x) for i, x in enumerate(samples)),
+                    samples=at.numbers("samples", row[9]) if with_samples else (),
                     blas=labels.get(row[7], "") if row[7] is not None else "",
                     verdict=verdict,
                 )

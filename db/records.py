@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from db.errors import BadRow
 from db.rows import At, Unreadable
 from profiler.names import is_node_type
 from profiler.preset import Preset
@@ -262,7 +263,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 def row_at(table: str, row_id: object) -> At:
     """Where a value of row ``row_id`` of ``table`` comes from, to name it when it is bad."""
-    return At(f"table {table}, row id {row_id}")
+    return At(table=table, row_id=row_id)
 
 
 def calibration_summary(
@@ -348,14 +349,13 @@ def _verification(raw: Any, at: At) -> Verification | None:
         return None
     try:
         return at.record(Verification, "verification", raw)
-    except ValueError:
+    except BadRow:
         return None
 
 
 def measurement(row: Any) -> Measurement:
     """A measurements row as a ``Measurement``: every figure a finite number."""
     at = row_at("measurements", row.id)
-    samples = _list(at, "samples", row.samples)
     observed = _list(at, "threads_observed", row.threads_observed)
     return Measurement(
         kernel=at.text("kernel", row.kernel),
@@ -365,7 +365,7 @@ def measurement(row: Any) -> Measurement:
         median_s=at.number("median_s", row.median_s),
         min_s=at.number("min_s", row.min_s),
         cv=at.number("cv", row.cv),
-        samples=tuple(at.number(f"samples[{i}]", s) for i, s in enumerate(samples)),
+        samples=at.numbers("samples", row.samples),
         loops=at.integer("loops", row.loops),
         gflops=at.number("gflops", row.gflops),
         threads_verified=at.flag("threads_verified", row.threads_verified),

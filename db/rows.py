@@ -88,14 +88,29 @@ def readable(*columns: Column[Any] | Table) -> list[Any]:
     return out
 
 
-@dataclasses.dataclass(frozen=True)
 class At:
-    """Where a value comes from (``measurements row 12``), to name it when it is bad."""
+    """Where a value comes from (``table measurements, row id 12``), to name it when it is
+    bad. Made once per row read, so it formats nothing until then."""
 
-    row: str
+    __slots__ = ("_row", "_table", "_id")
+
+    def __init__(self, row: str = "", *, table: str = "", row_id: object = None) -> None:
+        self._row, self._table, self._id = row, table, row_id
+
+    @property
+    def row(self) -> str:
+        return self._row or f"table {self._table}, row id {self._id}"
 
     def bad(self, column: str, value: object, expected: str) -> BadRow:
         return BadRow(self.row, f"{column} {shown(value)} is not {expected}")
+
+    def numbers(self, column: str, values: object) -> tuple[float, ...]:
+        """``values`` (a JSON list) as finite floats."""
+        if not isinstance(values, list):
+            raise self.bad(column, getattr(values, "raw", values), "a JSON list")
+        if all(type(v) is float and math.isfinite(v) for v in values):
+            return tuple(values)
+        return tuple(self.number(f"{column}[{i}]", v) for i, v in enumerate(values))
 
     def missing(self, column: str, key: str, raw: dict[str, Any]) -> BadRow:
         keys = ", ".join(shown(k) for k in sorted(raw)[:8]) or "none"
@@ -246,7 +261,7 @@ def undecodable(connection: Connection, error: sa_exc.DBAPIError) -> BadRow | No
                 try:
                     value.decode("utf-8")
                 except UnicodeDecodeError:
-                    where = At(f"table {table.name}, row id {row_id}")
+                    where = At(table=table.name, row_id=row_id)
                     return where.bad(column.name, value, "UTF-8 text")
     return None
 
