@@ -33,9 +33,11 @@ URL_HELP = (
 )
 
 
-class BadRow(DatabaseError):
+class BadRow(DatabaseError, ValueError):
     """A stored row holds a value blasprof cannot read back: which row (``row``), and what
-    is wrong with which column (``detail``). Exit code 1: the command line was fine."""
+    is wrong with which column (``detail``). Exit code 1: the command line was fine. A
+    ``ValueError`` too, as the parsers of stored data it replaces raised (callers that skip
+    one unreadable preset and write the others catch that)."""
 
     def __init__(self, row: str, detail: str, database: str = "") -> None:
         self.row, self.detail, self.database = row, detail, database

@@ -138,7 +138,9 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
 def latest_preset(connection: Connection, node_type: str) -> Preset | None:
     """The newest adopted preset of ``node_type`` (the one jobs get), or None."""
     found = connection.execute(_adopted(presets.c.id, *readable(presets.c.data), node_type)).first()
-    return records.preset(found[1], records.row_at("presets", found[0])) if found else None
+    if found is None:
+        return None
+    return records.preset(found[1], records.row_at("presets", found[0]), typed=False)
 
 
 def current_quality(connection: Connection, node_type: str) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.errors import BadRow
-from db.rows import At, Unreadable
+from db.rows import At, Unreadable, shown
 from profiler.names import is_node_type
 from profiler.preset import Preset
 from profiler.results import BlasLibrary, Measurement, NodeInfo, Verification
@@ -383,14 +383,27 @@ def _list(at: At, column: str, value: object) -> list[Any]:
     raise at.bad(column, getattr(value, "raw", value), "a JSON list")
 
 
-def preset(data: object, at: At) -> Preset:
-    """A presets row's ``data`` as a ``Preset``: every field of the type it needs, at
-    least one size class, and the default class among them."""
+def preset(data: object, at: At, *, typed: bool = True) -> Preset:
+    """A presets row's ``data`` as a ``Preset``: every field of the type it needs, a node
+    type name, at least one size class, and the default class among them.
+
+    ``typed`` False (a preset about to be rendered): only what ``Preset.from_dict`` needs;
+    ``profiler.render.checked`` judges every value a preset file embeds, and leaves out or
+    refuses, with its own message, what it may not write.
+    """
     if isinstance(data, Unreadable):
         raise at.bad("data", data.raw, "a JSON object")
-    at.record(Preset, "data", at.mapping("data", data))
-    # from_dict, not the checked instance: it also reads the shapes older blasprofs stored
-    checked = Preset.from_dict(data)  # type: ignore[arg-type]
+    if typed:
+        at.record(Preset, "data", at.mapping("data", data))
+    try:
+        # from_dict, not the checked instance: it also reads older blasprofs' shapes
+        checked = Preset.from_dict(at.mapping("data", data))
+    except KeyError as e:
+        raise BadRow(at.row, f"data has no {shown(e.args[0])}, which a preset needs") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise BadRow(at.row, f"data is not a preset ({type(e).__name__}: {str(e)[:80]})") from None
+    if not typed:
+        return checked
     if not is_node_type(checked.node_type):
         raise at.bad("data.node_type", checked.node_type, "a node type name")
     names = [c.name for c in checked.size_classes]

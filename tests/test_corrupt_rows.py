@@ -115,14 +115,21 @@ DAMAGE = [
     (
         "preset data misses keys",
         'UPDATE presets SET data = \'{"node_type": "rome"}\' WHERE calibration_id = 3',
-        [["preset", "rome", "--format", "py"]],
+        [["preset", "rome", "--format", "py"], ["show", "3"]],
         "table presets, row id 3: data has no 'calibrated_cpus'",
+    ),
+    (
+        "a preset's CPU count is text",
+        "UPDATE presets SET data = json_set(data, '$.calibrated_cpus', 'four') "
+        "WHERE calibration_id = 3",
+        [["preset", "rome", "--format", "lua"], ["show", "3", "--json"]],
+        "table presets, row id 3: data",
     ),
     (
         "a preset's thread count is text",
         "UPDATE presets SET data = json_set(data, '$.size_classes[0].threads', 'four') "
         "WHERE calibration_id = 3",
-        [["preset", "rome", "--format", "lua"], ["show", "3", "--json"]],
+        [["show", "3", "--json"], ["show", "3"]],
         "data.size_classes[0].threads 'four' is not a whole number",
     ),
     (
