@@ -25,6 +25,7 @@ __all__ = [
     "CalibrationSummary",
     "JobRecord",
     "StoredMeasurement",
+    "calibration_details",
     "calibration_summary",
     "job_record",
     "measurement",
