@@ -28,9 +28,18 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from db import history, ownership, queries
-from db.engine import DEFAULT_BUSY_TIMEOUT_S, WRITE, connect, resolve_url, wait_bound
-from db.errors import transient, translated
+from db.engine import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    WRITE,
+    connect,
+    read_only,
+    resolve_url,
+    wait_bound,
+)
+from db.errors import BadRow, transient, translated
+from db.rows import undecodable
 from db.tables import SCHEMA_REVISION
+from profiler.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -78,12 +87,26 @@ def _bound(
             def attempt() -> R:
                 if not write:
                     with self._engine.connect() as connection:
-                        return func(connection, *args, **kwargs)
+                        try:
+                            return func(connection, *args, **kwargs)
+                        except sa_exc.OperationalError as e:
+                            found = undecodable(connection, e)
+                            if found is None:
+                                raise
+                            raise found from None
                 with self._session() as session:
                     return func(session, *args, **kwargs)
 
+            if write and self.read_only:
+                raise DatabaseUnavailable(
+                    f"database {self.url} is opened read-only (mode=ro or immutable in the "
+                    "URL) and this command writes to it; give the URL without them"
+                )
             doing = "cannot write to" if write else "cannot read from"
-            return _retrying(attempt, self, doing, write=write)
+            try:
+                return _retrying(attempt, self, doing, write=write)
+            except BadRow as e:
+                raise e.at(self.url) from None
 
         return method
 
@@ -101,6 +124,8 @@ class Database:
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE: True})
         self.url = shown_url
+        #: SQLite opened with mode=ro or immutable: every write is refused before it starts
+        self.read_only = read_only(engine.url)
         #: how long one call may keep retrying a busy or briefly unreachable database
         self.wait_s = wait_s
 
@@ -195,7 +220,7 @@ def open_database(
         # Alembic is imported only when the schema is not at head: a database already
         # there costs one query.
         if _stored_revision(database._engine) != SCHEMA_REVISION:
-            _to_head(database, apply=migrate)
+            _to_head(database, apply=migrate and not database.read_only)
     except BaseException:
         database.close()
         raise

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_WAIT_S",
     "WRITE",
     "connect",
+    "read_only",
     "resolve_url",
     "wait_bound",
 ]
@@ -92,6 +93,7 @@ def connect(raw_url: str, busy_timeout_s: float, wait_s: float = 0.0) -> tuple[E
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite":
         _check_sqlite_path(url, shown)
+        url = _as_uri(url)
     try:
         engine = _create_engine(url, busy_timeout_s)
     except sa_exc.NoSuchModuleError:
@@ -146,7 +148,7 @@ def _create_engine(url: URL, busy_timeout_s: float) -> Engine:
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"]["check_same_thread"] = False
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine, busy_timeout_s, wal=not memory)
+        _configure_sqlite(engine, busy_timeout_s, wal=not memory and not read_only(url))
         return engine
     if backend == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
         # A lock held by another session makes a statement fail after lock_timeout instead
@@ -193,11 +195,43 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, wal: bool) -> No
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+#: SQLite's URI parameters (https://sqlite.org/uri.html)
+_URI_PARAMETERS = frozenset({"cache", "immutable", "mode", "modeof", "nolock", "psow", "vfs"})
+
+
+def _as_uri(url: URL) -> URL:
+    """``url`` as a ``file:`` URI when it has SQLite URI parameters: pysqlite ignores them
+    otherwise (with a warning), and ``?mode=ro`` would open the file read-write."""
+    database = url.database
+    if not _URI_PARAMETERS & set(url.query) or "uri" in url.query or not database:
+        return url
+    if database == ":memory:":
+        return url
+    from urllib.parse import quote
+
+    path = quote(str(Path(database).expanduser()))
+    return url.set(database=f"file:{path}").update_query_dict({"uri": "true"})
+
+
+def read_only(url: URL) -> bool:
+    """Whether ``url`` opens an SQLite database read-only (``mode=ro`` or ``immutable=1``)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    return url.query.get("mode") == "ro" or url.query.get("immutable") in ("1", "true", "yes")
+
+
 def _check_sqlite_path(url: URL, shown: str) -> None:
     database = url.database
     if not database or database == ":memory:" or url.query.get("uri"):
         return
     path = Path(database).expanduser()
+    if read_only(url):
+        if not path.is_file():
+            raise DatabaseUnavailable(
+                f"cannot open database {shown}: {path} is not an existing file, and a database "
+                "opened read-only is never created; give the path of an existing one"
+            )
+        return
     if path.is_dir():
         raise DatabaseUnavailable(
             f"cannot open database {shown}: {path} is a directory; give a file path"

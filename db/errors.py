@@ -17,12 +17,39 @@ from sqlalchemy import exc as sa_exc
 
 from profiler.errors import BlasprofError, DatabaseError, DatabaseUnavailable
 
-__all__ = ["locked", "URL_HELP", "mask_password", "mask_unparsed", "transient", "translated"]
+__all__ = [
+    "BadRow",
+    "locked",
+    "URL_HELP",
+    "mask_password",
+    "mask_unparsed",
+    "transient",
+    "translated",
+]
 
 URL_HELP = (
     "give an SQLAlchemy URL such as sqlite:////abs/path/blasprof.sqlite or "
     "postgresql+psycopg://user:password@host:5432/dbname with --db or BLASPROF_DB"
 )
+
+
+class BadRow(DatabaseError, ValueError):
+    """A stored row holds a value blasprof cannot read back: which row (``row``), and what
+    is wrong with which column (``detail``). Exit code 1: the command line was fine. A
+    ``ValueError`` too, as the parsers of stored data it replaces raised (callers that skip
+    one unreadable preset and write the others catch that)."""
+
+    def __init__(self, row: str, detail: str, database: str = "") -> None:
+        self.row, self.detail, self.database = row, detail, database
+        where = f"database {database}, {row}" if database else row
+        super().__init__(
+            f"{where}: {detail}; the row is damaged or was written by another program: "
+            "correct or delete it (nothing was changed)"
+        )
+
+    def at(self, database: str) -> BadRow:
+        """The same error, naming the database it was read from."""
+        return BadRow(self.row, self.detail, database)
 
 
 @contextmanager
@@ -134,6 +161,8 @@ def _explain(e: Exception, password: str | None) -> tuple[str, bool]:
     for needle, hint in _UNAVAILABLE:
         if needle in lowered:
             return f"{reason}; {hint}", True
+    if "no such table" in lowered or "does not exist" in lowered and "relation" in lowered:
+        return f"{reason}; `blasprof db upgrade` says what is missing and what to do", False
     return reason, False
 
 

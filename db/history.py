@@ -17,6 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from db import records
+from db.errors import BadRow
+from db.rows import readable
 from db.tables import (
     blas_environments,
     calibrations,
@@ -65,13 +68,14 @@ def select_points(
     """
     ids = _selected_ids(connection, selection)
     about = {
-        cal_id: (name, created_at, verdict)
+        row[0]: _about(*row)
         for chunk in _chunks(ids)
-        for cal_id, name, created_at, verdict in connection.execute(
+        for row in connection.execute(
             select(
                 calibrations.c.id,
+                node_types.c.id,
                 node_types.c.name,
-                calibrations.c.created_at,
+                *readable(calibrations.c.created_at),
                 calibrations.c.verdict,
             )
             .join(node_types, calibrations.c.node_type_id == node_types.c.id)
@@ -81,10 +85,10 @@ def select_points(
     columns = [
         jobs.c.calibration_id, jobs.c.hostname, jobs.c.id, measurements.c.dtype,
         measurements.c.n, measurements.c.threads, measurements.c.gflops,
-        jobs.c.blas_environment_id,
+        jobs.c.blas_environment_id, measurements.c.id,
     ]  # fmt: skip
     if with_samples:
-        columns.append(measurements.c.samples)
+        columns += readable(measurements.c.samples)
     labels = {env: ", ".join(names) for env, names in blas_by_environment(connection).items()}
     points = []
     for chunk in _chunks(ids):
@@ -102,24 +106,35 @@ def select_points(
         )
         for row in rows:
             name, created_at, verdict = about[row[0]]
+            at = records.row_at("measurements", row[8])
+            hosts = records.row_at("jobs", row[2])
             points.append(
                 Point(
                     calibration_id=row[0],
                     node_type=name,
                     created_at=created_at,
-                    hostname=row[1],
+                    hostname=hosts.text("hostname", row[1], optional=True),
                     job_id=row[2],
-                    dtype=row[3],
-                    n=row[4],
-                    threads=row[5],
-                    gflops=row[6],
-                    samples=tuple(row[8]) if with_samples else (),
+                    dtype=at.text("dtype", row[3]),
+                    n=at.positive("n", row[4]),
+                    threads=at.positive("threads", row[5]),
+                    gflops=at.number("gflops", row[6]),
+                    samples=at.numbers("samples", row[9]) if with_samples else (),
                     blas=labels.get(row[7], "") if row[7] is not None else "",
                     verdict=verdict,
                 )
             )
     points.sort(key=lambda p: (p.created_at, p.calibration_id))
     return points
+
+
+def _about(
+    cal_id: int, type_id: int, name: object, created_at: object, verdict: object
+) -> tuple[str, dt.datetime, str | None]:
+    """A calibration's node type, time and verdict, checked."""
+    name = records.row_at("node_types", type_id).text("name", name)
+    at = records.row_at("calibrations", cal_id)
+    return name, at.timestamp("created_at", created_at), at.text("verdict", verdict, optional=True)  # type: ignore[return-value]
 
 
 def latest_node_points(connection: Connection, node_type: str | None = None) -> list[NodeFigures]:
@@ -138,20 +153,24 @@ def latest_node_points(connection: Connection, node_type: str | None = None) -> 
     if node_type is not None:
         ranked = ranked.where(node_types.c.name == node_type)
     ranked_sq = ranked.subquery()
-    latest = connection.execute(
-        select(jobs.c.id, jobs.c.calibration_id, jobs.c.finished_at, jobs.c.blas_environment_id,
-               nodes.c.hostname, node_types.c.name)
-        .join(ranked_sq, ranked_sq.c.job_id == jobs.c.id)
-        .join(nodes, jobs.c.node_id == nodes.c.id)
-        .join(node_types, nodes.c.node_type_id == node_types.c.id)
-        .where(ranked_sq.c.rank == 1)
-        .order_by(node_types.c.name, nodes.c.hostname)
-    ).all()  # fmt: skip
+    latest = [
+        _latest(*row)
+        for row in connection.execute(
+            select(jobs.c.id, jobs.c.calibration_id, *readable(jobs.c.finished_at),
+                   jobs.c.blas_environment_id, nodes.c.id, nodes.c.hostname, node_types.c.id,
+                   node_types.c.name)
+            .join(ranked_sq, ranked_sq.c.job_id == jobs.c.id)
+            .join(nodes, jobs.c.node_id == nodes.c.id)
+            .join(node_types, nodes.c.node_type_id == node_types.c.id)
+            .where(ranked_sq.c.rank == 1)
+            .order_by(node_types.c.name, nodes.c.hostname)
+        )
+    ]  # fmt: skip
     figures: dict[int, dict[tuple[str, int, int], float]] = {job[0]: {} for job in latest}
     for chunk in _chunks(list(figures)):
-        for job_id, dtype, n, threads, gflops in connection.execute(
+        for row_id, job_id, dtype, n, threads, gflops in connection.execute(
             select(
-                measurements.c.job_id, measurements.c.dtype, measurements.c.n,
+                measurements.c.id, measurements.c.job_id, measurements.c.dtype, measurements.c.n,
                 measurements.c.threads, measurements.c.gflops,
             ).where(
                 measurements.c.job_id.in_(chunk),
@@ -160,9 +179,10 @@ def latest_node_points(connection: Connection, node_type: str | None = None) -> 
                 measurements.c.workers == 1,
             )
         ):  # fmt: skip
-            key = (dtype, n, threads)
+            at = records.row_at("measurements", row_id)
+            key = (at.text("dtype", dtype), at.positive("n", n), at.positive("threads", threads))
             # a point measured twice in one job (search, then refine): its better figure
-            figures[job_id][key] = max(gflops, figures[job_id].get(key, 0.0))
+            figures[job_id][key] = max(at.number("gflops", gflops), figures[job_id].get(key, 0.0))
     labels = blas_by_environment(connection)
     return [
         NodeFigures(
@@ -178,9 +198,23 @@ def latest_node_points(connection: Connection, node_type: str | None = None) -> 
     ]
 
 
-def current_presets(connection: Connection, node_type: str | None = None) -> list[CurrentPreset]:
+def _latest(
+    job_id: int, cal_id: int, finished: object, env: int | None, node_id: int, host: object,
+    type_id: int, name: object,
+) -> tuple[int, int, Any, int | None, str, str]:  # fmt: skip
+    """A node's newest job, checked: (job, calibration, finished_at, BLAS stack, host, type)."""
+    name = records.row_at("node_types", type_id).text("name", name)
+    finished = records.row_at("jobs", job_id).timestamp("finished_at", finished, optional=True)
+    host = records.row_at("nodes", node_id).text("hostname", host)
+    return job_id, cal_id, finished, env, host, name
+
+
+def current_presets(
+    connection: Connection, node_type: str | None = None, *, bad: list[BadRow] | None = None
+) -> list[CurrentPreset]:
     """The preset jobs get for each node type (or for one): the newest adopted one, with its
-    calibration, by type name."""
+    calibration, by type name. A preset that cannot be read is a ``BadRow``; given ``bad``,
+    it is left out and its error appended there instead, so the others can be shown."""
     if node_type is not None:
         _node_type_id(connection, node_type)
     ranked = select(
@@ -193,48 +227,70 @@ def current_presets(connection: Connection, node_type: str | None = None) -> lis
         )
     ranked_sq = ranked.subquery()
     rows = connection.execute(
-        select(node_types.c.name, presets.c.data, presets.c.created_at, calibrations.c.id,
-               calibrations.c.created_at, calibrations.c.status)
+        select(presets.c.id, node_types.c.id, node_types.c.name,
+               *readable(presets.c.data, presets.c.created_at), calibrations.c.id,
+               *readable(calibrations.c.created_at), calibrations.c.status)
         .join(ranked_sq, ranked_sq.c.preset_id == presets.c.id)
         .join(node_types, presets.c.node_type_id == node_types.c.id)
         .join(calibrations, presets.c.calibration_id == calibrations.c.id)
         .where(ranked_sq.c.rank == 1)
         .order_by(node_types.c.name)
     ).all()  # fmt: skip
-    stacks = _calibration_blas(connection, [row[3] for row in rows])
-    return [
-        CurrentPreset(
-            node_type=name,
-            preset=Preset.from_dict(data),
-            stored_at=stored_at,
-            calibration_id=cal_id,
-            calibration_created_at=created_at,
-            calibration_status=status,
-            blas=stacks.get(cal_id, ()),
-        )
-        for name, data, stored_at, cal_id, created_at, status in rows
-    ]
+    stacks = _calibration_blas(connection, [row[5] for row in rows])
+    current = []
+    for preset_id, type_id, name, data, stored_at, cal_id, created_at, status in rows:
+        at, cal = records.row_at("presets", preset_id), records.row_at("calibrations", cal_id)
+        try:
+            records.row_at("node_types", type_id).text("name", name)
+            preset = records.preset(data, at)
+            if preset.node_type != name:
+                raise at.bad("data.node_type", preset.node_type, f"its node type {name!r}")
+            current.append(
+                CurrentPreset(
+                    node_type=name,
+                    preset=preset,
+                    stored_at=at.timestamp("created_at", stored_at),
+                    calibration_id=cal_id,
+                    calibration_created_at=cal.timestamp("created_at", created_at),
+                    calibration_status=cal.text("status", status),
+                    blas=stacks.get(cal_id, ()),
+                )
+            )
+        except BadRow as e:
+            if bad is None:
+                raise
+            bad.append(e)
+    return current
 
 
 def blas_by_environment(connection: Connection) -> dict[int, tuple[str, ...]]:
     """Every stored BLAS stack's labels by id (a small table: one row per stack seen)."""
-    return {
-        env_id: blas_labels(libraries or [])
-        for env_id, libraries in connection.execute(
-            select(blas_environments.c.id, blas_environments.c.libraries)
-        )
-    }
+    return {env_id: blas_labels(libraries) for env_id, libraries in _environments(connection)}
 
 
 def environments_matching(connection: Connection, text: str) -> list[int]:
     """Ids of the stored BLAS stacks that ``--blas text`` names."""
     return [
-        env_id
-        for env_id, libraries in connection.execute(
-            select(blas_environments.c.id, blas_environments.c.libraries)
-        )
-        if blas_matches(libraries or [], text)
+        env_id for env_id, libraries in _environments(connection) if blas_matches(libraries, text)
     ]
+
+
+def _environments(connection: Connection) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Every stored BLAS stack's libraries, each checked to be a list of JSON objects whose
+    label fields are text."""
+    out = []
+    for env_id, libraries in connection.execute(
+        select(blas_environments.c.id, *readable(blas_environments.c.libraries))
+    ):
+        at = records.row_at("blas_environments", env_id)
+        if not isinstance(libraries, list):
+            raise at.bad("libraries", getattr(libraries, "raw", libraries), "a JSON list")
+        for i, lib in enumerate(libraries):
+            at.mapping(f"libraries[{i}]", lib)
+            for key in ("user_api", "internal_api", "version", "threading_layer"):
+                at.text(f"libraries[{i}].{key}", lib.get(key), optional=True)
+        out.append((env_id, libraries))
+    return out
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -253,10 +309,20 @@ def _calibration_blas(connection: Connection, ids: Iterable[int]) -> dict[int, t
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
+def type_names(connection: Connection) -> list[str]:
+    """Every node type name in the database, sorted; one that is not text is a ``BadRow``."""
+    names = []
+    for type_id, name in connection.execute(
+        select(node_types.c.id, node_types.c.name).order_by(node_types.c.name)
+    ):
+        names.append(records.row_at("node_types", type_id).text("name", name))
+    return names
+
+
 def _node_type_id(connection: Connection, name: str) -> int:
     found = connection.scalars(select(node_types.c.id).where(node_types.c.name == name)).first()
     if found is None:
-        known = ", ".join(connection.scalars(select(node_types.c.name).order_by(node_types.c.name)))
+        known = ", ".join(type_names(connection))
         raise NotFound(f"no node type {name!r} in the database; known: {known or 'none yet'}")
     return found
 
@@ -273,14 +339,21 @@ def _selected_ids(connection: Connection, selection: Selection) -> list[int]:
         return wanted
     if selection.node_type is None:
         raise NotFound("a selection needs calibration ids or a node type")
-    query = select(calibrations.c.id).where(
-        calibrations.c.node_type_id == _node_type_id(connection, selection.node_type)
+    # The window is applied here, not in SQL: a time that is not one would otherwise drop
+    # its calibration from every window without a word (a type has a few hundred at most).
+    rows = connection.execute(
+        select(calibrations.c.id, *readable(calibrations.c.created_at))
+        .where(calibrations.c.node_type_id == _node_type_id(connection, selection.node_type))
+        .order_by(calibrations.c.id)
     )
-    if selection.start is not None:
-        query = query.where(calibrations.c.created_at >= selection.start)
-    if selection.end is not None:
-        query = query.where(calibrations.c.created_at < selection.end)
-    return list(connection.scalars(query.order_by(calibrations.c.created_at, calibrations.c.id)))
+    chosen = []
+    for cal_id, created_at in rows:
+        when = records.row_at("calibrations", cal_id).timestamp("created_at", created_at)
+        if (selection.start is None or when >= selection.start) and (
+            selection.end is None or when < selection.end
+        ):
+            chosen.append((when, cal_id))
+    return [cal_id for _, cal_id in sorted(chosen)]
 
 
 def _rank(row_id: Any, group: Any, when: Any) -> Any:

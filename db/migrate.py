@@ -42,6 +42,8 @@ def to_head(engine: Engine, shown: str, *, apply: bool) -> tuple[str | None, str
         if before != head:
             _check_ours(connection, scripts, before, shown)
     if before == head:
+        if apply:
+            _check_complete(engine, shown, head)
         return before, head
     if not apply:
         raise DatabaseUnavailable(
@@ -67,7 +69,25 @@ def to_head(engine: Engine, shown: str, *, apply: bool) -> tuple[str | None, str
                 raise DatabaseError(
                     f"cannot upgrade database {shown}: {e}; nothing was changed"
                 ) from None
+    _check_complete(engine, shown, head)
     return before, head
+
+
+def _check_complete(engine: Engine, shown: str, head: str) -> None:
+    """Refuse a database at ``head`` that lacks a table of blasprof's (dropped by hand, or
+    a restore that missed one): Alembic records revisions, not tables, so it would call
+    such a database up to date while every command that reads the table fails."""
+    from db.tables import metadata
+
+    with engine.connect() as connection:
+        missing = sorted(set(metadata.tables) - set(inspect(connection).get_table_names()))
+    if missing:
+        raise DatabaseError(
+            f"database {shown} is at schema revision {head} but has no table "
+            f"{', '.join(missing)}; it was changed outside blasprof: restore it from a backup, "
+            "or keep it for reading and store new calibrations in another database (--db); "
+            "nothing was changed"
+        )
 
 
 def _check_ours(
@@ -77,7 +97,16 @@ def _check_ours(
     its own only in an empty database), or a schema from a newer blasprof."""
     tables = set(inspect(connection).get_table_names())
     if revision is None:
+        from db.tables import metadata
+
         foreign = sorted(tables - {"alembic_version"})
+        if foreign and set(foreign) <= set(metadata.tables):
+            raise DatabaseError(
+                f"database {shown} holds blasprof's tables ({', '.join(foreign)}) but no "
+                "schema revision (its alembic_version table is missing or empty), so blasprof "
+                "cannot tell which migrations it has: restore it from a backup; nothing was "
+                "changed"
+            )
         if foreign:
             shown_tables = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise DatabaseUnavailable(

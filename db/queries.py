@@ -9,6 +9,7 @@ is the document ``blasprof show ID --json`` prints.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, Select, and_, case, func, select
 
-from db.history import blas_by_environment, environments_matching
+from db import records
+from db.errors import BadRow
+from db.history import blas_by_environment, environments_matching, type_names
 from db.records import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
+from db.rows import readable
 from db.tables import calibrations, jobs, measurements, node_types, presets
 from profiler.errors import NotFound
 from profiler.preset import Preset
-from profiler.results import BlasLibrary, Measurement, Verification
 
 __all__ = [
     "CalibrationRecord",
@@ -46,10 +49,15 @@ def list_calibrations(
     status: str | None = None,
     blas: str | None = None,
     limit: int | None = None,
+    bad: list[BadRow] | None = None,
 ) -> list[CalibrationSummary]:
     """Calibrations newest first: of one node type, created at or after ``since``, with a
     status, run on a BLAS that ``blas`` names (``profiler.history.blas_matches``), at most
-    ``limit`` of them; every filter is optional."""
+    ``limit`` of them; every filter is optional.
+
+    A calibration whose stored values cannot be read is a ``BadRow``; given ``bad``, it is
+    left out and its error appended there instead, so the others can still be listed.
+    """
     query = _calibrations().order_by(calibrations.c.created_at.desc(), calibrations.c.id.desc())
     if node_type is not None:
         query = query.where(node_types.c.name == node_type)
@@ -70,7 +78,15 @@ def list_calibrations(
         query = query.limit(limit)
     rows = connection.execute(query).all()
     stats = _stats(connection, [row.id for row in rows])
-    return [_summary(row, stats) for row in rows]
+    summaries = []
+    for row in rows:
+        try:
+            summaries.append(_summary(connection, row, stats))
+        except BadRow as e:
+            if bad is None:
+                raise
+            bad.append(e)
+    return summaries
 
 
 def get_calibration(connection: Connection, calibration_id: int) -> CalibrationRecord:
@@ -78,65 +94,73 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
     row = connection.execute(_calibrations().where(calibrations.c.id == calibration_id)).first()
     if row is None:
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
-    summary = _summary(row, _stats(connection, [calibration_id]))
+    summary = _summary(connection, row, _stats(connection, [calibration_id]))
     job_records = tuple(
-        _job_record(job, row.node_type)
+        records.job_record(job, row.node_type)
         for job in connection.execute(
-            select(jobs).where(jobs.c.calibration_id == calibration_id).order_by(jobs.c.id)
+            select(*readable(jobs))
+            .where(jobs.c.calibration_id == calibration_id)
+            .order_by(jobs.c.id)
         )
     )
     hostnames = {job.id: job.hostname for job in job_records}
     points = tuple(
         StoredMeasurement(
-            job_id=m.job_id, hostname=hostnames.get(m.job_id), measurement=_measurement(m)
+            job_id=m.job_id,
+            hostname=hostnames.get(m.job_id),
+            measurement=records.measurement(m),
         )
         for m in connection.execute(
-            select(measurements)
+            select(*readable(measurements))
             .join(jobs, measurements.c.job_id == jobs.c.id)
             .where(jobs.c.calibration_id == calibration_id)
             .order_by(measurements.c.id)
         )
     )
-    preset = connection.execute(
-        select(presets)
+    stored = connection.execute(
+        select(*readable(presets))
         .where(presets.c.calibration_id == calibration_id)
         .order_by(presets.c.created_at.desc(), presets.c.id.desc())
         .limit(1)
     ).first()
+    at = records.row_at("presets", stored.id) if stored is not None else None
     return CalibrationRecord(
         **{name: getattr(summary, name) for name in CalibrationSummary.__dataclass_fields__},
-        settings=row.settings,
-        blasprof_version=row.blasprof_version,
-        error=row.error,
+        **records.calibration_details(row),
         jobs=job_records,
         measurements=points,
-        preset=Preset.from_dict(preset.data) if preset is not None else None,
-        preset_quality=preset.quality if preset is not None else None,
-        preset_note=preset.note if preset is not None else None,
+        preset=records.preset(stored.data, at) if at is not None else None,
+        preset_quality=at.text("quality", stored.quality, optional=True) if at else None,
+        preset_note=at.text("note", stored.note, optional=True) if at else None,
     )
 
 
 def latest_preset(connection: Connection, node_type: str) -> Preset | None:
     """The newest adopted preset of ``node_type`` (the one jobs get), or None."""
-    data = connection.scalars(_adopted(presets.c.data, node_type)).first()
-    return Preset.from_dict(data) if data is not None else None
+    found = connection.execute(_adopted(presets.c.id, *readable(presets.c.data), node_type)).first()
+    if found is None:
+        return None
+    return records.preset(found[1], records.row_at("presets", found[0]), typed=False)
 
 
 def current_quality(connection: Connection, node_type: str) -> str | None:
     """What the calibration behind ``node_type``'s adopted preset was worth (``clean``,
     ``noisy``, ...), or None when there is no such preset or it predates the judgement."""
-    return connection.scalars(_adopted(presets.c.quality, node_type)).first()
+    found = connection.execute(_adopted(presets.c.id, presets.c.quality, node_type)).first()
+    if found is None:
+        return None
+    return records.row_at("presets", found[0]).text("quality", found[1], optional=True)
 
 
 def node_type_names(connection: Connection) -> list[str]:
     """Every node type name in the database, sorted."""
-    return list(connection.scalars(select(node_types.c.name).order_by(node_types.c.name)))
+    return type_names(connection)
 
 
 def pending_jobs(connection: Connection, calibration_id: int | None = None) -> list[JobRecord]:
     """Jobs whose result is not stored yet (what ``collect`` looks at), oldest first."""
     query = (
-        select(jobs, node_types.c.name.label("node_type"))
+        select(*readable(jobs), node_types.c.name.label("node_type"))
         .join(calibrations, jobs.c.calibration_id == calibrations.c.id)
         .join(node_types, calibrations.c.node_type_id == node_types.c.id)
         .where(*_pending())
@@ -144,7 +168,7 @@ def pending_jobs(connection: Connection, calibration_id: int | None = None) -> l
     )
     if calibration_id is not None:
         query = query.where(jobs.c.calibration_id == calibration_id)
-    return [_job_record(row, row.node_type) for row in connection.execute(query)]
+    return [records.job_record(row, row.node_type) for row in connection.execute(query)]
 
 
 def calibration_ids_with_pending_jobs(connection: Connection) -> list[int]:
@@ -164,15 +188,17 @@ def calibration_ids_with_pending_jobs(connection: Connection) -> list[int]:
 
 def _calibrations() -> Select[Any]:
     """Calibration rows, each with its node type's name as ``node_type``."""
-    return select(calibrations, node_types.c.name.label("node_type")).join(
+    return select(*readable(calibrations), node_types.c.name.label("node_type")).join(
         node_types, calibrations.c.node_type_id == node_types.c.id
     )
 
 
-def _adopted(column: Any, node_type: str) -> Select[Any]:
-    """``column`` of ``node_type``'s adopted preset: its newest adopted one."""
+def _adopted(*columns: Any) -> Select[Any]:
+    """``columns`` of a node type's adopted preset: its newest adopted one (the last
+    argument is the node type's name)."""
+    *columns, node_type = columns
     return (
-        select(column)
+        select(*columns)
         .join(node_types, presets.c.node_type_id == node_types.c.id)
         .where(node_types.c.name == node_type, presets.c.adopted.is_(True))
         .order_by(presets.c.created_at.desc(), presets.c.id.desc())
@@ -259,75 +285,29 @@ def _stats(connection: Connection, ids: Iterable[int]) -> _Stats:
     return stats
 
 
-def _summary(calibration: Row[Any], stats: _Stats) -> CalibrationSummary:
-    best = stats.best_gflops.get(calibration.id)
-    return CalibrationSummary(
-        id=calibration.id,
-        node_type=calibration.node_type,
-        status=calibration.status,
-        executor=calibration.executor,
-        profile=calibration.profile,
-        created_at=calibration.created_at,
-        finished_at=calibration.finished_at,
-        n_jobs=stats.n_jobs.get(calibration.id, 0),
-        n_measurements=stats.n_measurements.get(calibration.id, 0),
-        hostnames=stats.hostnames.get(calibration.id, ()),
-        best_gflops=float(best) if best is not None else None,
-        blas=stats.blas.get(calibration.id, ()),
-        verdict=calibration.verdict,
-        preset_adopted=(
-            bool(stats.adopted[calibration.id]) if calibration.id in stats.adopted else None
-        ),
+def _summary(connection: Connection, calibration: Row[Any], stats: _Stats) -> CalibrationSummary:
+    cal_id = calibration.id
+    best = stats.best_gflops.get(cal_id)
+    if best is not None and not (type(best) in (int, float) and math.isfinite(best)):
+        _check_figures(connection, cal_id)
+    return records.calibration_summary(
+        calibration,
+        n_jobs=stats.n_jobs.get(cal_id, 0),
+        n_measurements=stats.n_measurements.get(cal_id, 0),
+        hostnames=stats.hostnames.get(cal_id, ()),
+        best_gflops=best,
+        blas=stats.blas.get(cal_id, ()),
+        adopted=stats.adopted.get(cal_id),
     )
 
 
-def _job_record(job: Row[Any], node_type: str) -> JobRecord:
-    info = job.node_info
-    return JobRecord(
-        id=job.id,
-        calibration_id=job.calibration_id,
-        node_type=node_type,
-        external_id=job.external_id,
-        array_index=job.array_index,
-        state=job.state,
-        reason=job.reason,
-        log_tail=job.log_tail,
-        folder=job.folder,
-        hostname=job.hostname,
-        submitted_at=job.submitted_at,
-        finished_at=job.finished_at,
-        result_stored=job.result_stored,
-        node_info=info,
-        blas=tuple(BlasLibrary.from_dict(b) for b in (info or {}).get("blas", ())),
-        verification=_verification(job.verification),
-        conditions=job.conditions,
+def _check_figures(connection: Connection, calibration_id: int) -> None:
+    """A ``BadRow`` for the measurement whose GFLOP/s made a calibration's best figure
+    something other than a number (SQLite keeps text in a REAL column)."""
+    at_figures = (
+        select(measurements.c.id, measurements.c.gflops)
+        .join(jobs, measurements.c.job_id == jobs.c.id)
+        .where(jobs.c.calibration_id == calibration_id)
     )
-
-
-def _verification(raw: Any) -> Verification | None:
-    """A stored verification, or None when the row's shape is not one blasprof wrote."""
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return Verification.from_dict(raw)
-    except (TypeError, ValueError):
-        return None
-
-
-def _measurement(row: Row[Any]) -> Measurement:
-    return Measurement(
-        kernel=row.kernel,
-        dtype=row.dtype,
-        n=row.n,
-        threads=row.threads,
-        median_s=row.median_s,
-        min_s=row.min_s,
-        cv=row.cv,
-        samples=tuple(row.samples),
-        loops=row.loops,
-        gflops=row.gflops,
-        threads_verified=row.threads_verified,
-        threads_observed=tuple(row.threads_observed),
-        phase=row.phase,
-        workers=row.workers,
-    )
+    for row_id, gflops in connection.execute(at_figures):
+        records.row_at("measurements", row_id).number("gflops", gflops)

@@ -187,15 +187,16 @@ def adoption(
         "import json, numpy\nfrom threadpoolctl import threadpool_info\n"
         "print(json.dumps(threadpool_info()))"
     )
-    stderr = ""
+    tail = "it did not answer within 120 s"
     try:
         done = subprocess.run(
             [python, "-c", code], env=dict(environ), capture_output=True, text=True, timeout=120
         )
-        stderr = done.stderr
+        tail = " ".join(done.stderr.split()[-12:]) or f"no report (exit status {done.returncode})"
         libraries = json.loads(done.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        tail = " ".join(stderr.split()[-12:])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
+        if isinstance(e, OSError):
+            tail = f"cannot run it: {e.strerror or e}"
         raise UsageError(
             f"{python} could not report its BLAS (it needs numpy and threadpoolctl): {tail}"
         ) from None

@@ -260,6 +260,8 @@ BAD_INPUTS = [
     (["list", "--since", "0001-01-01T00:00:00+01:00"], "outside the years 1 to 9999"),
     (["show", str(2**31)], "out of range"),
     (["status", str(2**31)], "out of range"),
+    (["list", "--limit", "99999999999999999999999"], "--limit"),
+    (["check", "--python", "/nonexistent"], "cannot run it: No such file or directory"),
     # a one-letter password is masked where it is the password, not in "port" or "response"
     (["--db", "postgresql+psycopg://u:p@127.0.0.1:1/x", "list"], "port 1 failed"),
 ]
@@ -318,6 +320,88 @@ def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(
         assert "not blasprof's (photos)" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
     assert path.read_bytes() == before
+
+
+def _stored(path: Path) -> None:
+    """Two calibrations of one node type in a new SQLite database at ``path``."""
+    import datetime as dt
+    import random
+
+    from db import open_database
+    from tests.history_data import TypeSpec, store_calibration
+
+    spec = TypeSpec("rome", "AMD EPYC 7742", 2, 30.0, ("r1",), sizes=(256,), dtypes=("float64",))
+    with open_database(f"sqlite:///{path}") as database:
+        for day in (1, 2):
+            when = dt.datetime(2026, 1, day, tzinfo=dt.UTC)
+            store_calibration(database, spec, when, rng=random.Random(day), samples=3)
+
+
+def _rows(path: Path) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {n: conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in names}
+
+
+def test_a_read_only_sqlite_url_is_opened_read_only_and_refuses_writes_before_any_work(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "shared.sqlite"
+    _stored(path)
+    # nothing in the file changes, not even the journal mode a writable opening sets (WAL)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    conn.close()
+    before = _rows(path)
+    read_only = f"sqlite:///{path}?mode=ro"
+    listed = run_blasprof(blasprof_exe, "--db", read_only, "list", "--json")
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert [c["calibration_id"] for c in json.loads(listed.stdout)] == [2, 1]
+    started = time.monotonic()
+    proc = run_blasprof(blasprof_exe, "--db", read_only, "calibrate", *TINY, "--executor", "debug")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "opened read-only" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert time.monotonic() - started < 30  # refused before measuring anything
+    assert _rows(path) == before
+    again = run_blasprof(blasprof_exe, "--db", read_only, "show", "1")
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    none = f"sqlite:///{tmp_path}/none.sqlite?mode=ro"
+    missing = run_blasprof(blasprof_exe, "--db", none, "list")
+    assert missing.returncode == 2 and "is not an existing file" in missing.stderr
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_db_upgrade_names_a_missing_table_and_exits_1(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "dropped.sqlite"
+    _stored(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE presets")
+    before = _rows(path)
+    proc = run_blasprof(blasprof_exe, "--db", f"sqlite:///{path}", "db", "upgrade")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "has no table presets" in proc.stderr and "restore it from a backup" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
+    best = run_blasprof(blasprof_exe, "--db", f"sqlite:///{path}", "best")
+    assert best.returncode == 1 and "no such table: presets" in best.stderr
+    assert "blasprof db upgrade" in best.stderr
+    # without its revision table it is still recognised as blasprof's, not another program's
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE alembic_version")
+    proc = run_blasprof(blasprof_exe, "--db", f"sqlite:///{path}", "db", "upgrade")
+    assert proc.returncode == 1, proc.stderr
+    assert "holds blasprof's tables" in proc.stderr and "not blasprof's" not in proc.stderr
+    assert _rows(path) == {k: v for k, v in before.items() if k != "alembic_version"}
 
 
 def test_locked_database_fails_with_what_to_do(home: Path, blasprof_exe: str) -> None:

@@ -25,6 +25,7 @@ from profiler.render import FORMATS
 from profiler.settings import ALL_THREADS, DTYPES, PROFILES, ThreadCounts
 
 __all__ = [
+    "MAX_ID",
     "MAX_SIZE",
     "ExecutorName",
     "Format",

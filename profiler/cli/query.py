@@ -1,12 +1,18 @@
-"""`blasprof list`, `show` and `best`: past calibrations and the presets in force."""
+"""`blasprof list`, `show` and `best`: past calibrations and the presets in force.
 
-from typing import Annotated
+A stored row that cannot be read fails ``show`` (a calibration is shown whole or not at
+all); ``list`` and ``best`` show every other calibration or node type, then name each one
+they left out on stderr and exit 1.
+"""
+
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from profiler.cli import display
 from profiler.cli._common import handle_errors, open_db
 from profiler.cli.options import (
+    MAX_ID,
     JsonOption,
     NodeTypeOption,
     Status,
@@ -15,6 +21,10 @@ from profiler.cli.options import (
     output_format,
     parse_since,
 )
+
+if TYPE_CHECKING:
+    from db import Database
+    from db.errors import BadRow
 
 
 def _node_type(name: str | None) -> str | None:
@@ -39,7 +49,7 @@ def list_command(
         typer.Option(help="Only calibrations run on this BLAS: openblas, 0.3.26, openblas@0.3.26."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="At most this many (the newest).")
+        int | None, typer.Option(min=1, max=MAX_ID, help="At most this many (the newest).")
     ] = None,
     json_output: JsonOption = False,
     fmt: TableFormatOption = None,
@@ -54,12 +64,14 @@ def list_command(
 
     how = output_format(json_output, fmt)
     when = parse_since(since) if since is not None else None
-    rows = open_db().list_calibrations(
+    database, bad = open_db(), []
+    rows = database.list_calibrations(
         node_type=_node_type(node_type),
         since=when,
         status=status.value if status else None,
         blas=check_blas_filter(blas) if blas is not None else None,
         limit=limit,
+        bad=bad,
     )
     if how == "json":
         display.print_json([r.summary_json() for r in rows])
@@ -67,10 +79,11 @@ def list_command(
         from profiler.cli.display_history import calibration_list_csv
 
         calibration_list_csv(rows)
-    elif not rows:
-        print("no calibrations match; run `blasprof calibrate` to make one")
-    else:
+    elif rows:
         display.print_calibration_list(rows)
+    elif not bad:
+        print("no calibrations match; run `blasprof calibrate` to make one")
+    _left_out(database, bad, "calibration(s) left out of the list")
 
 
 @handle_errors
@@ -112,7 +125,8 @@ def best_command(
 
     Examples:  blasprof best     blasprof best --node-type typea --json
     """
-    current = open_db().current_presets(_node_type(node_type))
+    database, bad = open_db(), []
+    current = database.current_presets(_node_type(node_type), bad=bad)
     if json_output:
         display.print_json(
             [
@@ -152,9 +166,20 @@ def best_command(
                 for cp in current
             ]
         )
-    elif not current:
-        print("no presets stored yet; run `blasprof calibrate` to make one")
-    else:
+    elif current:
         from profiler.cli.display_history import print_best
 
         print_best(current)
+    elif not bad:
+        print("no presets stored yet; run `blasprof calibrate` to make one")
+    _left_out(database, bad, "node type(s) left out above: their preset cannot be read")
+
+
+def _left_out(database: "Database", bad: "list[BadRow]", what: str) -> None:
+    """One line per stored row that was left out, then exit 1 (nothing to do if none)."""
+    if not bad:
+        return
+    for e in bad:
+        display.err(f"error: {e.at(database.url)}")
+    display.err(f"{len(bad)} {what}")
+    raise typer.Exit(1)
