@@ -67,8 +67,9 @@ def _ended(checkpoint: Path) -> bool:
 
 
 @contextmanager
-def _write_lock(url: str) -> Iterator[None]:
-    """Hold the database's write lock, as a busy writer would, for the block."""
+def _write_lock(url: str, tables: str = "jobs, calibrations") -> Iterator[None]:
+    """Hold the database's write lock, as a busy writer would, for the block (PostgreSQL:
+    on ``tables``)."""
     if url.startswith("sqlite"):
         holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
@@ -81,7 +82,7 @@ def _write_lock(url: str) -> Iterator[None]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn, conn.begin() as transaction:
-            conn.execute(text("LOCK TABLE jobs, calibrations IN ACCESS EXCLUSIVE MODE"))
+            conn.execute(text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
             yield
             transaction.rollback()
     finally:
@@ -232,3 +233,63 @@ def test_collect_without_a_recorded_owner_leaves_the_calibration_alone(
     (doc,) = json.loads(proc.stdout)
     assert doc["not_collectable"] == 1 and doc["status"] == "running"
     assert "no blasprof process is recorded" in proc.stderr
+
+
+#: a second process that takes the database's write lock (PostgreSQL: on the presets) the
+#: moment calibration 1 has ended without a preset row, and holds it: what a busy writer
+#: does at the worst moment
+_LOCK_WHEN_ENDED = r"""
+import sys, time
+url = sys.argv[1]
+if url.startswith("sqlite"):
+    import sqlite3
+    db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=60)
+    lock = "BEGIN IMMEDIATE"
+else:
+    import psycopg
+    db = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+    lock = "BEGIN; LOCK TABLE presets IN ACCESS EXCLUSIVE MODE"
+def ended_without_preset():
+    try:
+        (status,) = db.execute("SELECT status FROM calibrations WHERE id = 1").fetchone()
+        (presets,) = db.execute("SELECT count(*) FROM presets").fetchone()
+    except Exception:  # not created yet
+        return False
+    return status != "running" and presets == 0
+while True:
+    if ended_without_preset():
+        db.execute(lock)
+        if ended_without_preset():
+            print("locked", flush=True)
+            time.sleep(600)
+        db.execute("ROLLBACK")
+    time.sleep(0.0002)
+"""
+
+
+def test_a_write_lock_taken_as_the_calibration_ends_loses_no_preset(
+    home: Path, database_url: str, blasprof_exe: str
+) -> None:
+    import sys
+
+    env = {**os.environ, "BLASPROF_DB": database_url, "BLASPROF_DB_WAIT_S": "2"}
+    run_blasprof(blasprof_exe, "db", "upgrade", env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_WHEN_ENDED, database_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        proc = _calibrate(blasprof_exe, *TINY, "--no-verify", "--force", env=env)
+        out, errors = proc.communicate(timeout=180)
+    finally:
+        holder.kill()
+        caught = holder.communicate()[0]
+    assert "Traceback" not in errors
+    if proc.returncode != 0:  # the lock caught it: the command it printed finishes it
+        assert proc.returncode == 1 and "blasprof collect 1" in errors, (caught, errors)
+        stored = run_blasprof(blasprof_exe, "collect", "1", "--json", env=env)
+        assert stored.returncode == 0, stored.stderr
+    listed = json.loads(run_blasprof(blasprof_exe, "list", "--json", env=env).stdout)
+    shown = json.loads(run_blasprof(blasprof_exe, "show", "1", "--json", env=env).stdout)
+    assert [r["status"] for r in listed] == ["complete"]
+    assert shown["preset"] is not None, (caught, errors)
+    assert (home / "presets" / "blasprof.sh").is_file()

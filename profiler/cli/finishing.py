@@ -3,7 +3,8 @@
 ``collect_one`` stores one task's outcome (a task that returned nothing keeps the result
 it left in its job folder, else its checkpoint's points); ``finish`` turns what is stored
 into the calibration's status, its preset and the preset files, the same way whether
-``calibrate`` waited or a later ``collect`` found the jobs ended. ``write_presets`` checks
+``calibrate`` waited or a later ``collect`` found the jobs ended. The status and the preset
+are stored in one transaction: a calibration never ends without the preset it derived. ``write_presets`` checks
 every file it will write before it writes any.
 """
 
@@ -14,7 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs import states
 from jobs.registry import ran_on_batch
@@ -23,11 +24,11 @@ from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_c
 from profiler.paths import presets_dir
 
 if TYPE_CHECKING:
-    from db import Database
+    from db import CalibrationRecord, Database
     from jobs.base import Handle
     from profiler.adoption import Adoption
     from profiler.preset import Preset
-    from profiler.results import NodeResult
+    from profiler.results import Measurement, NodeInfo, NodeResult
 
 __all__ = [
     "CalibrationReport",
@@ -97,10 +98,7 @@ def finish(
     (``profiler.adoption``). ``error`` says why it ended early, if it did.
     """
     from profiler.adoption import decide, quality
-    from profiler.budget import obeyed_variables
-    from profiler.preset import derive
     from profiler.results import NodeInfo
-    from profiler.settings import DEFAULT_TOLERANCE
 
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
@@ -114,63 +112,89 @@ def finish(
     verdict = conditions["verdict"] if conditions else None
     if interrupted:
         error = "interrupted by the user"
-    if not database.finish_calibration(cal_id, status, error=error, verdict=verdict):
-        # another collector finished it (and wrote its presets) first
-        now = database.get_calibration(cal_id).status
-        return CalibrationReport(cal_id, record.node_type, now)
     ids = {j.id for j in complete}
     nodes = [NodeInfo.from_dict(j.node_info) for j in complete if j.node_info]
     points = [m.measurement for m in record.measurements if m.job_id in ids]
-    if not nodes or not points:
+    settings = record.settings or {}
+    worth, detail = quality(
+        verdict, [j.verification for j in complete], conditions["reasons"] if conditions else ()
+    )
+    underived: list[str] = []
+
+    def choose(previous: Preset | None, current: str | None) -> tuple[Preset, Adoption] | None:
+        underived.clear()  # a retried transaction chooses again
+        if not nodes or not points:
+            return None
+        try:
+            preset = _derive(record, cal_id, nodes, points, settings, previous)
+        except ValueError as exc:
+            underived.append(str(exc))
+            return None
+        adoption = decide(
+            worth,
+            detail,
+            current_quality=current,
+            current_id=previous.calibration_id if previous else None,
+            force=bool(settings.get("force")),
+        )
+        return preset, adoption
+
+    finished, chosen = database.finish_with_preset(
+        cal_id, status, choose, error=error, verdict=verdict
+    )
+    if not finished:
+        # another collector finished it (and wrote its presets) first
+        now = database.get_calibration(cal_id).status
+        return CalibrationReport(cal_id, record.node_type, now)
+    for why in underived:
+        display.err(f"calibration {cal_id}: no preset derived: {why}")
+    if chosen is None:
         return CalibrationReport(cal_id, record.node_type, status)
+    preset, adoption = chosen
+    paths = write_presets(database, [preset]) if adoption.adopted else ()
+    return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
+
+
+def _derive(
+    record: CalibrationRecord,
+    cal_id: int,
+    nodes: Sequence[NodeInfo],
+    points: Sequence[Measurement],
+    settings: dict[str, Any],
+    previous: Preset | None,
+) -> Preset:
+    """The preset a finished calibration's points choose (``ValueError`` when none can be),
+    with what the job-start rule needs beyond the choice: the variables this BLAS reads,
+    and the calibrated nodes' names as a node-type rule."""
+    from profiler.budget import obeyed_variables
+    from profiler.preset import derive
+    from profiler.settings import DEFAULT_TOLERANCE
+
     node = nodes[0]
     partitions: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()
     if ran_on_batch(record.executor):
         partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
         hostnames = tuple(sorted({n.hostname for n in nodes}))
-    settings = record.settings or {}
-    previous = database.latest_preset(record.node_type)
-    try:
-        preset = derive(
-            points,
-            node_type=record.node_type,
-            calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float(settings.get("tolerance", DEFAULT_TOLERANCE)),
-            calibration_id=cal_id,
-            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            blas="; ".join(
-                f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
-                for b in node.blas
-                if b.user_api == "blas"
-            ),
-            cpu_model=node.cpu_model,
-            logical_cpus=node.logical_cpus,
-            partitions=partitions,
-            previous=previous,
-        )
-    except ValueError as exc:
-        display.err(f"calibration {cal_id}: no preset derived: {exc}")
-        return CalibrationReport(cal_id, record.node_type, status)
-    # what the job-start rule needs beyond the choice: the variables this BLAS reads, and
-    # the calibrated nodes' names as a node-type rule
+    preset = derive(
+        points,
+        node_type=record.node_type,
+        calibrated_cpus=min(n.usable_cpus for n in nodes),
+        tolerance=float(settings.get("tolerance", DEFAULT_TOLERANCE)),
+        calibration_id=cal_id,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        blas="; ".join(
+            f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
+            for b in node.blas
+            if b.user_api == "blas"
+        ),
+        cpu_model=node.cpu_model,
+        logical_cpus=node.logical_cpus,
+        partitions=partitions,
+        previous=previous,
+    )
     libraries = [(b.internal_api, b.threading_layer) for b in node.blas if b.user_api == "blas"]
-    preset = dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
-    worth, detail = quality(
-        verdict, [j.verification for j in complete], conditions["reasons"] if conditions else ()
-    )
-    adoption = decide(
-        worth,
-        detail,
-        current_quality=database.current_quality(record.node_type) if previous else None,
-        current_id=previous.calibration_id if previous else None,
-        force=bool(settings.get("force")),
-    )
-    database.store_preset(
-        cal_id, preset, adopted=adoption.adopted, quality=adoption.quality, note=adoption.note
-    )
-    paths = write_presets(database, [preset]) if adoption.adopted else ()
-    return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
+    return dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
 
 
 def write_presets(
