@@ -155,3 +155,54 @@ def test_a_cluster_file_nested_too_deeply_is_one_line(
     cluster.write_text("x = " + "[" * depth + "]" * depth + "\n")
     proc = run_blasprof(blasprof_exe, "calibrate", "--cluster", str(cluster))
     _one_line_exit_2(proc, "nested too deeply")
+
+
+def _two_types(url: str) -> dict[str, int]:
+    """A database with node types good and other, each with an adopted preset; their
+    preset rows' ids."""
+    import dataclasses
+
+    from db import open_database
+    from tests.test_preset_forms import node_y
+
+    rows = {}
+    with open_database(url) as database:
+        for name, partition in (("good", "gp"), ("other", "op")):
+            preset = dataclasses.replace(node_y(), node_type=name, partitions=(partition,))
+            cal = database.create_calibration(name, executor="local", profile="quick", settings={})
+            rows[name] = database.store_preset(cal, preset)
+    return rows
+
+
+def test_a_row_that_is_not_a_preset_keeps_its_types_files_and_exits_1(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import create_engine, update
+
+    from db.models import PresetRow
+    from tests import forms
+
+    url = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    rows = _two_types(url)
+    out = tmp_path / "presets"
+    first = run_blasprof(blasprof_exe, "--db", url, "presets", "write", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("other.")}
+    engine = create_engine(url)
+    with engine.begin() as conn:  # valid JSON, but not a preset
+        conn.execute(
+            update(PresetRow).where(PresetRow.id == rows["other"]).values(data={"not": "one"})
+        )
+    engine.dispose()
+    again = run_blasprof(blasprof_exe, "--db", url, "presets", "write", "--out", str(out))
+    assert again.returncode == 1, (again.stdout, again.stderr)
+    assert "Traceback" not in again.stderr
+    (line,) = [x for x in again.stderr.splitlines() if "stored preset" in x]
+    assert line.startswith("blasprof: node type other: ") and "are kept" in line, line
+    assert {n: (out / n).read_bytes() for n in before} == before
+    listed = json.loads((out / "blasprof.json").read_text())["presets"]
+    assert {"good", "other"} <= set(listed)
+    # a job on that node type still gets its preset from the dispatcher
+    loaded = forms.shell("dash")(out, {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "op"})
+    assert loaded.variables["OMP_NUM_THREADS"] is not None, loaded
+    assert "other" in (loaded.variables["BLASPROF_PRESET"] or ""), loaded

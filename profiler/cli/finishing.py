@@ -4,8 +4,9 @@
 it left in its job folder, else its checkpoint's points); ``finish`` turns what is stored
 into the calibration's status, its preset and the preset files, the same way whether
 ``calibrate`` waited or a later ``collect`` found the jobs ended. The status and the preset
-are stored in one transaction: a calibration never ends without the preset it derived. ``write_presets`` checks
-every file it will write before it writes any.
+are stored in one transaction: a calibration never ends without the preset it derived.
+``write_presets`` checks every file it will write before it writes any, and keeps a node
+type's earlier files when its stored preset cannot be used.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CalibrationReport",
+    "Written",
     "check_preset_files",
     "collect_one",
     "finish",
@@ -151,7 +153,7 @@ def finish(
     if chosen is None:
         return CalibrationReport(cal_id, record.node_type, status)
     preset, adoption = chosen
-    paths = write_presets(database, [preset]) if adoption.adopted else ()
+    paths = write_presets(database, [preset]).paths if adoption.adopted else ()
     return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
 
 
@@ -197,33 +199,88 @@ def _derive(
     return dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
 
 
+@dataclass(frozen=True)
+class Written:
+    """The preset files a write replaced, and one line per node type whose stored preset
+    could not be used (its files from an earlier write kept, or none to keep)."""
+
+    paths: tuple[Path, ...]
+    unusable: tuple[str, ...] = ()
+
+
 def write_presets(
     database: Database, presets: Sequence[Preset] | None = None, out: Path | None = None
-) -> tuple[Path, ...]:
+) -> Written:
     """Write each of ``presets`` (default: every node type's latest) in every form, and the
-    dispatchers over every node type; say on stderr what was left out and why."""
+    dispatchers over every node type; say on stderr what was left out and why.
+
+    A node type whose stored preset cannot be used (a row that is not a preset, a value
+    that may not be written) keeps the files an earlier write left: its own are not
+    rewritten and the dispatchers keep it as that write had it, so its jobs keep their
+    preset.
+    """
+    from profiler.names import is_node_type
+    from profiler.render.checked import UnsafePreset, entry
     from profiler.render.files import write_presets as write_files
 
     directory = ensure_dir((out or presets_dir()).expanduser())
     known: dict[str, Preset] = {}
+    bad: dict[str, str] = {}
     for name in database.node_type_names():
+        if not is_node_type(name):  # no file was ever named after it: nothing to keep
+            bad[name] = "its name is not a valid node type name"
+            continue
         try:
             latest = database.latest_preset(name)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            display.err(
-                f"node type {ascii(name)}: its stored preset is unreadable ({type(exc).__name__})"
-            )
+            if latest is not None:
+                entry(latest)
+        except (KeyError, TypeError, ValueError, AttributeError, UnsafePreset) as exc:
+            why = str(exc) if isinstance(exc, UnsafePreset) else f"{type(exc).__name__} {exc}"
+            bad[name] = f"its stored preset is unusable ({why})"
             continue
         if latest is not None:
             known[name] = latest
-    known.update({p.node_type: p for p in presets or ()})
-    per_type = None if presets is None else [p.node_type for p in presets]
-    check_preset_files(directory, list(known) if per_type is None else per_type)
+    fresh = {p.node_type: p for p in presets or ()}
+    known.update(fresh)
+    unusable = []
+    for name, why in bad.items():
+        if name in fresh:
+            continue
+        earlier = _earlier(directory, name) if is_node_type(name) else None
+        if earlier is not None:
+            known[name] = earlier
+            why += f"; its files in {directory} from an earlier write are kept"
+        else:
+            why += "; left out of the presets (no earlier file of it to keep)"
+        unusable.append(f"node type {name}: {why}")
+    kept = {n for n in bad if n in known and n not in fresh}
+    per_type = [n for n in known if n not in kept] if presets is None else list(fresh)
+    check_preset_files(directory, per_type)
     warn_if_others_can_write(directory)
     paths, warnings = write_files(list(known.values()), directory, per_type)
-    for warning in warnings:
-        display.err(warning)
-    return tuple(paths)
+    for line in (*unusable, *warnings):
+        display.err(line)
+    return Written(tuple(paths), tuple(unusable))
+
+
+def _earlier(directory: Path, node_type: str) -> Preset | None:
+    """The preset an earlier write left in ``directory`` for ``node_type`` (its json file,
+    read as carefully as a stored row), or None."""
+    import json
+
+    from profiler.preset import Preset
+    from profiler.render import file_name
+    from profiler.render.checked import UnsafePreset, entry
+
+    path = directory / file_name(node_type, "json")
+    try:
+        with path.open("rb") as fh:
+            data = json.loads(fh.read(1 << 20))
+        preset = Preset.from_dict(data)
+        entry(preset)
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, UnsafePreset):
+        return None
+    return preset if preset.node_type == node_type else None
 
 
 def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
