@@ -64,6 +64,15 @@ def calibrate_command(
             help="Adopt the preset even if the node was busy or the preset did not verify.",
         ),
     ] = False,
+    partial_node: Annotated[
+        bool,
+        typer.Option(
+            "--partial-node",
+            help="Calibrate this machine although this process may use fewer CPUs than it "
+            "has (taskset, a cgroup quota); its preset then caps the node type's jobs at "
+            "those CPUs. Refused without it.",
+        ),
+    ] = False,
     cluster: Annotated[
         Path | None,
         typer.Option(
@@ -133,6 +142,7 @@ def calibrate_command(
         wait=wait,
         layouts=layouts,
         force=force,
+        partial_node=partial_node,
     )
     database = open_db()
     # A signal from here on is noted, not raised: what was measured is stored first.
