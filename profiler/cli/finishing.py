@@ -22,6 +22,7 @@ from jobs import states
 from jobs.registry import ran_on_batch
 from profiler.cli import display
 from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_can_write
+from profiler.errors import UsageError
 from profiler.paths import presets_dir
 
 if TYPE_CHECKING:
@@ -219,7 +220,6 @@ def write_presets(
     rewritten and the dispatchers keep it as that write had it, so its jobs keep their
     preset.
     """
-    from profiler.names import is_node_type
     from profiler.render.checked import UnsafePreset, entry
     from profiler.render.files import write_presets as write_files
 
@@ -227,8 +227,8 @@ def write_presets(
     known: dict[str, Preset] = {}
     bad: dict[str, str] = {}
     for name in database.node_type_names():
-        if not is_node_type(name):  # no file was ever named after it: nothing to keep
-            bad[name] = "its name is not a valid node type name"
+        if (problem := _name_problem(name)) is not None:
+            bad[name] = problem  # no file of its own was ever written: nothing to keep
             continue
         try:
             latest = database.latest_preset(name)
@@ -240,13 +240,13 @@ def write_presets(
             continue
         if latest is not None:
             known[name] = latest
-    fresh = {p.node_type: p for p in presets or ()}
+    fresh = {p.node_type: p for p in presets or () if _name_problem(p.node_type) is None}
     known.update(fresh)
     unusable = []
     for name, why in bad.items():
         if name in fresh:
             continue
-        earlier = _earlier(directory, name) if is_node_type(name) else None
+        earlier = _earlier(directory, name) if _name_problem(name) is None else None
         if earlier is not None:
             known[name] = earlier
             why += f"; its files in {directory} from an earlier write are kept"
@@ -261,6 +261,18 @@ def write_presets(
     for line in (*unusable, *warnings):
         display.err(line)
     return Written(tuple(paths), tuple(unusable))
+
+
+def _name_problem(name: object) -> str | None:
+    """Why files may not be named after a stored node type name, or None."""
+    from profiler.names import is_node_type
+    from profiler.render.files import dispatcher_clash
+
+    if not isinstance(name, str) or not is_node_type(name):
+        return "its name is not a valid node type name"
+    if (clash := dispatcher_clash(name)) is not None:
+        return f"its files would replace the dispatcher {clash}"
+    return None
 
 
 def _earlier(directory: Path, node_type: str) -> Preset | None:
@@ -287,7 +299,14 @@ def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
     """Refuse (``UsageError``) before anything is written when a preset file of these node
     types, or a dispatcher, cannot be replaced: a directory, a device or a FIFO in its place."""
     from profiler.render import FORMATS, file_name
+    from profiler.render.files import dispatcher_clash
 
+    for node_type in node_types:
+        if (clash := dispatcher_clash(node_type)) is not None:
+            raise UsageError(
+                f"node type {node_type}: its preset files would replace the dispatcher "
+                f"{clash}; give it another name"
+            )
     names = [file_name(t, fmt) for t in (*node_types, None) for fmt in FORMATS]
     for name in names:
         check_output_file(directory / name)

@@ -93,6 +93,6 @@ def presets_write_command(
     if not any(p.name == "blasprof.sh" for p in paths):
         raise NotFound("no presets stored yet; run `blasprof calibrate` first")
     typer.echo(f"wrote {len(paths)} files to {display.safe(paths[0].parent, markup=False)}")
-    display.print_loading(paths[0].parent)
+    display.print_loading(paths[0].parent, paths)
     if written.unusable:
         raise typer.Exit(1)
