@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -203,6 +204,13 @@ def test_a_killed_blasprof_stops_its_local_job_and_collect_stores_its_points_onc
     (job_status,) = status["jobs"]
     assert not job_status["result_stored"] and job_status["points_so_far"] >= 2
     assert "is gone; `blasprof collect 1` stores what it measured" in job_status["reason"]
+    # what really happened: not pending, on this host, and the points its folder holds
+    held = len(_points(checkpoint))
+    assert job_status["state"] == "INTERRUPTED" and job_status["points_so_far"] == held
+    assert job_status["hostname"] == socket.gethostname()
+    assert f"its job folder holds {held} point(s)" in job_status["reason"]
+    table = run_blasprof(blasprof_exe, "status", env=env).stdout
+    assert "INTERRUPTED" in table and "PENDING" not in table and socket.gethostname() in table
     # two shells collect at once: the calibration is recovered once
     collectors = [_start(blasprof_exe, "collect", env=env) for _ in range(2)]
     docs = []
@@ -293,3 +301,42 @@ def test_a_write_lock_taken_as_the_calibration_ends_loses_no_preset(
     assert [r["status"] for r in listed] == ["complete"]
     assert shown["preset"] is not None, (caught, errors)
     assert (home / "presets" / "blasprof.sh").is_file()
+
+
+def test_a_signal_once_everything_is_stored_interrupts_nothing(
+    home: Path, blasprof_exe: str
+) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    def unread(fd: int) -> int:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+    # a pipe of one page that nobody reads: calibrate blocks printing its JSON, which it
+    # prints once everything is stored
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        [blasprof_exe, "calibrate", "--executor", "local", *TINY, "--no-verify", "--force",
+         "--json"],
+        stdout=write_end, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end) as out:
+        try:
+            # its JSON (10 kB or more) has begun: the pipe is full and it waits on it
+            _wait_until("its JSON is printed", lambda: unread(read_end) > 0, proc, 120)
+            time.sleep(0.3)
+            assert unread(read_end) > 3000 and proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            printed = out.read()
+            errors = proc.stderr.read() if proc.stderr else ""
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, errors
+    assert "Traceback" not in errors and "interrupted" not in errors
+    doc = json.loads(printed)
+    assert doc["status"] == "complete" and doc["preset"] is not None

@@ -264,7 +264,7 @@ def print_status(docs: Sequence[dict[str, Any]]) -> None:
 
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
     for col in ("calibration", "node type", "job", "state", "host", "stored", "points", "reason"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, no_wrap=col != "reason")  # a long reason must not hide the rest
     for doc in docs:
         for j in doc["jobs"]:
             table.add_row(
