@@ -50,6 +50,7 @@ __all__ = [
     "create_calibration",
     "finish_calibration",
     "finish_with_preset",
+    "store_missing_preset",
     "store_node_result",
     "store_preset",
 ]
@@ -234,10 +235,34 @@ def finish_with_preset(
     again, instead of complete with its preset lost. The node type's current preset is
     read inside the same transaction, so the choice weighs the preset it replaces.
     """
-    from db.queries import current_quality, latest_preset
-
     if not finish_calibration(session, calibration_id, status, error, verdict):
         return False, None
+    return True, _choose_and_store(session, calibration_id, choose)
+
+
+def store_missing_preset(
+    session: Session, calibration_id: int, choose: PresetChoice
+) -> tuple[bool, tuple[Preset, Adoption] | None]:
+    """Store the preset of a calibration that ended without one (a blasprof older than
+    ``finish_with_preset`` could end so); return whether it had none, and what ``choose``
+    made of it. Of two collectors at once, one stores it."""
+    # the row lock makes a second collector wait here, then find the preset stored
+    calibration = session.get(Calibration, calibration_id, with_for_update=True)
+    if calibration is None:
+        raise NotFound(f"no calibration with id {calibration_id}")
+    if calibration.status not in ("complete", "partial"):
+        return False, None
+    if session.scalars(select(PresetRow.id).filter_by(calibration_id=calibration_id)).first():
+        return False, None
+    return True, _choose_and_store(session, calibration_id, choose)
+
+
+def _choose_and_store(
+    session: Session, calibration_id: int, choose: PresetChoice
+) -> tuple[Preset, Adoption] | None:
+    """What ``choose`` makes of the node type's current preset, stored."""
+    from db.queries import current_quality, latest_preset
+
     node_type = _node_type_name(session, calibration_id)
     connection = session.connection()
     try:
@@ -256,7 +281,7 @@ def finish_with_preset(
             quality=adoption.quality,
             note=adoption.note,
         )
-    return True, chosen
+    return chosen
 
 
 def store_preset(

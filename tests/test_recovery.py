@@ -340,3 +340,35 @@ def test_a_signal_once_everything_is_stored_interrupts_nothing(
     assert "Traceback" not in errors and "interrupted" not in errors
     doc = json.loads(printed)
     assert doc["status"] == "complete" and doc["preset"] is not None
+
+
+def test_collect_gives_a_calibration_that_ended_without_its_preset_the_preset(
+    home: Path, blasprof_exe: str
+) -> None:
+    url = f"sqlite:///{home / 'blasprof.sqlite'}"
+    env = dict(os.environ)
+    done = run_blasprof(blasprof_exe, "calibrate", "--executor", "local", *TINY,
+                        "--no-verify", "--force", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # what a blasprof that stored the status and the preset apart left when it was killed
+    # (or the database was busy) in between
+    dispatcher = home / "presets" / "blasprof.sh"
+    dispatcher.unlink()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM presets"))
+    engine.dispose()
+    assert json.loads(run_blasprof(blasprof_exe, "show", "1", "--json").stdout)["preset"] is None
+    collected = run_blasprof(blasprof_exe, "collect", "1", "--json", env=env)
+    assert collected.returncode == 0, collected.stderr
+    (doc,) = json.loads(collected.stdout)
+    assert doc["status"] == "complete" and doc["preset_adopted"] is True
+    assert str(dispatcher) in doc["preset_files"] and dispatcher.is_file()
+    shown = json.loads(run_blasprof(blasprof_exe, "show", "1", "--json").stdout)
+    assert shown["preset"]["calibration_id"] == 1
+    again = json.loads(run_blasprof(blasprof_exe, "collect", "1", "--json", env=env).stdout)
+    assert again[0]["preset_files"] == [] and "preset_adopted" not in again[0]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM presets")).scalar() == 1
+    engine.dispose()

@@ -19,7 +19,7 @@ from jobs import states
 from jobs.base import Outcome
 from jobs.registry import get_backend, ran_on_batch
 from profiler.cli import display
-from profiler.cli.finishing import collect_one, finish
+from profiler.cli.finishing import CalibrationReport, collect_one, finish, finish_preset
 from profiler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -176,7 +176,13 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
             and not database.pending_jobs(cal_id)
             and record.status in ("running", "pending")
         ):
-            report = finish(database, cal_id, error=why)
+            report: CalibrationReport | None = finish(database, cal_id, error=why)
+        elif ids and not waiting and not unreachable:
+            # asked for by id: one that ended without its preset gets it now
+            report = finish_preset(database, cal_id)
+        else:
+            report = None
+        if report is not None:
             doc["status"] = report.status
             doc["preset_files"] = [str(p) for p in report.preset_paths]
             if report.adoption is not None:

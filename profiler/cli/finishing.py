@@ -27,6 +27,7 @@ from profiler.paths import presets_dir
 
 if TYPE_CHECKING:
     from db import CalibrationRecord, Database
+    from db.store import PresetChoice
     from jobs.base import Handle
     from profiler.adoption import Adoption
     from profiler.preset import Preset
@@ -38,6 +39,7 @@ __all__ = [
     "check_preset_files",
     "collect_one",
     "finish",
+    "finish_preset",
     "write_presets",
 ]
 
@@ -100,9 +102,6 @@ def finish(
     and one whose verification failed is not adopted, unless it was asked with --force
     (``profiler.adoption``). ``error`` says why it ended early, if it did.
     """
-    from profiler.adoption import decide, quality
-    from profiler.results import NodeInfo
-
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
     if record.jobs and len(complete) == len(record.jobs):
@@ -111,10 +110,42 @@ def finish(
         status = "partial"
     else:
         status = "cancelled" if interrupted else "failed"
-    conditions = record.conditions()
-    verdict = conditions["verdict"] if conditions else None
     if interrupted:
         error = "interrupted by the user"
+    choose, verdict, underived = _chooser(record)
+    finished, chosen = database.finish_with_preset(
+        cal_id, status, choose, error=error, verdict=verdict
+    )
+    if not finished:
+        # another collector finished it (and wrote its presets) first
+        now = database.get_calibration(cal_id).status
+        return CalibrationReport(cal_id, record.node_type, now)
+    return _ended(database, record, status, chosen, underived)
+
+
+def finish_preset(database: Database, cal_id: int) -> CalibrationReport | None:
+    """The preset of a calibration that ended without one (as a blasprof before the status
+    and the preset were stored together could leave it), derived, stored and written now;
+    None when it has one, or has not ended."""
+    record = database.get_calibration(cal_id)
+    if record.preset is not None or record.status not in ("complete", "partial"):
+        return None
+    choose, _verdict, underived = _chooser(record)
+    had_none, chosen = database.store_missing_preset(cal_id, choose)
+    if not had_none:
+        return None
+    return _ended(database, record, record.status, chosen, underived)
+
+
+def _chooser(record: CalibrationRecord) -> tuple[PresetChoice, str | None, list[str]]:
+    """How a calibration's preset is chosen, given the node type's current preset and its
+    quality; its verdict; and the list where it says why no preset could be derived."""
+    from profiler.adoption import decide, quality
+    from profiler.results import NodeInfo
+
+    complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
+    conditions = record.conditions()
+    verdict = conditions["verdict"] if conditions else None
     ids = {j.id for j in complete}
     nodes = [NodeInfo.from_dict(j.node_info) for j in complete if j.node_info]
     points = [m.measurement for m in record.measurements if m.job_id in ids]
@@ -129,7 +160,7 @@ def finish(
         if not nodes or not points:
             return None
         try:
-            preset = _derive(record, cal_id, nodes, points, settings, previous)
+            preset = _derive(record, record.id, nodes, points, settings, previous)
         except ValueError as exc:
             underived.append(str(exc))
             return None
@@ -142,20 +173,24 @@ def finish(
         )
         return preset, adoption
 
-    finished, chosen = database.finish_with_preset(
-        cal_id, status, choose, error=error, verdict=verdict
-    )
-    if not finished:
-        # another collector finished it (and wrote its presets) first
-        now = database.get_calibration(cal_id).status
-        return CalibrationReport(cal_id, record.node_type, now)
+    return choose, verdict, underived
+
+
+def _ended(
+    database: Database,
+    record: CalibrationRecord,
+    status: str,
+    chosen: tuple[Preset, Adoption] | None,
+    underived: Sequence[str],
+) -> CalibrationReport:
+    """The report of a calibration whose preset was just stored; its files written."""
     for why in underived:
-        display.err(f"calibration {cal_id}: no preset derived: {why}")
+        display.err(f"calibration {record.id}: no preset derived: {why}")
     if chosen is None:
-        return CalibrationReport(cal_id, record.node_type, status)
+        return CalibrationReport(record.id, record.node_type, status)
     preset, adoption = chosen
     paths = write_presets(database, [preset]).paths if adoption.adopted else ()
-    return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
+    return CalibrationReport(record.id, record.node_type, status, paths, adoption)
 
 
 def _derive(
