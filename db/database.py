@@ -146,6 +146,8 @@ class Database:
     add_job = _write(store.add_job)
     store_node_result = _write(store.store_node_result)
     finish_calibration = _write(store.finish_calibration)
+    finish_with_preset = _write(store.finish_with_preset)
+    store_missing_preset = _write(store.store_missing_preset)
     store_preset = _write(store.store_preset)
     claim_calibration = _write(ownership.claim_calibration)
 

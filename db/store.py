@@ -15,7 +15,8 @@ import hashlib
 import json
 import math
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -35,11 +36,21 @@ from profiler.errors import DatabaseError, NotFound, UsageError
 from profiler.preset import Preset
 from profiler.results import NodeInfo, NodeResult
 
+if TYPE_CHECKING:
+    from profiler.adoption import Adoption
+
+#: what a finished calibration's preset came to, given the node type's adopted preset and
+#: its quality as they stand inside the finishing transaction: the preset and whether it is
+#: adopted, or None when it has none
+PresetChoice = Callable[[Preset | None, str | None], "tuple[Preset, Adoption] | None"]
+
 __all__ = [
     "add_job",
     "blas_fingerprint",
     "create_calibration",
     "finish_calibration",
+    "finish_with_preset",
+    "store_missing_preset",
     "store_node_result",
     "store_preset",
 ]
@@ -207,6 +218,72 @@ def finish_calibration(
     )
 
 
+def finish_with_preset(
+    session: Session,
+    calibration_id: int,
+    status: str,
+    choose: PresetChoice,
+    *,
+    error: str | None = None,
+    verdict: str | None = None,
+) -> tuple[bool, tuple[Preset, Adoption] | None]:
+    """Finish a calibration and store its preset in one transaction; return whether this
+    call finished it, and what ``choose`` made of it.
+
+    A calibration whose status says it ended always has the preset it derived: a database
+    busy or a process killed in between leaves it unfinished, for ``collect`` to finish
+    again, instead of complete with its preset lost. The node type's current preset is
+    read inside the same transaction, so the choice weighs the preset it replaces.
+    """
+    if not finish_calibration(session, calibration_id, status, error, verdict):
+        return False, None
+    return True, _choose_and_store(session, calibration_id, choose)
+
+
+def store_missing_preset(
+    session: Session, calibration_id: int, choose: PresetChoice
+) -> tuple[bool, tuple[Preset, Adoption] | None]:
+    """Store the preset of a calibration that ended without one (a blasprof older than
+    ``finish_with_preset`` could end so); return whether it had none, and what ``choose``
+    made of it. Of two collectors at once, one stores it."""
+    # the row lock makes a second collector wait here, then find the preset stored
+    calibration = session.get(Calibration, calibration_id, with_for_update=True)
+    if calibration is None:
+        raise NotFound(f"no calibration with id {calibration_id}")
+    if calibration.status not in ("complete", "partial"):
+        return False, None
+    if session.scalars(select(PresetRow.id).filter_by(calibration_id=calibration_id)).first():
+        return False, None
+    return True, _choose_and_store(session, calibration_id, choose)
+
+
+def _choose_and_store(
+    session: Session, calibration_id: int, choose: PresetChoice
+) -> tuple[Preset, Adoption] | None:
+    """What ``choose`` makes of the node type's current preset, stored."""
+    from db.queries import current_quality, latest_preset
+
+    node_type = _node_type_name(session, calibration_id)
+    connection = session.connection()
+    try:
+        previous = latest_preset(connection, node_type)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        previous = None  # an unreadable row cannot be weighed; the new preset replaces it
+    current = current_quality(connection, node_type) if previous is not None else None
+    chosen = choose(previous, current)
+    if chosen is not None:
+        preset, adoption = chosen
+        store_preset(
+            session,
+            calibration_id,
+            preset,
+            adopted=adoption.adopted,
+            quality=adoption.quality,
+            note=adoption.note,
+        )
+    return chosen
+
+
 def store_preset(
     session: Session,
     calibration_id: int,
@@ -262,6 +339,11 @@ def _calibration(session: Session, calibration_id: int) -> Calibration:
     if calibration is None:
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
     return calibration
+
+
+def _node_type_name(session: Session, calibration_id: int) -> str:
+    calibration = _calibration(session, calibration_id)
+    return session.get_one(NodeType, calibration.node_type_id).name
 
 
 def _insert_missing(

@@ -9,6 +9,7 @@ sees the old file or the new one.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import tempfile
 from collections import defaultdict
@@ -49,6 +50,15 @@ def require_matplotlib() -> type[Figure]:
             f"plot needs matplotlib, which is not installed here; install it with: {INSTALL_HINT}"
         ) from None
     return Figure
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _text(value: object) -> str:
+    """A string from the database as a label: control characters escaped, since a glyph
+    missing from the font is named, raw, in a warning on the user's terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
 
 
 def _figure() -> Figure:
@@ -106,7 +116,7 @@ def plot_calibration(doc: dict[str, Any], path: Path) -> None:
         threads = sorted(curve)
         style = "-" if dtype == "float64" else "--"
         (line,) = axes.plot(
-            threads, [curve[t] for t in threads], style, marker="o", label=f"{dtype} n={n}"
+            threads, [curve[t] for t in threads], style, marker="o", label=_text(f"{dtype} n={n}")
         )
         pick = chosen.get((dtype, n))
         if pick in curve:
@@ -121,11 +131,13 @@ def plot_calibration(doc: dict[str, Any], path: Path) -> None:
         for dtype in sorted({d for d, _ in curves}):
             peaks = [node.peak_gflops(dtype, t) for t in counts]
             if all(p is not None for p in peaks):
-                axes.plot(counts, peaks, ":", color="grey", label=f"theoretical peak {dtype}")
+                label = _text(f"theoretical peak {dtype}")
+                axes.plot(counts, peaks, ":", color="grey", label=label)
     axes.plot([], [], marker="*", linestyle="none", color="black", label="preset's count")
     axes.set_xlabel("threads")
     axes.set_ylabel("GFLOP/s")
-    axes.set_title(f"calibration {doc['calibration_id']}: {doc['node_type']} ({doc['status']})")
+    title = f"calibration {doc['calibration_id']}: {doc['node_type']} ({doc['status']})"
+    axes.set_title(_text(title))
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", ncols=2)
     _save(figure, path)
@@ -148,13 +160,13 @@ def plot_history(points: Sequence[Point], node_type: str, path: Path) -> None:
         ids = sorted(by_calibration, key=lambda i: when[i])
         best = [max(statistics.median(v) for v in by_calibration[i].values()) for i in ids]
         axes.plot([when[i] for i in ids], best, "-" if dtype == "float64" else "--",
-                  marker="o", label=f"{dtype} n={n}")  # fmt: skip
+                  marker="o", label=_text(f"{dtype} n={n}"))  # fmt: skip
     ordered = sorted(when, key=lambda i: when[i])
     for before, after in zip(ordered, ordered[1:], strict=False):
         if blas[before] != blas[after]:
             axes.axvline(when[after], color="grey", linestyle=":")
             axes.annotate(
-                f"BLAS: {blas[after]}",
+                _text(f"BLAS: {blas[after]}"),
                 (when[after], 1),
                 xycoords=("data", "axes fraction"),
                 rotation=90,
@@ -164,7 +176,7 @@ def plot_history(points: Sequence[Point], node_type: str, path: Path) -> None:
             )
     axes.set_xlabel("calibration time (UTC)")
     axes.set_ylabel("GFLOP/s at the best thread count")
-    axes.set_title(f"{node_type}: {len(ordered)} calibrations")
+    axes.set_title(_text(f"{node_type}: {len(ordered)} calibrations"))
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", ncols=2)
     figure.autofmt_xdate()

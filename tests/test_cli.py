@@ -511,3 +511,34 @@ def test_a_job_killed_mid_run_keeps_its_points_and_the_previous_preset(
     (job,) = doc["jobs"]
     assert job["state"] == "FAILED" and "without returning a result" in job["reason"]
     assert doc["preset"] is None and preset_file.read_text() == before
+
+
+def test_a_calibration_on_fewer_cpus_than_the_node_is_refused_unless_asked(
+    home: Path, blasprof_exe: str
+) -> None:
+    import shutil
+
+    from tests.services import absent
+
+    if shutil.which("taskset") is None:
+        absent("taskset (util-linux) is not installed")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a machine with 2 CPUs or more")
+    one_cpu = ["taskset", "-c", "0", blasprof_exe, "calibrate", "--executor", "local", *TINY]
+    env = dict(os.environ)
+    refused = subprocess.run([*one_cpu, "--no-verify"], capture_output=True, text=True, env=env)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "may use 1 of this node's" in line and "--partial-node" in line, line
+    assert json.loads(run_blasprof(blasprof_exe, "list", "--json").stdout) == []
+    assert not (home / "presets" / "blasprof.sh").exists()
+    # asked for: measured and adopted for those CPUs, as it says
+    asked = subprocess.run(
+        [*one_cpu, "--no-verify", "--force", "--partial-node", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert asked.returncode == 0, asked.stderr
+    doc = json.loads(asked.stdout)
+    assert doc["status"] == "complete" and doc["preset"]["calibrated_cpus"] == 1

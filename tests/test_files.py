@@ -155,3 +155,166 @@ def test_a_cluster_file_nested_too_deeply_is_one_line(
     cluster.write_text("x = " + "[" * depth + "]" * depth + "\n")
     proc = run_blasprof(blasprof_exe, "calibrate", "--cluster", str(cluster))
     _one_line_exit_2(proc, "nested too deeply")
+
+
+def _two_types(url: str) -> dict[str, int]:
+    """A database with node types good and other, each with an adopted preset; their
+    preset rows' ids."""
+    import dataclasses
+
+    from db import open_database
+    from tests.test_preset_forms import node_y
+
+    rows = {}
+    with open_database(url) as database:
+        for name, partition in (("good", "gp"), ("other", "op")):
+            preset = dataclasses.replace(node_y(), node_type=name, partitions=(partition,))
+            cal = database.create_calibration(name, executor="local", profile="quick", settings={})
+            rows[name] = database.store_preset(cal, preset)
+    return rows
+
+
+def test_a_row_that_is_not_a_preset_keeps_its_types_files_and_exits_1(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import create_engine, update
+
+    from db.models import PresetRow
+    from tests import forms
+
+    url = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    rows = _two_types(url)
+    out = tmp_path / "presets"
+    first = run_blasprof(blasprof_exe, "--db", url, "presets", "write", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("other.")}
+    engine = create_engine(url)
+    with engine.begin() as conn:  # valid JSON, but not a preset
+        conn.execute(
+            update(PresetRow).where(PresetRow.id == rows["other"]).values(data={"not": "one"})
+        )
+    engine.dispose()
+    again = run_blasprof(blasprof_exe, "--db", url, "presets", "write", "--out", str(out))
+    assert again.returncode == 1, (again.stdout, again.stderr)
+    assert "Traceback" not in again.stderr
+    (line,) = [x for x in again.stderr.splitlines() if "stored preset" in x]
+    assert line.startswith("blasprof: node type other: ") and "are kept" in line, line
+    assert {n: (out / n).read_bytes() for n in before} == before
+    listed = json.loads((out / "blasprof.json").read_text())["presets"]
+    assert {"good", "other"} <= set(listed)
+    # a job on that node type still gets its preset from the dispatcher
+    loaded = forms.shell("dash")(out, {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "op"})
+    assert loaded.variables["OMP_NUM_THREADS"] is not None, loaded
+    assert "other" in (loaded.variables["BLASPROF_PRESET"] or ""), loaded
+
+
+def test_an_output_in_a_directory_that_does_not_exist_is_refused_not_created(
+    calibrated: dict[str, Any], blasprof_exe: str, tmp_path: Path
+) -> None:
+    env = calibrated["env"]
+    missing = tmp_path / "no-such-dir"
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\necho hello\n")
+    for argv in (
+        ["preset", "tiny-node", "-o", str(missing / "x.sh")],
+        ["wrap", str(script), "-o", str(missing / "x")],
+    ):
+        proc = run_blasprof(blasprof_exe, *argv, env=env)
+        _one_line_exit_2(proc, f"directory {missing} does not exist")
+        assert not missing.exists()
+
+
+def test_presets_write_refuses_an_empty_out(
+    calibrated: dict[str, Any], blasprof_exe: str, tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [blasprof_exe, "presets", "write", "--out", ""],
+        capture_output=True, text=True, env=calibrated["env"], cwd=tmp_path, check=False,
+    )  # fmt: skip
+    _one_line_exit_2(proc, "--out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stored_names_with_nul_esc_bel_or_the_dispatchers_name_are_named_not_obeyed(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from db import open_database
+    from tests import forms
+    from tests.test_preset_forms import node_y
+
+    url = f"sqlite:///{tmp_path / 'names.sqlite'}"
+    names = ["good", "nul\x00name", "esc\x1b]0;title\x07bel", "blasprof"]
+    with open_database(url) as database:
+        for i, name in enumerate(names):
+            preset = dataclasses.replace(node_y(), node_type=name, partitions=(f"p{i}",))
+            cal = database.create_calibration(name, executor="local", profile="quick", settings={})
+            database.store_preset(cal, preset)
+    out = tmp_path / "presets"
+    done = run_blasprof(blasprof_exe, "--db", url, "presets", "write", "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not any(c in done.stderr + done.stdout for c in "\x00\x1b\x07")
+    named = [line for line in done.stderr.splitlines() if "left out of the presets" in line]
+    assert len(named) == 3, done.stderr
+    assert any("node type blasprof: its files would replace the dispatcher" in x for x in named)
+    # the dispatchers are the dispatchers, and pick the good type
+    listed = json.loads((out / "blasprof.json").read_text())["presets"]
+    assert set(listed) == {"good"}
+    loaded = forms.shell("dash")(out, {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "p0"})
+    assert "good" in (loaded.variables["BLASPROF_PRESET"] or ""), loaded
+
+
+def test_a_node_type_named_like_the_dispatchers_is_refused_before_calibrating(
+    home: Path, blasprof_exe: str
+) -> None:
+    proc = run_blasprof(blasprof_exe, "calibrate", "--node-type", "blasprof", *TINY)
+    _one_line_exit_2(proc, "would replace the dispatcher blasprof.sh")
+    assert json.loads(run_blasprof(blasprof_exe, "list", "--json").stdout) == []
+
+
+def test_plot_shows_control_characters_of_a_stored_name_escaped(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import random
+
+    from db import open_database
+    from tests.history_data import TypeSpec, store_calibration
+
+    pytest.importorskip("matplotlib")
+    url = f"sqlite:///{tmp_path / 'plot.sqlite'}"
+    spec = TypeSpec("bell\x07esc\x1b[2J", "CPU", 2, 16.0, ("h1",), sizes=(256,))
+    with open_database(url) as database:
+        cal = store_calibration(database, spec, dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                                rng=random.Random(1))  # fmt: skip
+    image = tmp_path / "plot.png"
+    proc = run_blasprof(blasprof_exe, "--db", url, "plot", str(cal), "-o", str(image))
+    assert proc.returncode == 0, proc.stderr
+    assert image.stat().st_size > 0
+    assert "\x07" not in proc.stderr and "\x1b" not in proc.stderr, proc.stderr
+
+
+def test_the_load_lines_printed_work_for_a_directory_with_spaces_and_dollars(
+    home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    from tests import forms
+
+    url = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    _two_types(url)
+    mark = tmp_path / "pwned"
+    out = tmp_path / f"my presets $(touch {mark})"
+    done = run_blasprof(blasprof_exe, "--db", url, "presets", "write", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert not (out / "blasprof.csh").exists() and "csh files are not written" in done.stderr
+    lines = dict(
+        line.strip().split(":", 1) for line in done.stdout.splitlines() if line.startswith("  ")
+    )
+    assert "csh, tcsh" not in lines
+    load = lines["sh, bash, zsh, ksh"].strip()
+    env = {**forms.base_env(tmp_path), "SLURM_JOB_PARTITION": "gp"}
+    ran = subprocess.run(["dash", "-c", f"{load} && echo $BLASPROF_PRESET"],
+                         capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert ran.returncode == 0 and "good" in ran.stdout, ran
+    assert not mark.exists()

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -67,8 +68,9 @@ def _ended(checkpoint: Path) -> bool:
 
 
 @contextmanager
-def _write_lock(url: str) -> Iterator[None]:
-    """Hold the database's write lock, as a busy writer would, for the block."""
+def _write_lock(url: str, tables: str = "jobs, calibrations") -> Iterator[None]:
+    """Hold the database's write lock, as a busy writer would, for the block (PostgreSQL:
+    on ``tables``)."""
     if url.startswith("sqlite"):
         holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
@@ -81,7 +83,7 @@ def _write_lock(url: str) -> Iterator[None]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn, conn.begin() as transaction:
-            conn.execute(text("LOCK TABLE jobs, calibrations IN ACCESS EXCLUSIVE MODE"))
+            conn.execute(text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
             yield
             transaction.rollback()
     finally:
@@ -202,6 +204,13 @@ def test_a_killed_blasprof_stops_its_local_job_and_collect_stores_its_points_onc
     (job_status,) = status["jobs"]
     assert not job_status["result_stored"] and job_status["points_so_far"] >= 2
     assert "is gone; `blasprof collect 1` stores what it measured" in job_status["reason"]
+    # what really happened: not pending, on this host, and the points its folder holds
+    held = len(_points(checkpoint))
+    assert job_status["state"] == "INTERRUPTED" and job_status["points_so_far"] == held
+    assert job_status["hostname"] == socket.gethostname()
+    assert f"its job folder holds {held} point(s)" in job_status["reason"]
+    table = run_blasprof(blasprof_exe, "status", env=env).stdout
+    assert "INTERRUPTED" in table and "PENDING" not in table and socket.gethostname() in table
     # two shells collect at once: the calibration is recovered once
     collectors = [_start(blasprof_exe, "collect", env=env) for _ in range(2)]
     docs = []
@@ -232,3 +241,134 @@ def test_collect_without_a_recorded_owner_leaves_the_calibration_alone(
     (doc,) = json.loads(proc.stdout)
     assert doc["not_collectable"] == 1 and doc["status"] == "running"
     assert "no blasprof process is recorded" in proc.stderr
+
+
+#: a second process that takes the database's write lock (PostgreSQL: on the presets) the
+#: moment calibration 1 has ended without a preset row, and holds it: what a busy writer
+#: does at the worst moment
+_LOCK_WHEN_ENDED = r"""
+import sys, time
+url = sys.argv[1]
+if url.startswith("sqlite"):
+    import sqlite3
+    db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=60)
+    lock = "BEGIN IMMEDIATE"
+else:
+    import psycopg
+    db = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+    lock = "BEGIN; LOCK TABLE presets IN ACCESS EXCLUSIVE MODE"
+def ended_without_preset():
+    try:
+        (status,) = db.execute("SELECT status FROM calibrations WHERE id = 1").fetchone()
+        (presets,) = db.execute("SELECT count(*) FROM presets").fetchone()
+    except Exception:  # not created yet
+        return False
+    return status != "running" and presets == 0
+while True:
+    if ended_without_preset():
+        db.execute(lock)
+        if ended_without_preset():
+            print("locked", flush=True)
+            time.sleep(600)
+        db.execute("ROLLBACK")
+    time.sleep(0.0002)
+"""
+
+
+def test_a_write_lock_taken_as_the_calibration_ends_loses_no_preset(
+    home: Path, database_url: str, blasprof_exe: str
+) -> None:
+    import sys
+
+    env = {**os.environ, "BLASPROF_DB": database_url, "BLASPROF_DB_WAIT_S": "2"}
+    run_blasprof(blasprof_exe, "db", "upgrade", env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_WHEN_ENDED, database_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        proc = _calibrate(blasprof_exe, *TINY, "--no-verify", "--force", env=env)
+        out, errors = proc.communicate(timeout=180)
+    finally:
+        holder.kill()
+        caught = holder.communicate()[0]
+    assert "Traceback" not in errors
+    if proc.returncode != 0:  # the lock caught it: the command it printed finishes it
+        assert proc.returncode == 1 and "blasprof collect 1" in errors, (caught, errors)
+        stored = run_blasprof(blasprof_exe, "collect", "1", "--json", env=env)
+        assert stored.returncode == 0, stored.stderr
+    listed = json.loads(run_blasprof(blasprof_exe, "list", "--json", env=env).stdout)
+    shown = json.loads(run_blasprof(blasprof_exe, "show", "1", "--json", env=env).stdout)
+    assert [r["status"] for r in listed] == ["complete"]
+    assert shown["preset"] is not None, (caught, errors)
+    assert (home / "presets" / "blasprof.sh").is_file()
+
+
+def test_a_signal_once_everything_is_stored_interrupts_nothing(
+    home: Path, blasprof_exe: str
+) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    def unread(fd: int) -> int:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+    # a pipe of one page that nobody reads: calibrate blocks printing its JSON, which it
+    # prints once everything is stored
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        [blasprof_exe, "calibrate", "--executor", "local", *TINY, "--no-verify", "--force",
+         "--json"],
+        stdout=write_end, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end) as out:
+        try:
+            # its JSON (10 kB or more) has begun: the pipe is full and it waits on it
+            _wait_until("its JSON is printed", lambda: unread(read_end) > 0, proc, 120)
+            time.sleep(0.3)
+            assert unread(read_end) > 3000 and proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            printed = out.read()
+            errors = proc.stderr.read() if proc.stderr else ""
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, errors
+    assert "Traceback" not in errors and "interrupted" not in errors
+    doc = json.loads(printed)
+    assert doc["status"] == "complete" and doc["preset"] is not None
+
+
+def test_collect_gives_a_calibration_that_ended_without_its_preset_the_preset(
+    home: Path, blasprof_exe: str
+) -> None:
+    url = f"sqlite:///{home / 'blasprof.sqlite'}"
+    env = dict(os.environ)
+    done = run_blasprof(blasprof_exe, "calibrate", "--executor", "local", *TINY,
+                        "--no-verify", "--force", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # what a blasprof that stored the status and the preset apart left when it was killed
+    # (or the database was busy) in between
+    dispatcher = home / "presets" / "blasprof.sh"
+    dispatcher.unlink()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM presets"))
+    engine.dispose()
+    assert json.loads(run_blasprof(blasprof_exe, "show", "1", "--json").stdout)["preset"] is None
+    collected = run_blasprof(blasprof_exe, "collect", "1", "--json", env=env)
+    assert collected.returncode == 0, collected.stderr
+    (doc,) = json.loads(collected.stdout)
+    assert doc["status"] == "complete" and doc["preset_adopted"] is True
+    assert str(dispatcher) in doc["preset_files"] and dispatcher.is_file()
+    shown = json.loads(run_blasprof(blasprof_exe, "show", "1", "--json").stdout)
+    assert shown["preset"]["calibration_id"] == 1
+    again = json.loads(run_blasprof(blasprof_exe, "collect", "1", "--json", env=env).stdout)
+    assert again[0]["preset_files"] == [] and "preset_adopted" not in again[0]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM presets")).scalar() == 1
+    engine.dispose()

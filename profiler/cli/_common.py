@@ -131,9 +131,10 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> Path:
     device, FIFO or socket is refused. Returns the path of the file written.
     """
     target = check_output_file(path)
+    if not target.parent.is_dir():  # a typo in a path is not a directory to create
+        raise UsageError(f"cannot write {path}: directory {target.parent} does not exist")
     if target != path:
         err(f"{path} is a symbolic link: writing its target {target}")
-    ensure_dir(target.parent)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:

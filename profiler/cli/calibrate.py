@@ -1,14 +1,19 @@
 """`blasprof calibrate`: measure, store, and write presets."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from profiler.cli import display
 from profiler.cli._common import handle_errors, open_db
 from profiler.cli.options import ExecutorName, JsonOption, Profile
+
+if TYPE_CHECKING:
+    from profiler.cli.finishing import CalibrationReport
 
 
 @handle_errors
@@ -64,6 +69,15 @@ def calibrate_command(
             help="Adopt the preset even if the node was busy or the preset did not verify.",
         ),
     ] = False,
+    partial_node: Annotated[
+        bool,
+        typer.Option(
+            "--partial-node",
+            help="Calibrate this machine although this process may use fewer CPUs than it "
+            "has (taskset, a cgroup quota); its preset then caps the node type's jobs at "
+            "those CPUs. Refused without it.",
+        ),
+    ] = False,
     cluster: Annotated[
         Path | None,
         typer.Option(
@@ -112,7 +126,7 @@ def calibrate_command(
     clean preset exists, or the preset did not verify in a fresh process; then the command
     exits 1 and says why. --force adopts it anyway.
     """
-    from profiler.cli.signals import INTERRUPTED_EXIT, noted
+    from profiler.cli.signals import noted
     from profiler.cli.workflow import build_request, run_calibration
 
     request = build_request(
@@ -133,9 +147,12 @@ def calibrate_command(
         wait=wait,
         layouts=layouts,
         force=force,
+        partial_node=partial_node,
     )
     database = open_db()
-    # A signal from here on is noted, not raised: what was measured is stored first.
+    # A signal from here on is noted, not raised: what was measured is stored first. One
+    # that comes once everything is stored interrupts nothing: the command ends as it would
+    # have, down to its exit code.
     with noted() as signals:
         reports = run_calibration(
             request,
@@ -144,7 +161,23 @@ def calibrate_command(
             wait=wait,
             signals=signals,
         )
+        stopped_by = signals.name
         docs = [database.get_calibration(r.calibration_id).to_json() for r in reports]
+        _report(reports, docs, json_output=json_output, wait=wait, stopped_by=stopped_by)
+
+
+def _report(
+    reports: list[CalibrationReport],
+    docs: list[dict[str, Any]],
+    *,
+    json_output: bool,
+    wait: bool,
+    stopped_by: str,
+) -> None:
+    """Print how each calibration ended and exit with what it came to (``stopped_by``: the
+    signal that stopped it, empty when none did)."""
+    from profiler.cli.signals import INTERRUPTED_EXIT
+
     for doc, r in zip(docs, reports, strict=True):
         doc["preset_files"] = [str(p) for p in r.preset_paths]
     if json_output:
@@ -159,10 +192,10 @@ def calibrate_command(
             adopted = r.adoption.adopted if r.adoption is not None else None
             display.print_preset_paths(r.node_type, r.status, r.preset_paths, adopted)
     running = any(r.status == "running" for r in reports)
-    if signals or (running and wait):  # running and waited: Ctrl-C on a batch system
+    if stopped_by or (running and wait):  # running and waited: Ctrl-C on a batch system
         if not running:
             stored = ", ".join(f"{r.calibration_id} ({r.status})" for r in reports)
-            display.err(f"interrupted ({signals.name}); what was measured is stored: {stored}")
+            display.err(f"interrupted ({stopped_by}); what was measured is stored: {stored}")
         raise typer.Exit(INTERRUPTED_EXIT)
     if running:
         return

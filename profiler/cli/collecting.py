@@ -19,7 +19,7 @@ from jobs import states
 from jobs.base import Outcome
 from jobs.registry import get_backend, ran_on_batch
 from profiler.cli import display
-from profiler.cli.finishing import collect_one, finish
+from profiler.cli.finishing import CalibrationReport, collect_one, finish, finish_preset
 from profiler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]
         for job in record.jobs:
             handle = None if job.result_stored else reattacher.handle(job, record.executor)
             points = None
+            state = handle.state() if handle is not None else job.state
+            hostname = job.hostname
+            reason = job.reason or (handle.waiting_reason() if handle else None)
             if not job.result_stored:
                 checkpoint: str | Path | None = None
                 if handle is not None:
@@ -82,16 +85,21 @@ def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]
                 elif job.folder and not ran_on_batch(record.executor):
                     # a job of this machine: where its task keeps its points (see _recover)
                     checkpoint = checkpoint_path(job.folder, job.array_index or 0)
-                points = len(read_checkpoint(checkpoint).measurements) if checkpoint else 0
-            reason = job.reason or (handle.waiting_reason() if handle else None)
-            if orphaned and not job.result_stored:
-                reason = orphaned
+                    state = _here_state(reattacher, record.executor, job, state)
+                left = read_checkpoint(checkpoint) if checkpoint else None
+                points = len(left.measurements) if left is not None else 0
+                if left is not None and not hostname:
+                    hostname = (left.node or {}).get("hostname")
+                if orphaned:
+                    if state != states.RUNNING:
+                        state = states.INTERRUPTED  # its task stopped when its blasprof went
+                    reason = f"{orphaned}; its job folder holds {points} point(s)"
             jobs.append(
                 {
                     "id": job.id,
                     "external_id": job.external_id,
-                    "state": handle.state() if handle is not None else job.state,
-                    "hostname": job.hostname,
+                    "state": state,
+                    "hostname": hostname if isinstance(hostname, str) else None,
                     "result_stored": job.result_stored,
                     "points_so_far": points,
                     "reason": reason,
@@ -108,6 +116,16 @@ def job_statuses(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]
             }
         )
     return docs
+
+
+def _here_state(reattacher: _Reattacher, executor: str, job: JobRecord, stored: str) -> str:
+    """A job of this machine that no handle reaches: running while its process runs; once
+    that is gone, what was stored (its result, once collected, says how it ended)."""
+    if job.folder and job.external_id and stored in (states.PENDING, states.RUNNING):
+        backend = reattacher.backend(executor, job.folder)
+        if backend is not None and backend.running(job.external_id):
+            return states.RUNNING
+    return stored
 
 
 def _owner_state(database: Database, record: CalibrationRecord) -> tuple[str | None, str | None]:
@@ -158,7 +176,13 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
             and not database.pending_jobs(cal_id)
             and record.status in ("running", "pending")
         ):
-            report = finish(database, cal_id, error=why)
+            report: CalibrationReport | None = finish(database, cal_id, error=why)
+        elif ids and not waiting and not unreachable:
+            # asked for by id: one that ended without its preset gets it now
+            report = finish_preset(database, cal_id)
+        else:
+            report = None
+        if report is not None:
             doc["status"] = report.status
             doc["preset_files"] = [str(p) for p in report.preset_paths]
             if report.adoption is not None:

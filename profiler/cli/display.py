@@ -185,19 +185,23 @@ def print_preset_paths(
         f"presets for {safe(node_type, markup=False)} and the dispatchers written to "
         f"{safe(directory, markup=False)}"
     )
-    print_loading(directory)
+    print_loading(directory, paths)
 
 
-def print_loading(directory: Path) -> None:
-    """How each form in a presets directory is loaded."""
-    from pathlib import Path
+def print_loading(directory: Path, written: Sequence[Path] = ()) -> None:
+    """How each form in a presets directory is loaded (csh only where ``written`` has its
+    dispatcher), as lines a shell can take as they are, whatever the directory's name."""
+    import shlex
 
-    directory = Path(safe(directory, markup=False))
-    rows = [
-        ("sh, bash, zsh, ksh", f". {directory}/blasprof.sh"),
-        ("csh, tcsh", f"source {directory}/blasprof.csh"),
-        ("Python", f"PYTHONPATH={directory} and `import blas_preset` before numpy"),
-        ("Lmod", f"module use {directory}/modulefiles && module load blasprof"),
+    def quoted(path: Path) -> str:
+        return safe(shlex.quote(str(path)), markup=False)
+
+    rows = [("sh, bash, zsh, ksh", f". {quoted(directory / 'blasprof.sh')}")]
+    if any(p.name == "blasprof.csh" for p in written):
+        rows.append(("csh, tcsh", f"source {quoted(directory / 'blasprof.csh')}"))
+    rows += [
+        ("Python", f"PYTHONPATH={quoted(directory)} and `import blas_preset` before numpy"),
+        ("Lmod", f"module use {quoted(directory / 'modulefiles')} && module load blasprof"),
         ("any command", 'blasprof run -- CMD...   or   eval "$(blasprof env)"'),
         ("a job script", "blasprof wrap job.sh   (adds the sh line after its #SBATCH header)"),
         ("every job", "deploy/site/taskprolog.sh as Slurm's TaskProlog (see its README)"),
@@ -260,7 +264,7 @@ def print_status(docs: Sequence[dict[str, Any]]) -> None:
 
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
     for col in ("calibration", "node type", "job", "state", "host", "stored", "points", "reason"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, no_wrap=col != "reason")  # a long reason must not hide the rest
     for doc in docs:
         for j in doc["jobs"]:
             table.add_row(

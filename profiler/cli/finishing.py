@@ -3,8 +3,10 @@
 ``collect_one`` stores one task's outcome (a task that returned nothing keeps the result
 it left in its job folder, else its checkpoint's points); ``finish`` turns what is stored
 into the calibration's status, its preset and the preset files, the same way whether
-``calibrate`` waited or a later ``collect`` found the jobs ended. ``write_presets`` checks
-every file it will write before it writes any.
+``calibrate`` waited or a later ``collect`` found the jobs ended. The status and the preset
+are stored in one transaction: a calibration never ends without the preset it derived.
+``write_presets`` checks every file it will write before it writes any, and keeps a node
+type's earlier files when its stored preset cannot be used.
 """
 
 from __future__ import annotations
@@ -14,26 +16,30 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs import states
 from jobs.registry import ran_on_batch
 from profiler.cli import display
 from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_can_write
+from profiler.errors import UsageError
 from profiler.paths import presets_dir
 
 if TYPE_CHECKING:
-    from db import Database
+    from db import CalibrationRecord, Database
+    from db.store import PresetChoice
     from jobs.base import Handle
     from profiler.adoption import Adoption
     from profiler.preset import Preset
-    from profiler.results import NodeResult
+    from profiler.results import Measurement, NodeInfo, NodeResult
 
 __all__ = [
     "CalibrationReport",
+    "Written",
     "check_preset_files",
     "collect_one",
     "finish",
+    "finish_preset",
     "write_presets",
 ]
 
@@ -96,12 +102,6 @@ def finish(
     and one whose verification failed is not adopted, unless it was asked with --force
     (``profiler.adoption``). ``error`` says why it ended early, if it did.
     """
-    from profiler.adoption import decide, quality
-    from profiler.budget import obeyed_variables
-    from profiler.preset import derive
-    from profiler.results import NodeInfo
-    from profiler.settings import CHOICE_TOLERANCE
-
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
     if record.jobs and len(complete) == len(record.jobs):
@@ -110,103 +110,238 @@ def finish(
         status = "partial"
     else:
         status = "cancelled" if interrupted else "failed"
-    conditions = record.conditions()
-    verdict = conditions["verdict"] if conditions else None
     if interrupted:
         error = "interrupted by the user"
-    if not database.finish_calibration(cal_id, status, error=error, verdict=verdict):
+    choose, verdict, underived = _chooser(record)
+    finished, chosen = database.finish_with_preset(
+        cal_id, status, choose, error=error, verdict=verdict
+    )
+    if not finished:
         # another collector finished it (and wrote its presets) first
         now = database.get_calibration(cal_id).status
         return CalibrationReport(cal_id, record.node_type, now)
+    return _ended(database, record, status, chosen, underived)
+
+
+def finish_preset(database: Database, cal_id: int) -> CalibrationReport | None:
+    """The preset of a calibration that ended without one (as a blasprof before the status
+    and the preset were stored together could leave it), derived, stored and written now;
+    None when it has one, or has not ended."""
+    record = database.get_calibration(cal_id)
+    if record.preset is not None or record.status not in ("complete", "partial"):
+        return None
+    choose, _verdict, underived = _chooser(record)
+    had_none, chosen = database.store_missing_preset(cal_id, choose)
+    if not had_none:
+        return None
+    return _ended(database, record, record.status, chosen, underived)
+
+
+def _chooser(record: CalibrationRecord) -> tuple[PresetChoice, str | None, list[str]]:
+    """How a calibration's preset is chosen, given the node type's current preset and its
+    quality; its verdict; and the list where it says why no preset could be derived."""
+    from profiler.adoption import decide, quality
+    from profiler.results import NodeInfo
+
+    complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
+    conditions = record.conditions()
+    verdict = conditions["verdict"] if conditions else None
     ids = {j.id for j in complete}
     nodes = [NodeInfo.from_dict(j.node_info) for j in complete if j.node_info]
     points = [m.measurement for m in record.measurements if m.job_id in ids]
-    if not nodes or not points:
-        return CalibrationReport(cal_id, record.node_type, status)
+    settings = record.settings or {}
+    worth, detail = quality(
+        verdict, [j.verification for j in complete], conditions["reasons"] if conditions else ()
+    )
+    underived: list[str] = []
+
+    def choose(previous: Preset | None, current: str | None) -> tuple[Preset, Adoption] | None:
+        underived.clear()  # a retried transaction chooses again
+        if not nodes or not points:
+            return None
+        try:
+            preset = _derive(record, record.id, nodes, points, settings, previous)
+        except ValueError as exc:
+            underived.append(str(exc))
+            return None
+        adoption = decide(
+            worth,
+            detail,
+            current_quality=current,
+            current_id=previous.calibration_id if previous else None,
+            force=bool(settings.get("force")),
+        )
+        return preset, adoption
+
+    return choose, verdict, underived
+
+
+def _ended(
+    database: Database,
+    record: CalibrationRecord,
+    status: str,
+    chosen: tuple[Preset, Adoption] | None,
+    underived: Sequence[str],
+) -> CalibrationReport:
+    """The report of a calibration whose preset was just stored; its files written."""
+    for why in underived:
+        display.err(f"calibration {record.id}: no preset derived: {why}")
+    if chosen is None:
+        return CalibrationReport(record.id, record.node_type, status)
+    preset, adoption = chosen
+    paths = write_presets(database, [preset]).paths if adoption.adopted else ()
+    return CalibrationReport(record.id, record.node_type, status, paths, adoption)
+
+
+def _derive(
+    record: CalibrationRecord,
+    cal_id: int,
+    nodes: Sequence[NodeInfo],
+    points: Sequence[Measurement],
+    settings: dict[str, Any],
+    previous: Preset | None,
+) -> Preset:
+    """The preset a finished calibration's points choose (``ValueError`` when none can be),
+    with what the job-start rule needs beyond the choice: the variables this BLAS reads,
+    and the calibrated nodes' names as a node-type rule."""
+    from profiler.budget import obeyed_variables
+    from profiler.preset import derive
+    from profiler.settings import CHOICE_TOLERANCE
+
     node = nodes[0]
     partitions: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()
     if ran_on_batch(record.executor):
         partitions = tuple(sorted({n.slurm.get("SLURM_JOB_PARTITION", "") for n in nodes} - {""}))
         hostnames = tuple(sorted({n.hostname for n in nodes}))
-    settings = record.settings or {}
-    previous = database.latest_preset(record.node_type)
-    try:
-        preset = derive(
-            points,
-            node_type=record.node_type,
-            calibrated_cpus=min(n.usable_cpus for n in nodes),
-            tolerance=float(settings.get("tolerance", CHOICE_TOLERANCE)),
-            calibration_id=cal_id,
-            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            blas="; ".join(
-                f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
-                for b in node.blas
-                if b.user_api == "blas"
-            ),
-            cpu_model=node.cpu_model,
-            logical_cpus=node.logical_cpus,
-            partitions=partitions,
-            previous=previous,
-        )
-    except ValueError as exc:
-        display.err(f"calibration {cal_id}: no preset derived: {exc}")
-        return CalibrationReport(cal_id, record.node_type, status)
-    # what the job-start rule needs beyond the choice: the variables this BLAS reads, and
-    # the calibrated nodes' names as a node-type rule
+    preset = derive(
+        points,
+        node_type=record.node_type,
+        calibrated_cpus=min(n.usable_cpus for n in nodes),
+        tolerance=float(settings.get("tolerance", CHOICE_TOLERANCE)),
+        calibration_id=cal_id,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        blas="; ".join(
+            f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
+            for b in node.blas
+            if b.user_api == "blas"
+        ),
+        cpu_model=node.cpu_model,
+        logical_cpus=node.logical_cpus,
+        partitions=partitions,
+        previous=previous,
+    )
     libraries = [(b.internal_api, b.threading_layer) for b in node.blas if b.user_api == "blas"]
-    preset = dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
-    worth, detail = quality(
-        verdict, [j.verification for j in complete], conditions["reasons"] if conditions else ()
-    )
-    adoption = decide(
-        worth,
-        detail,
-        current_quality=database.current_quality(record.node_type) if previous else None,
-        current_id=previous.calibration_id if previous else None,
-        force=bool(settings.get("force")),
-    )
-    database.store_preset(
-        cal_id, preset, adopted=adoption.adopted, quality=adoption.quality, note=adoption.note
-    )
-    paths = write_presets(database, [preset]) if adoption.adopted else ()
-    return CalibrationReport(cal_id, record.node_type, status, paths, adoption)
+    return dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The preset files a write replaced, and one line per node type whose stored preset
+    could not be used (its files from an earlier write kept, or none to keep)."""
+
+    paths: tuple[Path, ...]
+    unusable: tuple[str, ...] = ()
 
 
 def write_presets(
     database: Database, presets: Sequence[Preset] | None = None, out: Path | None = None
-) -> tuple[Path, ...]:
+) -> Written:
     """Write each of ``presets`` (default: every node type's latest) in every form, and the
-    dispatchers over every node type; say on stderr what was left out and why."""
+    dispatchers over every node type; say on stderr what was left out and why.
+
+    A node type whose stored preset cannot be used (a row that is not a preset, a value
+    that may not be written) keeps the files an earlier write left: its own are not
+    rewritten and the dispatchers keep it as that write had it, so its jobs keep their
+    preset.
+    """
+    from profiler.render.checked import UnsafePreset, entry
     from profiler.render.files import write_presets as write_files
 
     directory = ensure_dir((out or presets_dir()).expanduser())
     known: dict[str, Preset] = {}
+    bad: dict[str, str] = {}
     for name in database.node_type_names():
+        if (problem := _name_problem(name)) is not None:
+            bad[name] = problem  # no file of its own was ever written: nothing to keep
+            continue
         try:
             latest = database.latest_preset(name)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            display.err(
-                f"node type {ascii(name)}: its stored preset is unreadable ({type(exc).__name__})"
-            )
+            if latest is not None:
+                entry(latest)
+        except (KeyError, TypeError, ValueError, AttributeError, UnsafePreset) as exc:
+            why = str(exc) if isinstance(exc, UnsafePreset) else f"{type(exc).__name__} {exc}"
+            bad[name] = f"its stored preset is unusable ({why})"
             continue
         if latest is not None:
             known[name] = latest
-    known.update({p.node_type: p for p in presets or ()})
-    per_type = None if presets is None else [p.node_type for p in presets]
-    check_preset_files(directory, list(known) if per_type is None else per_type)
+    fresh = {p.node_type: p for p in presets or () if _name_problem(p.node_type) is None}
+    known.update(fresh)
+    unusable = []
+    for name, why in bad.items():
+        if name in fresh:
+            continue
+        earlier = _earlier(directory, name) if _name_problem(name) is None else None
+        if earlier is not None:
+            known[name] = earlier
+            why += f"; its files in {directory} from an earlier write are kept"
+        else:
+            why += "; left out of the presets (no earlier file of it to keep)"
+        unusable.append(f"node type {name}: {why}")
+    kept = {n for n in bad if n in known and n not in fresh}
+    per_type = [n for n in known if n not in kept] if presets is None else list(fresh)
+    check_preset_files(directory, per_type)
     warn_if_others_can_write(directory)
     paths, warnings = write_files(list(known.values()), directory, per_type)
-    for warning in warnings:
-        display.err(warning)
-    return tuple(paths)
+    for line in (*unusable, *warnings):
+        display.err(line)
+    return Written(tuple(paths), tuple(unusable))
+
+
+def _name_problem(name: object) -> str | None:
+    """Why files may not be named after a stored node type name, or None."""
+    from profiler.names import is_node_type
+    from profiler.render.files import dispatcher_clash
+
+    if not isinstance(name, str) or not is_node_type(name):
+        return "its name is not a valid node type name"
+    if (clash := dispatcher_clash(name)) is not None:
+        return f"its files would replace the dispatcher {clash}"
+    return None
+
+
+def _earlier(directory: Path, node_type: str) -> Preset | None:
+    """The preset an earlier write left in ``directory`` for ``node_type`` (its json file,
+    read as carefully as a stored row), or None."""
+    import json
+
+    from profiler.preset import Preset
+    from profiler.render import file_name
+    from profiler.render.checked import UnsafePreset, entry
+
+    path = directory / file_name(node_type, "json")
+    try:
+        with path.open("rb") as fh:
+            data = json.loads(fh.read(1 << 20))
+        preset = Preset.from_dict(data)
+        entry(preset)
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, UnsafePreset):
+        return None
+    return preset if preset.node_type == node_type else None
 
 
 def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
     """Refuse (``UsageError``) before anything is written when a preset file of these node
     types, or a dispatcher, cannot be replaced: a directory, a device or a FIFO in its place."""
     from profiler.render import FORMATS, file_name
+    from profiler.render.files import dispatcher_clash
 
+    for node_type in node_types:
+        if (clash := dispatcher_clash(node_type)) is not None:
+            raise UsageError(
+                f"node type {node_type}: its preset files would replace the dispatcher "
+                f"{clash}; give it another name"
+            )
     names = [file_name(t, fmt) for t in (*node_types, None) for fmt in FORMATS]
     for name in names:
         check_output_file(directory / name)

@@ -7,7 +7,7 @@ import typer
 
 from profiler.cli._common import handle_errors, open_db
 from profiler.cli.options import Format
-from profiler.errors import NotFound
+from profiler.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
     from db import Database
@@ -66,7 +66,7 @@ def preset_command(
 @handle_errors
 def presets_write_command(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Directory (default: $BLASPROF_PRESETS).")
+        str | None, typer.Option("--out", help="Directory (default: $BLASPROF_PRESETS).")
     ] = None,
 ) -> None:
     """Write every node type's latest preset in every form, plus the dispatchers.
@@ -74,18 +74,25 @@ def presets_write_command(
     The dispatchers (blasprof.sh, blasprof.csh, blas_preset.py, blasprof.json and
     modulefiles/blasprof.lua) pick the node type at job start: BLASPROF_NODE_TYPE, else the
     Slurm partition, a feature the job asked for, the hostname, then the CPU. Node types
-    that cannot be told apart are reported, with the one that wins.
+    that cannot be told apart are reported, with the one that wins. A node type whose
+    stored preset cannot be used keeps the files of an earlier write, and the command
+    exits 1.
 
     Example:  blasprof presets write --out /shared/blasprof/presets
     """
     from profiler.cli import display
     from profiler.cli.finishing import write_presets
 
+    if out is not None and not out.strip():
+        raise UsageError("--out: empty; give the presets directory, e.g. --out ./presets")
     database = open_db()
     if not database.node_type_names():
         raise NotFound("no presets stored yet; run `blasprof calibrate` first")
-    paths = write_presets(database, None, out)
+    written = write_presets(database, None, Path(out) if out is not None else None)
+    paths = written.paths
     if not any(p.name == "blasprof.sh" for p in paths):
         raise NotFound("no presets stored yet; run `blasprof calibrate` first")
-    typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
-    display.print_loading(paths[0].parent)
+    typer.echo(f"wrote {len(paths)} files to {display.safe(paths[0].parent, markup=False)}")
+    display.print_loading(paths[0].parent, paths)
+    if written.unusable:
+        raise typer.Exit(1)

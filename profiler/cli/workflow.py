@@ -60,6 +60,8 @@ class CalibrationRequest:
     all_nodes: bool = False
     #: adopt the preset even if the node was busy or the preset did not verify
     force: bool = False
+    #: calibrate this machine although this process may use fewer CPUs than it has
+    partial_node: bool = False
 
     @property
     def batch(self) -> bool:
@@ -86,6 +88,7 @@ def build_request(
     wait: bool = True,
     layouts: bool | None = None,
     force: bool = False,
+    partial_node: bool = False,
 ) -> CalibrationRequest:
     """Parse and check the options; every problem is a UsageError naming the option."""
     if min_time is not None and not 0 < min_time <= 60:
@@ -143,9 +146,15 @@ def build_request(
                 "--no-wait: only with a batch executor such as --executor slurm (local runs "
                 "end with the command)"
             )
+    if partial_node and backend.batch:
+        raise UsageError(
+            "--partial-node: only for this machine (a batch job gets the CPUs its node type "
+            "asks for in the cluster file)"
+        )
     return CalibrationRequest(
-        backend.name, names, settings, verify, loaded, nodes_per_type, all_nodes, force
-    )
+        backend.name, names, settings, verify, loaded, nodes_per_type, all_nodes, force,
+        partial_node,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,8 @@ def run_calibration(
         max_threads, cpu_model, logical = _check_here(settings)
         node_type_name = request.node_types[0] if request.node_types else None
         name = node_type_name or default_node_type(cpu_model, logical)
+        if not request.partial_node:
+            _check_whole_node(name, logical)
         check_preset_files(presets, [name])
         if signals is not None:
             signals.raise_if_received()
@@ -287,6 +298,21 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     check_memory(settings, int(psutil.virtual_memory().available))
     cpu = collect_cpu()
     return max(counts), cpu.model, cpu.logical_cpus
+
+
+def _check_whole_node(node_type: str, logical: int) -> None:
+    """Refuse a calibration of this machine that may use fewer CPUs than it has: its
+    preset would hold every job of the node type to those CPUs' thread counts."""
+    from profiler.budget import usable_cpus
+
+    usable = usable_cpus()
+    if usable < logical:
+        raise UsageError(
+            f"this process may use {usable} of this node's {logical} CPUs (a taskset mask or "
+            f"a cgroup CPU quota), so its preset would give every job of node type "
+            f"{node_type} at most {usable} thread(s); calibrate where the whole node is free, "
+            "or give --partial-node to calibrate these CPUs as they are"
+        )
 
 
 def _submit(

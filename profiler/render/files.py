@@ -29,7 +29,7 @@ from profiler.render.checked import Bundle, UnsafePreset, bundle, shell_path
 if TYPE_CHECKING:
     from profiler.preset import Preset
 
-__all__ = ["write_file", "write_presets"]
+__all__ = ["dispatcher_clash", "write_file", "write_presets"]
 
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> None:
@@ -79,6 +79,13 @@ def _inside(directory: Path, name: str) -> Path:
     if Path(name).is_absolute() or not parts or any(p in ("", ".", "..") for p in parts):
         raise UnsafePreset(f"refusing to write {name!r} outside {directory}")
     return directory.joinpath(*parts)
+
+
+def dispatcher_clash(node_type: str) -> str | None:
+    """The dispatcher a file of ``node_type`` would replace (``blasprof.sh`` for a node
+    type named ``blasprof``), or None."""
+    dispatchers = {form.dispatcher for form in FORMATS.values()}
+    return next((n for f in FORMATS.values() if (n := f.per_type(node_type)) in dispatchers), None)
 
 
 def write_presets(
