@@ -1,7 +1,7 @@
 """Harness overhead: blasprof's timed figure against an independent tight matmul loop.
 
 For n=64 and n=256 float64 on 1 thread, each round takes one blasprof point
-(``profiler.timing.time_gemm``) and then one independent measurement: a bare
+(``profiler.measure.timing.time_gemm``) and then one independent measurement: a bare
 ``np.matmul(a, b, out=c)`` loop timed with ``time.perf_counter`` under threadpoolctl's own
 limit, with the same loop count and the same number of samples as blasprof chose, summarised
 by the median. Rounds alternate (A B A B ...) so that drift on a shared machine hits both.
@@ -57,8 +57,8 @@ def _tight_loop(operands: tuple[Any, Any, Any], loops: int, samples: int) -> lis
 
 def measure_size(n: int, rounds: int, min_time: float, samples: int) -> dict[str, Any]:
     """Alternate blasprof's point and the tight loop ``rounds`` times for one size."""
+    from profiler.measure.timing import ThreadLimiter, Workspace, time_gemm
     from profiler.settings import TimingSettings
-    from profiler.timing import ThreadLimiter, Workspace, time_gemm
 
     settings = TimingSettings(min_time=min_time, samples=samples)
     limiter = ThreadLimiter()
@@ -121,8 +121,8 @@ def measure_interleaving(n: int, rounds: int, min_time: float, samples: int) -> 
     """Wall time of interleaved rounds against one block per count, alternating."""
     import os
 
+    from profiler.measure.timing import ThreadLimiter, Workspace, time_points
     from profiler.settings import TimingSettings
-    from profiler.timing import ThreadLimiter, Workspace, time_points
 
     settings = TimingSettings(min_time=min_time, samples=samples)
     counts = list(range(1, len(os.sched_getaffinity(0)) + 1))

@@ -2,13 +2,13 @@
 
 (a) Here: for n = 128, 512 and 2048 float64, the aggregate GFLOP/s of one process of 2
 threads (1x2), two pinned processes of 1 thread (2x1), and two processes left at the BLAS
-default of 2 threads each (2x2, oversubscribed), measured with ``profiler.layouts`` in
+default of 2 threads each (2x2, oversubscribed), measured with ``profiler.measure.layouts`` in
 alternating rounds. Printed: the figures and the ratios (best layout)/(2x2).
 
 (b) Replay: modelled aggregate throughput of W processes x T threads on 16 to 128 CPUs
 (compute-bound, memory-bandwidth cap, NUMA domains, per-process synchronisation costs,
 shared-cache thrashing), with 0, 1 and 3% noise. For every worker count W the search
-(``profiler.sweep.search_threads``, as ``calibrate --layouts`` runs it) picks T; the full
+(``profiler.measure.sweep.search_threads``, as ``calibrate --layouts`` runs it) picks T; the full
 grid measures every T. Cost = points the search measured / grid points; quality = the
 true aggregate at the chosen T / the best T's, per W. Goals (medians): cost <= 0.25,
 quality >= 0.97.
@@ -34,7 +34,7 @@ TOLERANCE = 0.03
 
 
 def measure_here(rounds: int, window_s: float) -> list[dict[str, Any]]:
-    from profiler.layouts import measure_layout
+    from profiler.measure.layouts import measure_layout
 
     cpus = sorted(os.sched_getaffinity(0))[:2]
     if len(cpus) < 2:
@@ -100,7 +100,7 @@ def replay_one(model: LayoutModel, n: int, cv: float, seed: int) -> dict[str, An
     """Per W: the search's T against the full grid's, on one modelled node."""
     import numpy as np
 
-    from profiler.sweep import one_at_a_time, search_threads
+    from profiler.measure.sweep import one_at_a_time, search_threads
 
     rng = np.random.default_rng(seed)
     sigma = math.sqrt(math.log1p(cv**2))

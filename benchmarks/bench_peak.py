@@ -1,12 +1,12 @@
 """Achieved fraction of theoretical peak for the largest default size.
 
 Times the ``standard`` profile's largest size (float64) on every CPU this process may use with
-``profiler.timing.time_gemm`` and the profile's timing settings, and divides the GFLOP/s by the
-theoretical peak that ``profiler.probe.probe()`` reports (``peak_gflops_f64``). The peak is
-cores x clock x FLOPs/cycle; ``peak_note`` says which clock it used. Where that clock is the
-current or base clock and the cores boost above it, the fraction can exceed 100%: it is
-reported as measured, not clipped. There is no pass/fail goal in the issue; DESIGN.md expects
-large DGEMM to reach 80-95% of peak, which is shown as the reference band.
+``profiler.measure.timing.time_gemm`` and the profile's timing settings, and divides the GFLOP/s
+by the theoretical peak that ``profiler.measure.probe.probe()`` reports (``peak_gflops_f64``).
+The peak is cores x clock x FLOPs/cycle; ``peak_note`` says which clock it used. Where that
+clock is the current or base clock and the cores boost above it, the fraction can exceed 100%:
+it is reported as measured, not clipped. There is no pass/fail goal in the issue; DESIGN.md
+expects large DGEMM to reach 80-95% of peak, which is shown as the reference band.
 
 Run: ``python benchmarks/bench_peak.py [--quick]``; writes ``results/peak.json``.
 """
@@ -27,9 +27,9 @@ EXPECTED = (0.80, 0.95)
 def run(quick: bool = False) -> dict[str, Any]:
     from dataclasses import replace
 
-    from profiler.probe import probe
+    from profiler.measure.probe import probe
+    from profiler.measure.timing import ThreadLimiter, Workspace, time_gemm
     from profiler.settings import PROFILES
-    from profiler.timing import ThreadLimiter, Workspace, time_gemm
 
     node = probe()
     settings = PROFILES[PROFILE].timing

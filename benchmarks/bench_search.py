@@ -2,17 +2,17 @@
 
 (a) Here: the default profile's sweep (``PROFILES["quick"]``, every thread count this process
 may use) run with the default ``search`` strategy and with ``exhaustive``, in A B B A order, through
-``profiler.sweep.run_sweep`` as the node task runs it. Cost is the sweep's wall time (the
+``profiler.measure.sweep.run_sweep`` as the node task runs it. Cost is the sweep's wall time (the
 probe, the database and the preset are the same fixed cost for both strategies and are left
 out); quality is, per (size, dtype), the exhaustive run's GFLOP/s at the count the search chose
 over the exhaustive run's best. With 2 usable CPUs the search has nothing to skip (its coarse
 ladder is already the whole grid), so the cost goal cannot be met here; the output says so.
 
-(b) Replay: ``profiler.sweep.search_threads`` against modelled thread-scaling curves of 16, 32,
-64, 96 and 128 threads (saturating Amdahl curves, a memory-bound plateau, a contention peak, a
-hyperthreading cliff, NUMA steps, a load-imbalance staircase, a small-GEMM curve whose best is
-a few threads), each with multiplicative noise (CV 1% and 3%) and several fixed seeds. The
-oracle returns the noisy GFLOP/s and counts calls. Against the full grid (every count 1..N,
+(b) Replay: ``profiler.measure.sweep.search_threads`` against modelled thread-scaling curves of
+16, 32, 64, 96 and 128 threads (saturating Amdahl curves, a memory-bound plateau, a contention
+peak, a hyperthreading cliff, NUMA steps, a load-imbalance staircase, a small-GEMM curve whose
+best is a few threads), each with multiplicative noise (CV 1% and 3%) and several fixed seeds.
+The oracle returns the noisy GFLOP/s and counts calls. Against the full grid (every count 1..N,
 measured with the same noise) it reports the fraction of points measured and the quality: the
 noise-free GFLOP/s at the chosen count over the noise-free best, and whether that is within the
 preset tolerance (3%).
@@ -54,9 +54,9 @@ def _curves(points: Sequence[Any]) -> dict[tuple[str, int], dict[int, float]]:
 def measure_here(rounds: int) -> dict[str, Any]:
     """Alternate search and exhaustive sweeps of the default profile on this machine."""
     from profiler.budget import usable_cpus
-    from profiler.probe import collect_cpu
+    from profiler.measure.probe import collect_cpu
+    from profiler.measure.sweep import one_at_a_time, resolve_threads, run_sweep, search_threads
     from profiler.settings import ALL_THREADS, PROFILES
-    from profiler.sweep import one_at_a_time, resolve_threads, run_sweep, search_threads
 
     base = PROFILES["quick"]  # the default profile of `blasprof calibrate`
     counts = resolve_threads(ALL_THREADS, usable_cpus())
@@ -207,7 +207,7 @@ def _choose(values: dict[int, float], tolerance: float) -> int:
 
 def replay_one(model: Model, n: int, cv: float, seed: int, tolerance: float) -> dict[str, Any]:
     """One search and one full grid on the same modelled node; their costs and qualities."""
-    from profiler.sweep import one_at_a_time, search_threads
+    from profiler.measure.sweep import one_at_a_time, search_threads
 
     cands = list(range(1, n + 1))
     truth = {t: model.true(t, n) for t in cands}
@@ -267,8 +267,8 @@ def _summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def planned_exceeded(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs where the search measured more points than ``planned_points`` announces."""
+    from profiler.measure.sweep import planned_points
     from profiler.settings import SweepSettings
-    from profiler.sweep import planned_points
 
     out = []
     for r in runs:
@@ -482,7 +482,7 @@ def report(payload: dict[str, Any]) -> None:
     if rep["planned_points_exceeded"]:
         print(
             f"    note: {len(rep['planned_points_exceeded'])} runs measured more points than "
-            "profiler.sweep.planned_points announces (progress bar would overrun)"
+            "profiler.measure.sweep.planned_points announces (progress bar would overrun)"
         )
 
 

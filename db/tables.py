@@ -212,7 +212,7 @@ jobs = Table(
     Column("finished_at", UTCDateTime),
     Column("node_info", JSON),
     Column("verification", JSON),
-    # how busy the node was while it measured (``profiler.conditions.Conditions``)
+    # how busy the node was while it measured (``profiler.measure.conditions.Conditions``)
     Column("conditions", JSON),
     _parent("blas_environment_id", "blas_environments.id", "SET NULL", required=False),
     _required("result_stored", Boolean, default=False),

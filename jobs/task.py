@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.checkpoint import append, read_checkpoint, save_result
 
 if TYPE_CHECKING:
-    from profiler.conditions import Conditions
+    from profiler.measure.conditions import Conditions
     from profiler.results import Measurement, NodeInfo, NodeResult, Verification
     from profiler.settings import SweepSettings
 

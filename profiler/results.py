@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler import stats
+from profiler.measure import stats
 from profiler.settings import SweepSettings
 
 __all__ = [
@@ -109,7 +109,7 @@ class NodeInfo:
     hypervisor_source: str = ""
     #: what named the microarchitecture: archspec, or our family/model table
     microarchitecture_source: str = ""
-    #: every BLAS library on the node (``profiler.blas.run.Library.to_dict()``), whether
+    #: every BLAS library on the node (``profiler.measure.blas.run.Library.to_dict()``), whether
     #: loaded or not: version, threading layer, kernel, path, the variables it obeys
     libraries: tuple[dict[str, Any], ...] = ()
     #: the file the generic ``libblas.so.3`` resolves to, where the linker's cache has one
@@ -234,7 +234,7 @@ class NodeResult:
     verification: Verification | None = None
     error: str | None = None
     schema_version: int = SCHEMA_VERSION
-    #: how busy the node was while it measured (``profiler.conditions.Conditions.to_dict``)
+    #: how busy the node was while it measured (``profiler.measure.conditions.Conditions.to_dict``)
     conditions: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:

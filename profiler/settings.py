@@ -69,7 +69,7 @@ class SweepSettings:
     timing: TimingSettings = field(default_factory=TimingSettings)
     strategy: str = "search"
     tolerance: float = CHOICE_TOLERANCE
-    #: also measure job layouts (W processes x T threads); see ``profiler.layouts``
+    #: also measure job layouts (W processes x T threads); see ``profiler.measure.layouts``
     layouts: bool = False
 
     def to_dict(self) -> dict[str, Any]:

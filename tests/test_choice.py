@@ -187,8 +187,8 @@ def test_adoption_keeps_a_clean_preset_from_a_worse_one(
 
 
 def test_verification_compares_with_the_single_process_figure_not_a_layouts() -> None:
+    from profiler.measure.verify import verify_preset
     from profiler.settings import PROFILES, with_overrides
-    from profiler.verify import verify_preset
 
     points = [point(64, 1, 38.0), point(64, 2, 20.0)]
     points.append(point(64, 1, 76.0, workers=2, phase=LAYOUT_PHASE))  # two processes' total

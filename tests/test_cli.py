@@ -64,7 +64,7 @@ def test_probe_json_describes_this_machine(blasprof_exe: str, home: Path) -> Non
 
 
 def test_probe_table_shows_this_machine(home: Path) -> None:
-    from profiler.probe import probe
+    from profiler.measure.probe import probe
 
     info = probe()
     result = runner.invoke(app, ["probe"])
@@ -131,7 +131,7 @@ def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> N
 def test_the_chosen_count_is_the_smallest_as_good_as_the_best_everywhere(
     calibrated: dict[str, Any],
 ) -> None:
-    from profiler.stats import differs, uncertainty
+    from profiler.measure.stats import differs, uncertainty
 
     doc = calibrated["doc"]
     tolerance = doc["preset"]["tolerance"]

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from profiler.probe import probe
+from profiler.measure.probe import probe
+from profiler.measure.sweep import run_sweep
 from profiler.results import NodeResult
 from profiler.settings import PROFILES, with_overrides
-from profiler.sweep import run_sweep
 
 WRITERS, ROUNDS = 8, 20
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.conditions import Snapshot, judge
+from profiler.measure.conditions import Snapshot, judge
 from tests.conftest import TINY, run_blasprof
 
 

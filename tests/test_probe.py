@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler import cpu
-from profiler.probe import CpuFacts, collect_cpu, peak_f64
+from profiler.measure import cpu
+from profiler.measure.probe import CpuFacts, collect_cpu, peak_f64
 from tests.conftest import run_blasprof
 
 ZEN4_VM = """processor\t: 0
@@ -193,7 +193,7 @@ def test_the_peak_clock_is_the_best_clock_there_is_and_says_which(
 
 
 def test_this_machines_microarchitecture_says_who_named_it() -> None:
-    from profiler.probe import collect_microarchitecture
+    from profiler.measure.probe import collect_microarchitecture
 
     facts = collect_cpu()
     named = collect_microarchitecture(facts)
@@ -268,8 +268,8 @@ def _rows(text: str) -> dict[str, str]:
 
 
 def test_probe_lists_every_blas_library_with_what_it_obeys(blasprof_exe: str, home: Path) -> None:
-    from profiler.blas.run import find
-    from profiler.blas.search import ld_cache
+    from profiler.measure.blas.run import find
+    from profiler.measure.blas.search import ld_cache
 
     doc = json.loads(run_blasprof(blasprof_exe, "probe", "--json").stdout)
     found = {lib.label: lib for lib in find()}

@@ -9,15 +9,15 @@ import pytest
 
 from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
 from profiler.errors import UsageError
-from profiler.settings import ALL_THREADS, PROFILES, TimingSettings, with_overrides
-from profiler.sweep import (
+from profiler.measure.sweep import (
     coarse_ladder,
     one_at_a_time,
     resolve_threads,
     run_sweep,
     search_threads,
 )
-from profiler.timing import ThreadLimiter, Workspace, check_fits, time_gemm
+from profiler.measure.timing import ThreadLimiter, Workspace, check_fits, time_gemm
+from profiler.settings import ALL_THREADS, PROFILES, TimingSettings, with_overrides
 
 
 def test_parse_options() -> None:

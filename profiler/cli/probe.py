@@ -14,9 +14,9 @@ def probe_command(json_output: JsonOption = False) -> None:
 
     Example:  blasprof probe --json | jq '.libraries[] | {label, version, variables}'
     """
-    from profiler.blas.search import site_path_problems
     from profiler.errors import UsageError
-    from profiler.probe import probe
+    from profiler.measure.blas.search import site_path_problems
+    from profiler.measure.probe import probe
 
     problems = site_path_problems()
     if problems:

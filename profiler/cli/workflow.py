@@ -291,8 +291,8 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     import psutil
 
     from profiler.budget import usable_cpus
-    from profiler.probe import collect_cpu
-    from profiler.sweep import check_memory, resolve_threads
+    from profiler.measure.probe import collect_cpu
+    from profiler.measure.sweep import check_memory, resolve_threads
 
     counts = resolve_threads(settings.threads, usable_cpus())
     check_memory(settings, int(psutil.virtual_memory().available))
@@ -386,7 +386,7 @@ def wait_for(
     their points); batch jobs are left running.
     """
     from jobs.checkpoint import read_checkpoint
-    from profiler.sweep import planned_points
+    from profiler.measure.sweep import planned_points
 
     handles = [h for s in submitted for h in s.handles]
     batch = any(s.backend.batch for s in submitted)

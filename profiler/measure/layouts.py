@@ -6,11 +6,11 @@ process never shows. For each worker count W (2, 4, ..., the usable CPUs) this m
 starts W worker processes, each pinned to its own T CPUs with every thread variable at T
 before numpy loads, lets them run GEMMs for a window at the same time, and adds up their
 throughput; the rounds' aggregates are the samples of one point. The threads per process
-are searched like the thread sweep (``profiler.sweep.search_threads``). Beside each layout
+are searched like the thread sweep (``profiler.measure.sweep.search_threads``). Beside each layout
 the same W processes left at the BLAS default (every CPU, unpinned: what a job gets with
 no preset) are measured once, for contrast.
 
-Run as ``python -m profiler.layouts N DTYPE WINDOW_S [CPU ...]`` it is one worker.
+Run as ``python -m profiler.measure.layouts N DTYPE WINDOW_S [CPU ...]`` it is one worker.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from profiler.budget import thread_environment
 from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, worker_counts
 
 if TYPE_CHECKING:
+    from profiler.measure.sweep import Reading
     from profiler.results import Measurement
     from profiler.settings import SweepSettings
-    from profiler.sweep import Reading
 
 __all__ = ["LayoutError", "measure_layout", "run_layouts"]
 
@@ -58,7 +58,7 @@ def measure_layout(
     Pinned, worker i runs on ``cpus[i*threads:(i+1)*threads]``; unpinned, every worker may
     run on all of ``cpus``.
     """
-    from profiler.timing import gemm_point
+    from profiler.measure.timing import gemm_point
 
     procs = []
     try:
@@ -67,7 +67,7 @@ def measure_layout(
             env = {**os.environ, **thread_environment(threads)}
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "profiler.layouts", str(n), dtype, str(window_s)]
+                    [sys.executable, "-m", "profiler.measure.layouts", str(n), dtype, str(window_s)]
                     + [str(c) for c in own],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
@@ -135,7 +135,7 @@ def _report(line: str) -> tuple[int, float]:
 def fits(n: int, dtype: str, workers: int, available_bytes: int) -> bool:
     """Whether ``workers`` processes each holding one GEMM's operands (and the temporary a
     worker fills them through) fit in 80% of the available memory."""
-    from profiler.timing import operand_bytes
+    from profiler.measure.timing import operand_bytes
 
     per_worker = operand_bytes(n, dtype) * 4 // 3 + operand_bytes(n, "float64") // 3
     return workers * per_worker <= available_bytes * 0.8
@@ -154,7 +154,7 @@ def run_layouts(
     they are taken. The threads per process are searched, not all measured. Returns the
     points and a note for each layout left out because it would not fit in
     ``available_bytes`` of memory."""
-    from profiler.sweep import search_threads
+    from profiler.measure.sweep import search_threads
 
     rounds = max(3, settings.timing.samples)
     window_s = max(0.1, settings.timing.min_time)

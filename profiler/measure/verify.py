@@ -1,6 +1,6 @@
 """Is the preset what jobs will get? Time one point in a fresh process started with it.
 
-``verify_preset`` starts ``python -m profiler.verify N DTYPE MIN_TIME SAMPLES`` with the
+``verify_preset`` starts ``python -m profiler.measure.verify N DTYPE MIN_TIME SAMPLES`` with the
 preset's thread variables, the way a job started from a preset runs, and compares its
 figure with the sweep's. That process (``main``) limits nothing itself: its thread counts
 come from the environment, which is what is being verified. It prints one JSON object.
@@ -56,7 +56,7 @@ def verify_preset(
     )
     env = {**os.environ, **thread_environment(threads)}
     command = [
-        sys.executable, "-m", "profiler.verify", str(size_class.measured_n), dtype,
+        sys.executable, "-m", "profiler.measure.verify", str(size_class.measured_n), dtype,
         str(max(settings.timing.min_time, 0.1)), str(max(3, settings.timing.samples)),
     ]  # fmt: skip
     fresh, observed, ratio, passed, note = 0.0, (), 0.0, False, ""
@@ -98,8 +98,8 @@ def verify_preset(
 
 def main(argv: list[str]) -> int:
     """Time one point with the thread counts the environment gives; print it as JSON."""
+    from profiler.measure.timing import ThreadLimiter, Workspace, time_gemm
     from profiler.settings import TimingSettings
-    from profiler.timing import ThreadLimiter, Workspace, time_gemm
 
     n, dtype, min_time, samples = int(argv[0]), argv[1], float(argv[2]), int(argv[3])
     m = time_gemm(

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from profiler.errors import UsageError
+from profiler.measure.stats import differs
+from profiler.measure.timing import check_fits, operand_bytes
 from profiler.results import Measurement
 from profiler.settings import ALL_THREADS, CHOICE_TOLERANCE, SweepSettings, ThreadCounts
-from profiler.stats import differs
-from profiler.timing import check_fits, operand_bytes
 
 __all__ = [
     "Reading",
@@ -246,7 +246,7 @@ def run_sweep(
     An interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the caller) stops the
     sweep and returns the points already measured with ``completed=False``.
     """
-    from profiler.timing import ThreadLimiter, Workspace, time_points
+    from profiler.measure.timing import ThreadLimiter, Workspace, time_points
 
     limiter = ThreadLimiter()
     done: list[Measurement] = []
