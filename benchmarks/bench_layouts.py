@@ -91,7 +91,7 @@ MODELS: tuple[LayoutModel, ...] = (
 
 
 def _worker_counts(n: int) -> list[int]:
-    from profiler.preset import worker_counts
+    from profiler.choice.preset import worker_counts
 
     return worker_counts(n)
 

@@ -29,10 +29,10 @@ from db.tables import (
     nodes,
     presets,
 )
+from profiler.choice.preset import Preset
 from profiler.errors import NotFound
 from profiler.fleet import NodeFigures
 from profiler.history import Point, Selection, blas_labels, blas_matches
-from profiler.preset import Preset
 
 __all__ = [
     "CurrentPreset",

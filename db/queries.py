@@ -23,8 +23,8 @@ from db.history import blas_by_environment, environments_matching, type_names
 from db.records import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
 from db.rows import readable
 from db.tables import calibrations, jobs, measurements, node_types, presets
+from profiler.choice.preset import Preset
 from profiler.errors import NotFound
-from profiler.preset import Preset
 
 __all__ = [
     "CalibrationRecord",

@@ -16,8 +16,8 @@ from typing import Any
 
 from db.errors import BadRow
 from db.rows import At, Unreadable, shown
+from profiler.choice.preset import Preset
 from profiler.names import is_node_type
-from profiler.preset import Preset
 from profiler.results import BlasLibrary, Measurement, NodeInfo, Verification
 
 __all__ = [

@@ -32,12 +32,12 @@ from db.models import (
     PresetRow,
     utcnow,
 )
+from profiler.choice.preset import Preset
 from profiler.errors import DatabaseError, NotFound, UsageError
-from profiler.preset import Preset
 from profiler.results import NodeInfo, NodeResult
 
 if TYPE_CHECKING:
-    from profiler.adoption import Adoption
+    from profiler.choice.adoption import Adoption
 
 #: what a finished calibration's preset came to, given the node type's adopted preset and
 #: its quality as they stand inside the finishing transaction: the preset and whether it is

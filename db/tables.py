@@ -247,7 +247,7 @@ measurements = Table(
     Index(None, "job_id", "dtype", "workers", "gflops"),
 )
 
-#: a preset derived from a calibration; ``data`` is ``profiler.preset.Preset.to_dict()``;
+#: a preset derived from a calibration; ``data`` is ``profiler.choice.preset.Preset.to_dict()``;
 #: ``adopted`` says whether jobs get it (a noisy or unverified calibration may not replace a
 #: clean one), ``quality`` what its calibration was worth and ``note`` why it was (not)
 #: adopted

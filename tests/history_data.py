@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from profiler.preset import derive
+from profiler.choice.preset import derive
 from profiler.results import BlasLibrary, Measurement, NodeInfo, NodeResult, gemm_flops
 from profiler.settings import PROFILES, with_overrides
 

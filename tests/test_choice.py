@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from profiler.adoption import CLEAN, NOISY, UNVERIFIED, VERIFICATION_FAILED, decide, quality
 from profiler.budget import plan
-from profiler.choice import choose, curves_of
-from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, class_of, derive
+from profiler.choice.adoption import CLEAN, NOISY, UNVERIFIED, VERIFICATION_FAILED, decide, quality
+from profiler.choice.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, class_of, derive
+from profiler.choice.rule import choose, curves_of
 from profiler.render.checked import entry
 from profiler.results import Measurement, Verification
 

@@ -29,7 +29,7 @@ _WRITER = textwrap.dedent(
     import json, sys, time
     from db import open_database
     from jobs.owner import Owner
-    from profiler.preset import derive
+    from profiler.choice.preset import derive
     from profiler.results import NodeResult
 
     url, writer, rounds, result_file, start_at = sys.argv[1:6]

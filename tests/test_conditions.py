@@ -39,7 +39,7 @@ def test_the_verdict_counts_what_others_took_from_our_cpus() -> None:
 def _store_clean_preset(home: Path, node_type: str) -> int:
     """A preset from an earlier, clean calibration: what a busy one must not replace."""
     from db import open_database
-    from profiler.preset import derive
+    from profiler.choice.preset import derive
     from tests.test_choice import point
 
     with open_database(f"sqlite:///{home / 'blasprof.sqlite'}") as database:

@@ -20,10 +20,10 @@ from sqlalchemy import create_engine, inspect, text
 
 from db import open_database, upgrade
 from db.tables import metadata
+from profiler.choice.preset import derive
 from profiler.errors import DatabaseUnavailable, NotFound
 from profiler.measure.probe import probe
 from profiler.measure.sweep import run_sweep
-from profiler.preset import derive
 from profiler.results import NodeInfo, NodeResult
 from profiler.settings import PROFILES, with_overrides
 

@@ -20,8 +20,8 @@ import pytest
 
 from profiler import budget
 from profiler.budget import plan, threads_for
+from profiler.choice.preset import Preset, derive
 from profiler.names import default_node_type
-from profiler.preset import Preset, derive
 from profiler.render import checked as render_checked
 from profiler.render import files
 from profiler.results import Measurement

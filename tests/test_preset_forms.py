@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from profiler.budget import THREAD_VARIABLES, cores_here
+from profiler.choice.preset import Preset, derive
 from profiler.detect import machine_fingerprint
-from profiler.preset import Preset, derive
 from profiler.render.files import write_presets
 from tests import forms
 from tests.services import absent

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from db import CalibrationRecord, Database
     from db.store import PresetChoice
     from jobs.base import Handle
-    from profiler.adoption import Adoption
-    from profiler.preset import Preset
+    from profiler.choice.adoption import Adoption
+    from profiler.choice.preset import Preset
     from profiler.results import Measurement, NodeInfo, NodeResult
 
 __all__ = [
@@ -100,7 +100,7 @@ def finish(
     Only jobs that completed their sweep feed the preset: a preset from half a sweep would
     replace a good one with a guess. A noisy calibration does not replace a clean preset,
     and one whose verification failed is not adopted, unless it was asked with --force
-    (``profiler.adoption``). ``error`` says why it ended early, if it did.
+    (``profiler.choice.adoption``). ``error`` says why it ended early, if it did.
     """
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
@@ -140,7 +140,7 @@ def finish_preset(database: Database, cal_id: int) -> CalibrationReport | None:
 def _chooser(record: CalibrationRecord) -> tuple[PresetChoice, str | None, list[str]]:
     """How a calibration's preset is chosen, given the node type's current preset and its
     quality; its verdict; and the list where it says why no preset could be derived."""
-    from profiler.adoption import decide, quality
+    from profiler.choice.adoption import decide, quality
     from profiler.results import NodeInfo
 
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
@@ -205,7 +205,7 @@ def _derive(
     with what the job-start rule needs beyond the choice: the variables this BLAS reads,
     and the calibrated nodes' names as a node-type rule."""
     from profiler.budget import obeyed_variables
-    from profiler.preset import derive
+    from profiler.choice.preset import derive
     from profiler.settings import CHOICE_TOLERANCE
 
     node = nodes[0]
@@ -315,7 +315,7 @@ def _earlier(directory: Path, node_type: str) -> Preset | None:
     read as carefully as a stored row), or None."""
     import json
 
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
     from profiler.render import file_name
     from profiler.render.checked import UnsafePreset, entry
 

@@ -11,7 +11,7 @@ from profiler.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
     from db import Database
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
 
 presets_app = typer.Typer(help="Write presets for every node type.", no_args_is_help=True)
 

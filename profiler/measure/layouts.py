@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from profiler.budget import thread_environment
-from profiler.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, worker_counts
+from profiler.choice.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, worker_counts
 
 if TYPE_CHECKING:
     from profiler.measure.sweep import Reading

@@ -53,12 +53,12 @@ def measure_node(
     """Probe this node, sweep (and measure layouts), judge the conditions, and verify the
     derived preset in a fresh process. The conditions are watched from the sweep's start to
     the end of the layouts."""
+    from profiler.choice.preset import derive
     from profiler.errors import UsageError
     from profiler.measure.conditions import Watch
     from profiler.measure.probe import probe
     from profiler.measure.sweep import check_memory, resolve_threads, run_sweep
     from profiler.measure.verify import verify_preset
-    from profiler.preset import derive
 
     measurements: list[Measurement] = []
     node = None
@@ -123,8 +123,8 @@ def _layouts(
 ) -> list[str]:
     """Measure the job layouts after a complete sweep; what went wrong becomes a note, and
     the sweep stays complete (its points are the preset's; layouts only add rows)."""
+    from profiler.choice.preset import class_of
     from profiler.measure.layouts import LayoutError, run_layouts
-    from profiler.preset import class_of
 
     largest = {}
     for n in settings.sizes:

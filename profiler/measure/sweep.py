@@ -204,7 +204,7 @@ def _search_estimate(counts: int) -> int:
 def planned_points(settings: SweepSettings, thread_counts: Sequence[int]) -> int:
     """An upper estimate of the points a task will measure, layouts included (for progress
     displays)."""
-    from profiler.preset import class_of, worker_counts
+    from profiler.choice.preset import class_of, worker_counts
 
     per_curve = len(thread_counts)
     if settings.strategy == "search":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from profiler.budget import thread_environment
 
 if TYPE_CHECKING:
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
     from profiler.results import Measurement, Verification
     from profiler.settings import SweepSettings
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
     from profiler.render.checked import Bundle
 
 __all__ = ["FORMATS", "Form", "file_name", "module_name", "render"]

@@ -27,7 +27,7 @@ from profiler.errors import UsageError
 from profiler.names import NODE_TYPE_RULE, is_node_type
 
 if TYPE_CHECKING:
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
 
 __all__ = [
     "CLASS_PATTERN",

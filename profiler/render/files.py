@@ -27,7 +27,7 @@ from profiler.render import FORMATS, Form
 from profiler.render.checked import Bundle, UnsafePreset, bundle, shell_path
 
 if TYPE_CHECKING:
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
 
 __all__ = ["dispatcher_clash", "write_file", "write_presets"]
 

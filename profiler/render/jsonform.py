@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from profiler.budget import THREAD_VARIABLES
 
 if TYPE_CHECKING:
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
     from profiler.render.checked import Bundle
 
 __all__ = ["RULE", "render_json"]

@@ -15,7 +15,7 @@ from profiler import budget, detect
 from profiler.render.checked import Bundle, comment, rule_constants
 
 if TYPE_CHECKING:
-    from profiler.preset import Preset
+    from profiler.choice.preset import Preset
 
 __all__ = ["render_py"]
 

@@ -2,7 +2,7 @@
 
 Size classes have fixed names and bounds (``SIZE_CLASSES``), whatever was measured: a
 calibration that measured some classes updates only those and keeps the others, each with
-the calibration it came from. Within a class the count is chosen by ``profiler.choice``
+the calibration it came from. Within a class the count is chosen by ``profiler.choice.rule``
 over every measured (size, dtype) curve of the class. Layout rows (W processes x T threads)
 come from measured layouts where there are some, else they are derived from the class's
 count and the CPUs. ``profiler.render`` turns a preset into the files jobs load.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from profiler.budget import threads_for
-from profiler.choice import choose, curves_of
+from profiler.choice.rule import choose, curves_of
 from profiler.results import Measurement
 from profiler.settings import CHOICE_TOLERANCE
 
