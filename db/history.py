@@ -1,11 +1,11 @@
 """Reads for the history views: points of a selection, each node's latest figures, the
 presets in force, and the BLAS stacks behind them.
 
-Every function takes an open ``Connection`` and returns plain records (``profiler.history``,
-``profiler.fleet``, ``CurrentPreset``). The queries are shaped for the indexes of
-migration ``0003_history_indexes``: a type's calibrations by time, each node's newest job,
-a job's points; the one-million-point benchmark (``benchmarks/bench_queries.py``) keeps
-them honest.
+Every function takes an open ``Connection`` and returns plain records
+(``profiler.history.selection``, ``profiler.history.fleet``, ``CurrentPreset``). The queries are
+shaped for the indexes of migration ``0003_history_indexes``: a type's calibrations by time,
+each node's newest job, a job's points; the one-million-point benchmark
+(``benchmarks/bench_queries.py``) keeps them honest.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from db.tables import (
 )
 from profiler.choice.preset import Preset
 from profiler.errors import NotFound
-from profiler.fleet import NodeFigures
-from profiler.history import Point, Selection, blas_labels, blas_matches
+from profiler.history.fleet import NodeFigures
+from profiler.history.selection import Point, Selection, blas_labels, blas_matches
 
 __all__ = [
     "CurrentPreset",

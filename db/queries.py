@@ -52,7 +52,7 @@ def list_calibrations(
     bad: list[BadRow] | None = None,
 ) -> list[CalibrationSummary]:
     """Calibrations newest first: of one node type, created at or after ``since``, with a
-    status, run on a BLAS that ``blas`` names (``profiler.history.blas_matches``), at most
+    status, run on a BLAS that ``blas`` names (``profiler.history.selection.blas_matches``), at most
     ``limit`` of them; every filter is optional.
 
     A calibration whose stored values cannot be read is a ``BadRow``; given ``bad``, it is

@@ -288,7 +288,7 @@ def test_plot_of_a_calibration_is_a_real_png_of_the_expected_size(
     fleet: dict[str, Any], tmp_path: Path
 ) -> None:
     pytest.importorskip("matplotlib")
-    from profiler.plots import FIGURE_SIZE
+    from profiler.history.plots import FIGURE_SIZE
 
     out = tmp_path / "cal.png"
     result = _run(fleet, "plot", str(fleet["ids"]["rome"][-1]), "-o", str(out))
@@ -365,7 +365,7 @@ def test_read_commands_import_neither_alembic_nor_the_orm(fleet: dict[str, Any])
 
 def _points(gflops: list[float], *, host: str = "h", cal: int = 1, node_type: str = "t",
             cv: float = 0.02, n: int = 1024) -> list[Any]:  # fmt: skip
-    from profiler.history import Point
+    from profiler.history.selection import Point
     from profiler.results import gemm_flops
 
     rng = random.Random(cal)
@@ -378,7 +378,7 @@ def _points(gflops: list[float], *, host: str = "h", cal: int = 1, node_type: st
 
 
 def test_a_drop_within_a_wide_spread_is_slower_not_a_regression() -> None:
-    from profiler.compare import compare
+    from profiler.history.compare import compare
 
     (row,) = compare(_points([100.0], cv=0.25), _points([88.0], cal=2, cv=0.25)).rows
     assert row.change == pytest.approx(-0.12) and row.verdict == "slower"
@@ -387,7 +387,7 @@ def test_a_drop_within_a_wide_spread_is_slower_not_a_regression() -> None:
 
 
 def test_comparing_two_node_types_matches_points_and_says_so() -> None:
-    from profiler.compare import compare
+    from profiler.history.compare import compare
 
     result = compare(_points([50.0, 51.0]), _points([60.0, 61.0], node_type="u", cal=2))
     (row,) = result.rows
@@ -396,7 +396,7 @@ def test_comparing_two_node_types_matches_points_and_says_so() -> None:
 
 
 def test_identical_nodes_have_no_suspect_and_too_few_are_not_judged() -> None:
-    from profiler.fleet import NodeFigures, judge
+    from profiler.history.fleet import NodeFigures, judge
 
     def node(host: str, gflops: float, node_type: str = "t") -> NodeFigures:
         return NodeFigures(node_type, host, 1, 1, NOW, "", {("float64", 1024, 4): gflops})
@@ -410,8 +410,8 @@ def test_identical_nodes_have_no_suspect_and_too_few_are_not_judged() -> None:
 def test_compare_says_when_the_conditions_differ() -> None:
     import datetime as dt
 
-    from profiler.compare import compare
-    from profiler.history import Point
+    from profiler.history.compare import compare
+    from profiler.history.selection import Point
 
     def points(cal: int, verdict: str | None) -> list[Point]:
         when = dt.datetime(2026, 1, cal, tzinfo=dt.UTC)

@@ -18,7 +18,7 @@ from profiler.errors import UsageError
 from profiler.settings import REGRESSION_TOLERANCE
 
 if TYPE_CHECKING:
-    from profiler.history import Point
+    from profiler.history.selection import Point
 
 _SIDE_HELP = "Calibration id(s) such as 12 or 12,13, or a window such as now-30d:now"
 
@@ -49,7 +49,7 @@ def compare_command(
 
       blasprof compare --node-type typea now-60d:now-30d now-30d:now --json
     """
-    from profiler.compare import compare
+    from profiler.history.compare import compare
     from profiler.names import check_node_type
 
     how = output_format(json_output, fmt)

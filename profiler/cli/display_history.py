@@ -19,9 +19,9 @@ from profiler.cli.display import console, safe
 if TYPE_CHECKING:
     from db import CalibrationSummary
     from db.history import CurrentPreset
-    from profiler.compare import Comparison, Figure
-    from profiler.fleet import FleetReport
-    from profiler.history import Selection
+    from profiler.history.compare import Comparison, Figure
+    from profiler.history.fleet import FleetReport
+    from profiler.history.selection import Selection
 
 __all__ = [
     "calibration_list_csv",
@@ -245,7 +245,7 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
     """``compare``: each point of A against B, then what differs and the regressions."""
     from rich.table import Table
 
-    from profiler.compare import REGRESSION
+    from profiler.history.compare import REGRESSION
 
     out = console()
     out.print(_text(f"A: {a.describe()}"))

@@ -27,7 +27,7 @@ def nodes_command(
 
     Examples:  blasprof nodes     blasprof nodes --node-type typea --json
     """
-    from profiler.fleet import judge
+    from profiler.history.fleet import judge
 
     if node_type is not None:
         from profiler.names import check_node_type

@@ -20,7 +20,7 @@ from profiler.errors import UsageError
 from profiler.statuses import CALIBRATION_STATUSES
 
 if TYPE_CHECKING:
-    from profiler.history import Selection
+    from profiler.history.selection import Selection
 from profiler.render import FORMATS
 from profiler.settings import ALL_THREADS, DTYPES, PROFILES, ThreadCounts
 
@@ -255,7 +255,7 @@ def parse_window(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
 
 def parse_selection(text: str, node_type: str | None) -> Selection:
     """One side of ``compare``: ``12``, ``12,13,14`` or a window of ``node_type``."""
-    from profiler.history import Selection
+    from profiler.history.selection import Selection
 
     text = text.strip()
     if re.fullmatch(r"[0-9]{1,19}(?:\s*,\s*[0-9]{1,19})*", text):

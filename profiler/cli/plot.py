@@ -36,14 +36,14 @@ def plot_command(
 
       blasprof plot --node-type typea --history --since 26w -o typea.svg
     """
-    from profiler.plots import check_output, require_matplotlib
+    from profiler.history.plots import check_output, require_matplotlib
 
     require_matplotlib()
     check_output(output)
     if history:
         if node_type is None or calibration_id is not None:
             raise UsageError("plot --history: give --node-type NAME and no calibration id")
-        from profiler.history import Selection
+        from profiler.history.selection import Selection
         from profiler.names import check_node_type
 
         check_node_type(node_type)
@@ -53,7 +53,7 @@ def plot_command(
         )
         if not points:
             raise UsageError(f"plot --history: node type {node_type} has no stored points")
-        from profiler.plots import plot_history
+        from profiler.history.plots import plot_history
 
         plot_history(points, node_type, output)
     else:
@@ -64,7 +64,7 @@ def plot_command(
         doc = open_db().get_calibration(check_id(calibration_id)).to_json()
         if not doc["measurements"]:
             raise UsageError(f"plot: calibration {calibration_id} has no measurements to draw")
-        from profiler.plots import plot_calibration
+        from profiler.history.plots import plot_calibration
 
         plot_calibration(doc, output)
     typer.echo(f"wrote {output}", err=True)

@@ -60,7 +60,7 @@ def list_command(
 
       blasprof list --blas openblas@0.3.26 --status complete --format csv
     """
-    from profiler.history import check_blas_filter
+    from profiler.history.selection import check_blas_filter
 
     how = output_format(json_output, fmt)
     when = parse_since(since) if since is not None else None

@@ -1,9 +1,10 @@
 """Past calibrations as the history views see them: selections, stored points, BLAS labels.
 
-A ``Selection`` says which calibrations a side of ``compare`` (or a plot) covers: ids, or
-a node type and a time window. A ``Point`` is one stored measurement with where it was
-taken. These are plain records: ``db.history`` fills them, ``profiler.compare``,
-``profiler.fleet`` and ``profiler.plots`` read them. Nothing here touches a database.
+A ``Selection`` says which calibrations a side of ``compare`` (or a plot) covers: ids, or a node
+type and a time window. A ``Point`` is one stored measurement with where it was taken. These are
+plain records: ``db.history`` fills them, ``profiler.history.compare``,
+``profiler.history.fleet`` and ``profiler.history.plots`` read them. Nothing here touches a
+database.
 """
 
 from __future__ import annotations

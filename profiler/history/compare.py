@@ -1,14 +1,14 @@
 """Comparing two sets of stored measurements: medians, bootstrap intervals, regressions.
 
-Each side of a comparison is a set of ``profiler.history.Point``s (one calibration or many).
-For every (node type, dtype, size, threads) both sides measured, a side's figure is the
+Each side of a comparison is a set of ``profiler.history.selection.Point``s (one calibration or
+many). For every (node type, dtype, size, threads) both sides measured, a side's figure is the
 median over its nodes of each node's median run, and its spread a bootstrap interval of that
 figure: the nodes are kept, and each node's runs are resampled (its samples, when it has one
 run), so the spread is that of the measurements, not the differences between nodes. B is a
-regression when it is slower than A by more than the tolerance *and* its whole interval
-lies below A's: a difference within the spread of either side never counts. What else
-differs between the sides (the BLAS stack, the node type, the calibrations' conditions
-verdicts) is listed in ``Comparison.differences``.
+regression when it is slower than A by more than the tolerance *and* its whole interval lies
+below A's: a difference within the spread of either side never counts. What else differs between
+the sides (the BLAS stack, the node type, the calibrations' conditions verdicts) is listed in
+``Comparison.differences``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from profiler.history import Point, sample_gflops
+from profiler.history.selection import Point, sample_gflops
 from profiler.settings import REGRESSION_TOLERANCE
 
 __all__ = [

@@ -22,7 +22,7 @@ from profiler.errors import UsageError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from profiler.history import Point
+    from profiler.history.selection import Point
 
 __all__ = [
     "FIGURE_SIZE",
