@@ -45,7 +45,7 @@ from typing import Any
 
 from _common import REPO_ROOT, Goal, environment, median, print_table, script
 
-from profiler.budget import THREAD_VARIABLES
+from profiler.jobstart.budget import THREAD_VARIABLES
 
 NAME = "preset_value"
 SIZES = (128, 512, 2048)
@@ -85,7 +85,7 @@ def _clean_env() -> dict[str, str]:
 
 def _usable() -> int:
     sys.path.insert(0, str(REPO_ROOT))
-    from profiler.budget import usable_cpus
+    from profiler.jobstart.budget import usable_cpus
 
     return usable_cpus()
 

@@ -53,7 +53,7 @@ def _curves(points: Sequence[Any]) -> dict[tuple[str, int], dict[int, float]]:
 
 def measure_here(rounds: int) -> dict[str, Any]:
     """Alternate search and exhaustive sweeps of the default profile on this machine."""
-    from profiler.budget import usable_cpus
+    from profiler.jobstart.budget import usable_cpus
     from profiler.measure.probe import collect_cpu
     from profiler.measure.sweep import one_at_a_time, resolve_threads, run_sweep, search_threads
     from profiler.settings import ALL_THREADS, PROFILES

@@ -389,7 +389,7 @@ def preset(data: object, at: At, *, typed: bool = True) -> Preset:
     type name, at least one size class, and the default class among them.
 
     ``typed`` False (a preset about to be rendered): only what ``Preset.from_dict`` needs;
-    ``profiler.render.checked`` judges every value a preset file embeds, and leaves out or
+    ``profiler.jobstart.forms.checked`` judges every value a preset file embeds, and leaves out or
     refuses, with its own message, what it may not write.
     """
     if isinstance(data, Unreadable):

@@ -16,7 +16,7 @@ from jobs.base import Backend, Handle, Outcome, tail
 from jobs.owner import Owner, process_running
 from jobs.submitit_job import SubmititHandle
 from jobs.task import TaskSpec, run_node_task
-from profiler.budget import exported
+from profiler.jobstart.budget import exported
 
 __all__ = ["DebugBackend", "LocalBackend"]
 

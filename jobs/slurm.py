@@ -11,7 +11,7 @@ the marks ``slurmstepd`` leaves in the job's log (cancelled, time limit, node fa
 and the result pickle decide.
 
 Threads on the compute node follow the allocation: the job script exports the BLAS and
-OpenMP thread variables for the job's CPUs (``profiler.budget``) before Python starts,
+OpenMP thread variables for the job's CPUs (``profiler.jobstart.budget``) before Python starts,
 because submitit imports numpy before it unpickles the task.
 """
 
@@ -99,15 +99,15 @@ def _quiet_sacct() -> None:
 
 def run_slurm_task(spec: TaskSpec) -> dict[str, Any]:
     """The function each array task runs: the node task, its threads capped by the job's CPUs."""
-    from profiler.budget import job_cpus
+    from profiler.jobstart.budget import job_cpus
 
     return run_node_task(replace(spec, max_threads=job_cpus()))
 
 
 def _thread_setup() -> list[str]:
     """The job script line that gives every BLAS the job's CPUs before Python starts: the
-    exports come from the budget rule itself (``python -m profiler.budget``)."""
-    return [f'eval "$({shlex.quote(sys.executable)} -m profiler.budget)"']
+    exports come from the budget rule itself (``python -m profiler.jobstart.budget``)."""
+    return [f'eval "$({shlex.quote(sys.executable)} -m profiler.jobstart.budget)"']
 
 
 class SlurmHandle(SubmititHandle):

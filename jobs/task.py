@@ -102,7 +102,7 @@ def _prepare_environment(max_threads: int | None) -> None:
     """Give every BLAS a pool big enough for the largest count, before numpy loads it."""
     import os
 
-    from profiler.budget import thread_environment
+    from profiler.jobstart.budget import thread_environment
 
     if "numpy" in sys.modules or not max_threads:
         return

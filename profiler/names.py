@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from profiler.detect import is_name
 from profiler.errors import UsageError
+from profiler.jobstart.detect import is_name
 
 __all__ = [
     "NODE_TYPE_RULE",
@@ -19,7 +19,7 @@ __all__ = [
     "is_node_type",
 ]
 
-#: the rule itself is ``profiler.detect.is_name``, which the job-start forms carry
+#: the rule itself is ``profiler.jobstart.detect.is_name``, which the job-start forms carry
 NODE_TYPE_RULE = (
     "1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
 )

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler.budget import THREAD_VARIABLES, WATCHED_VARIABLES, plan
-from profiler.detect import detect
+from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES, plan
+from profiler.jobstart.detect import detect
 
 __all__ = [
     "WATCHED",
@@ -192,7 +192,7 @@ def available(loader: Callable[..., Loaded]) -> str | None:
 def reference(
     directory: Path, env: dict[str, str], usable: int | None = None, cores: int | None = None
 ) -> Loaded:
-    """What profiler.budget.plan says the dispatcher of ``directory`` must leave."""
+    """What profiler.jobstart.budget.plan says the dispatcher of ``directory`` must leave."""
     data = json.loads((directory / "blasprof.json").read_text())
     presets = {
         name: {

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from profiler.budget import plan
 from profiler.choice.adoption import CLEAN, NOISY, UNVERIFIED, VERIFICATION_FAILED, decide, quality
 from profiler.choice.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, class_of, derive
 from profiler.choice.rule import choose, curves_of
-from profiler.render.checked import entry
+from profiler.jobstart.budget import plan
+from profiler.jobstart.forms.checked import entry
 from profiler.results import Measurement, Verification
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from profiler import budget
-from profiler.budget import plan, threads_for
 from profiler.choice.preset import Preset, derive
+from profiler.jobstart import budget
+from profiler.jobstart.budget import plan, threads_for
+from profiler.jobstart.forms import checked as render_checked
+from profiler.jobstart.forms import files
 from profiler.names import default_node_type
-from profiler.render import checked as render_checked
-from profiler.render import files
 from profiler.results import Measurement
 from tests import forms
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from profiler.jobstart import MARKER, slurm_setup
+from profiler.jobstart.apply import MARKER, slurm_setup
 from tests import forms
 from tests.conftest import run_blasprof
 
@@ -169,7 +169,7 @@ def test_slurm_setup_lines_load_the_preset_in_a_job(
         ["bash", "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("tiny-node:") and out.stderr == ""
-    code = "import sys; from profiler.jobstart import slurm_setup; print(slurm_setup()[1])"
+    code = "import sys; from profiler.jobstart.apply import slurm_setup; print(slurm_setup()[1])"
     shown = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
@@ -181,7 +181,7 @@ def test_workers_means_the_processes_each_launched_task_runs_in_every_form(
 ) -> None:
     """srun -n 2 on 8 CPUs, each task running 2 workers: 4 processes share the node, so the
     4-worker row (2 threads) applies in env, run and the Python form alike."""
-    from profiler.render.files import write_presets
+    from profiler.jobstart.forms.files import write_presets
     from tests.test_preset_forms import node_x
 
     directory = tmp_path / "presets"

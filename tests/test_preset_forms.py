@@ -4,7 +4,7 @@ Each situation (an environment, sometimes a CPU mask or a cgroup quota) is loade
 dispatcher in dash, bash, zsh and ksh (under ``set -eu``), the csh form in tcsh, the sh form
 printing a Slurm TaskProlog's lines, ``import blas_preset`` in Python, and ``module load
 blasprof`` in Lmod; every one must leave exactly the variables and notes that
-``profiler.budget.plan`` gives, and most situations also state the thread count by hand.
+``profiler.jobstart.budget.plan`` gives, and most situations also state the thread count by hand.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from profiler.budget import THREAD_VARIABLES, cores_here
 from profiler.choice.preset import Preset, derive
-from profiler.detect import machine_fingerprint
-from profiler.render.files import write_presets
+from profiler.jobstart.budget import THREAD_VARIABLES, cores_here
+from profiler.jobstart.detect import machine_fingerprint
+from profiler.jobstart.forms.files import write_presets
 from tests import forms
 from tests.services import absent
 from tests.test_preset import CURVES, point

@@ -194,7 +194,7 @@ def test_a_hostile_presets_directory_stays_in_comments(tmp_path: Path) -> None:
     """A directory name with a line break and a command substitution: the files that name it
     in comments are written and load cleanly; the csh files, which must name it in code,
     are not written, and the writer says so."""
-    from profiler.render.files import write_presets
+    from profiler.jobstart.forms.files import write_presets
 
     directory = tmp_path / "a\n$(touch pwned)`touch pwned`\nb"
     directory.mkdir()
@@ -210,7 +210,7 @@ def test_a_hostile_presets_directory_stays_in_comments(tmp_path: Path) -> None:
 
 def _edited_presets(tmp_path: Path, edit: Callable[[dict], None]) -> Path:
     """A presets directory whose blasprof.json was edited after it was written."""
-    from profiler.render.files import write_presets
+    from profiler.jobstart.forms.files import write_presets
 
     directory = tmp_path / "presets"
     directory.mkdir()

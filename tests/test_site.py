@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.render.files import write_presets
+from profiler.jobstart.forms.files import write_presets
 from tests.services import ROOT, SLURM, absent
 from tests.test_preset_forms import node_y
 

@@ -5,7 +5,7 @@ calibration that measured some classes updates only those and keeps the others, 
 the calibration it came from. Within a class the count is chosen by ``profiler.choice.rule``
 over every measured (size, dtype) curve of the class. Layout rows (W processes x T threads)
 come from measured layouts where there are some, else they are derived from the class's
-count and the CPUs. ``profiler.render`` turns a preset into the files jobs load.
+count and the CPUs. ``profiler.jobstart.forms`` turns a preset into the files jobs load.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.budget import threads_for
 from profiler.choice.rule import choose, curves_of
+from profiler.jobstart.budget import threads_for
 from profiler.results import Measurement
 from profiler.settings import CHOICE_TOLERANCE
 
@@ -136,8 +136,8 @@ class Preset:
     cpu_model: str = ""
     logical_cpus: int = 0
     partitions: tuple[str, ...] = ()
-    #: the thread variables the calibrated BLAS reads (``profiler.budget.obeyed_variables``);
-    #: empty: not known
+    #  the thread variables the calibrated BLAS reads
+    # (``profiler.jobstart.budget.obeyed_variables``);  empty: not known
     variables: tuple[str, ...] = ()
     #: node-type rules at job start besides partitions: Slurm features a job may ask for
     #: (``--constraint``) and hostname patterns (``*`` and ``?`` wildcards)
@@ -161,7 +161,7 @@ class Preset:
         The first row is always one process with the class's own count (a layout row for
         one worker does not override it). A row measured for the class wins; a row for
         every class (``size_class`` None) never gives more than the class's own count.
-        This table is what every rendered form embeds; ``profiler.budget.plan`` reads it.
+        This table is what every rendered form embeds; ``profiler.jobstart.budget.plan`` reads it.
         """
         table = {}
         for c in self.size_classes:

@@ -204,8 +204,8 @@ def _derive(
     """The preset a finished calibration's points choose (``ValueError`` when none can be),
     with what the job-start rule needs beyond the choice: the variables this BLAS reads,
     and the calibrated nodes' names as a node-type rule."""
-    from profiler.budget import obeyed_variables
     from profiler.choice.preset import derive
+    from profiler.jobstart.budget import obeyed_variables
     from profiler.settings import CHOICE_TOLERANCE
 
     node = nodes[0]
@@ -255,8 +255,8 @@ def write_presets(
     rewritten and the dispatchers keep it as that write had it, so its jobs keep their
     preset.
     """
-    from profiler.render.checked import UnsafePreset, entry
-    from profiler.render.files import write_presets as write_files
+    from profiler.jobstart.forms.checked import UnsafePreset, entry
+    from profiler.jobstart.forms.files import write_presets as write_files
 
     directory = ensure_dir((out or presets_dir()).expanduser())
     known: dict[str, Preset] = {}
@@ -300,8 +300,8 @@ def write_presets(
 
 def _name_problem(name: object) -> str | None:
     """Why files may not be named after a stored node type name, or None."""
+    from profiler.jobstart.forms.files import dispatcher_clash
     from profiler.names import is_node_type
-    from profiler.render.files import dispatcher_clash
 
     if not isinstance(name, str) or not is_node_type(name):
         return "its name is not a valid node type name"
@@ -316,8 +316,8 @@ def _earlier(directory: Path, node_type: str) -> Preset | None:
     import json
 
     from profiler.choice.preset import Preset
-    from profiler.render import file_name
-    from profiler.render.checked import UnsafePreset, entry
+    from profiler.jobstart.forms import file_name
+    from profiler.jobstart.forms.checked import UnsafePreset, entry
 
     path = directory / file_name(node_type, "json")
     try:
@@ -333,8 +333,8 @@ def _earlier(directory: Path, node_type: str) -> Preset | None:
 def check_preset_files(directory: Path, node_types: Sequence[str]) -> None:
     """Refuse (``UsageError``) before anything is written when a preset file of these node
     types, or a dispatcher, cannot be replaced: a directory, a device or a FIFO in its place."""
-    from profiler.render import FORMATS, file_name
-    from profiler.render.files import dispatcher_clash
+    from profiler.jobstart.forms import FORMATS, file_name
+    from profiler.jobstart.forms.files import dispatcher_clash
 
     for node_type in node_types:
         if (clash := dispatcher_clash(node_type)) is not None:

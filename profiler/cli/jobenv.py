@@ -44,7 +44,7 @@ def env_command(
 
       eval `blasprof env --shell csh`
     """
-    from profiler.jobstart import environment, shell_lines
+    from profiler.jobstart.apply import environment, shell_lines
 
     done = environment(os.environ, node_type, workers)
     if json_output:
@@ -75,7 +75,7 @@ def run_command(
 
       srun -n 2 blasprof run --workers 4 -- python pool.py   # 2 x 4 processes share them
     """
-    from profiler.jobstart import environment, exec_with, run_argv
+    from profiler.jobstart.apply import environment, exec_with, run_argv
 
     run_argv(command)
     done = environment(os.environ, node_type, workers)
@@ -105,7 +105,7 @@ def wrap_command(
     """
     from profiler.cli._common import write_atomic
     from profiler.errors import UsageError
-    from profiler.jobstart import wrap
+    from profiler.jobstart.apply import wrap
 
     try:
         info = script.stat()
@@ -154,7 +154,7 @@ def check_command(
 
       srun -n 2 blasprof check --json
     """
-    from profiler.jobstart import adoption
+    from profiler.jobstart.apply import adoption
 
     ok, libraries, why = adoption(os.environ, python)
     if json_output:

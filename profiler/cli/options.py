@@ -21,7 +21,7 @@ from profiler.statuses import CALIBRATION_STATUSES
 
 if TYPE_CHECKING:
     from profiler.history.selection import Selection
-from profiler.render import FORMATS
+from profiler.jobstart.forms import FORMATS
 from profiler.settings import ALL_THREADS, DTYPES, PROFILES, ThreadCounts
 
 __all__ = [

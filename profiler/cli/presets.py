@@ -48,9 +48,9 @@ def preset_command(
       blasprof preset typea --format py -o blas_preset_typea.py
     """
     from profiler.cli._common import write_atomic
+    from profiler.jobstart.forms import render
     from profiler.names import check_node_type
     from profiler.paths import presets_dir
-    from profiler.render import render
 
     check_node_type(node_type, "NODE_TYPE")
     directory = str(presets_dir().expanduser().resolve())

@@ -290,7 +290,7 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     test, the CPU model and the logical CPU count."""
     import psutil
 
-    from profiler.budget import usable_cpus
+    from profiler.jobstart.budget import usable_cpus
     from profiler.measure.probe import collect_cpu
     from profiler.measure.sweep import check_memory, resolve_threads
 
@@ -303,7 +303,7 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
 def _check_whole_node(node_type: str, logical: int) -> None:
     """Refuse a calibration of this machine that may use fewer CPUs than it has: its
     preset would hold every job of the node type to those CPUs' thread counts."""
-    from profiler.budget import usable_cpus
+    from profiler.jobstart.budget import usable_cpus
 
     usable = usable_cpus()
     if usable < logical:

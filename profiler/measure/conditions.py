@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from profiler import budget
+from profiler.jobstart import budget
 
 __all__ = ["Conditions", "Watch", "judge", "OTHERS_LIMIT", "STEAL_LIMIT", "OUTLIER_LIMIT"]
 

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from profiler.budget import thread_environment
 from profiler.choice.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, worker_counts
+from profiler.jobstart.budget import thread_environment
 
 if TYPE_CHECKING:
     from profiler.measure.sweep import Reading

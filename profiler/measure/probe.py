@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler import budget
+from profiler.jobstart import budget
 from profiler.measure import cpu
 from profiler.results import BlasLibrary, NodeInfo
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from profiler.budget import thread_environment
+from profiler.jobstart.budget import thread_environment
 
 if TYPE_CHECKING:
     from profiler.choice.preset import Preset

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from profiler.jobstart.forms import FORMATS, Form
+from profiler.jobstart.forms.checked import Bundle, UnsafePreset, bundle, shell_path
 from profiler.paths import make_dir
-from profiler.render import FORMATS, Form
-from profiler.render.checked import Bundle, UnsafePreset, bundle, shell_path
 
 if TYPE_CHECKING:
     from profiler.choice.preset import Preset

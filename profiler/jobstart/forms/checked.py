@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from profiler import budget, detect
-from profiler.budget import DEFAULT_OBEYED, THREAD_VARIABLES, WATCHED_VARIABLES
-from profiler.detect import cpu_key
 from profiler.errors import UsageError
+from profiler.jobstart import budget, detect
+from profiler.jobstart.budget import DEFAULT_OBEYED, THREAD_VARIABLES, WATCHED_VARIABLES
+from profiler.jobstart.detect import cpu_key
 from profiler.names import NODE_TYPE_RULE, is_node_type
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Entry:
     summary: tuple[str, ...]
 
     def data(self) -> dict[str, Any]:
-        """The entry as ``profiler.budget.plan`` takes it."""
+        """The entry as ``profiler.jobstart.budget.plan`` takes it."""
         return {
             "default": self.default,
             "classes": {name: rows for name, rows in self.classes},
@@ -90,7 +90,7 @@ class Rules:
     cpu: tuple[tuple[str, str], ...] = ()
 
     def data(self) -> dict[str, tuple[tuple[str, str], ...]]:
-        """The rules as ``profiler.detect.detect`` takes them."""
+        """The rules as ``profiler.jobstart.detect.detect`` takes them."""
         return {
             "partition": self.partition,
             "feature": self.feature,

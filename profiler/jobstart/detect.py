@@ -3,17 +3,17 @@
 In order: ``BLASPROF_NODE_TYPE`` when it is a node-type name, the Slurm partition, a node
 feature the job asked for (``SLURM_JOB_CONSTRAINTS``), the hostname (``*`` and ``?``
 wildcards), then the CPU fingerprint (model name and online CPUs). The first rule that
-holds wins; ``profiler.render.checked`` writes each value once, so two node types never
+holds wins; ``profiler.jobstart.forms.checked`` writes each value once, so two node types never
 claim the same one.
 
-Like the rule in ``profiler.budget``, the functions in ``JOB_START`` use nothing but the
+Like the rule in ``profiler.jobstart.budget``, the functions in ``JOB_START`` use nothing but the
 constants here and budget's job-start functions: the Python dispatcher embeds their source,
 and the sh and Lua dispatchers are written from the same constants.
 """
 
 from __future__ import annotations
 
-from profiler.budget import cpu_list_size, read_text
+from profiler.jobstart.budget import cpu_list_size, read_text
 
 __all__ = ["CPU_KEY_CHARS", "FEATURE_CHARS", "JOB_START", "cpu_key", "detect", "is_name"]
 

@@ -1,13 +1,13 @@
-"""The sh dispatcher's node-type detection: ``profiler.detect``'s rules in POSIX sh.
+"""The sh dispatcher's node-type detection: ``profiler.jobstart.detect``'s rules in POSIX sh.
 
-The functions it writes run inside the sh form's ``_bp_main`` (see ``profiler.render.sh``)
+The functions it writes run inside the sh form's ``_bp_main`` (see ``profiler.jobstart.forms.sh``)
 and leave the node type in ``_bp_name``; rule values were checked when the bundle was made.
 """
 
 from __future__ import annotations
 
-from profiler.detect import CPU_KEY_CHARS, FEATURE_CHARS, NAME_CHARS
-from profiler.render.checked import Bundle
+from profiler.jobstart.detect import CPU_KEY_CHARS, FEATURE_CHARS, NAME_CHARS
+from profiler.jobstart.forms.checked import Bundle
 
 __all__ = ["detect_functions"]
 

@@ -1,7 +1,7 @@
 """A preset at job start, from Python: what ``blasprof env``/``run``/``wrap``/``check`` do.
 
 The presets directory's ``blasprof.json`` holds the checked values every dispatcher embeds;
-``environment`` applies ``profiler.budget.plan`` to them exactly as the dispatchers do, and
+``environment`` applies ``profiler.jobstart.budget.plan`` to them exactly as the dispatchers do, and
 ``shell_lines`` prints the result for ``eval``. ``wrap`` adds the load line to a job script
 once; ``slurm_setup`` gives submitit users the same line for ``slurm_setup=``. ``check``
 asks a fresh Python which thread counts its BLAS libraries really use.
@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from profiler.budget import plan
-from profiler.detect import detect
 from profiler.errors import BlasprofError, NotFound, UsageError
+from profiler.jobstart.budget import plan
+from profiler.jobstart.detect import detect
 from profiler.names import check_node_type
 from profiler.paths import presets_dir
 
@@ -46,7 +46,7 @@ MARKER = "# blasprof: BLAS/OpenMP threads for this node, its CPUs and this job's
 def read_presets(directory: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(presets, rules) from ``blasprof.json`` of the presets directory, every value checked
     as the forms beside it were (the file may have been edited or damaged since)."""
-    from profiler.render.checked import UnsafePreset, comment, from_data
+    from profiler.jobstart.forms.checked import UnsafePreset, comment, from_data
 
     directory = directory or presets_dir()
     path = directory / "blasprof.json"
@@ -74,7 +74,7 @@ def environment(
     workers: int | None = None,
     directory: Path | None = None,
 ) -> dict[str, Any]:
-    """What loading the dispatcher does in ``environ`` (see ``profiler.budget.plan``), with
+    """What loading the dispatcher does in ``environ`` (see ``profiler.jobstart.budget.plan``), with
     the node type and the workers given here instead of detected."""
     presets, rules = read_presets(directory)
     notes: list[str] = []
@@ -112,7 +112,7 @@ def load_line(shell: str = "sh", directory: Path | None = None) -> str:
     if "\n" in str(path) or "\r" in str(path):
         raise UsageError("the presets directory's path holds a line break; use another one")
     if shell == "csh":
-        from profiler.render.checked import shell_path
+        from profiler.jobstart.forms.checked import shell_path
 
         return f"source '{shell_path(str(path))}/blasprof.csh'"
     return ". " + shlex.quote(f"{path}/blasprof.sh")
@@ -146,7 +146,7 @@ def script_shell(script: str) -> str:
         return "sh"
     if program in CSH_FAMILY:
         return "csh"
-    from profiler.render.checked import comment
+    from profiler.jobstart.forms.checked import comment
 
     raise UsageError(
         f"its #! line runs {comment(program, 40) or 'no program'!r}, not sh, bash, zsh, ksh or "
@@ -179,7 +179,7 @@ def adoption(
     Each library: threadpoolctl's description plus ``expected`` (the preset's count) and
     ``ok``. The preset took effect when every BLAS uses the count ``BLASPROF_PRESET`` records.
     """
-    from profiler.budget import count
+    from profiler.jobstart.budget import count
 
     record = environ.get("BLASPROF_PRESET", "")
     expected = count(record.rpartition(":")[2])
@@ -211,7 +211,7 @@ def adoption(
     wrong = [lib for lib in blas if not lib["ok"]]
     if not wrong:
         return True, libraries, ""
-    from profiler.budget import THREAD_VARIABLES, WATCHED_VARIABLES
+    from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES
 
     why = ", ".join(f"{lib['internal_api']} runs {lib['num_threads']}" for lib in wrong)
     differ = [

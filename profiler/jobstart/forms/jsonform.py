@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from profiler.budget import THREAD_VARIABLES
+from profiler.jobstart.budget import THREAD_VARIABLES
 
 if TYPE_CHECKING:
     from profiler.choice.preset import Preset
-    from profiler.render.checked import Bundle
+    from profiler.jobstart.forms.checked import Bundle
 
 __all__ = ["RULE", "render_json"]
 
-#: the rule in one line; the docstring of profiler.budget says the rest
+#: the rule in one line; the docstring of profiler.jobstart.budget says the rest
 RULE = (
     "threads = max(1, min(layout_table[class] row with the most workers <= workers, share)); "
     "share = min(job CPUs // workers, CPUs this process may use, SLURM_CPUS_PER_TASK); "

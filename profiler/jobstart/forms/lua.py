@@ -13,8 +13,8 @@ stderr while a modulefile runs).
 
 from __future__ import annotations
 
-from profiler.budget import THREAD_VARIABLES, WATCHED_VARIABLES
-from profiler.render.checked import Bundle, comment
+from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES
+from profiler.jobstart.forms.checked import Bundle, comment
 
 __all__ = ["RECORD", "render_lua"]
 
@@ -127,7 +127,7 @@ def _lua(text: str) -> str:
 
 def render_lua(b: Bundle, directory: str, file_name: str, presets: object = None) -> str:
     """The Lmod modulefile of bundle ``b``: it applies what the sh form of ``b`` prints."""
-    from profiler.render import file_name as form_file
+    from profiler.jobstart.forms import file_name as form_file
 
     what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
     engine = form_file(b.fixed, "sh")

@@ -2,7 +2,7 @@
 the dispatchers that pick the node type at job start.
 
 Every form is rendered from a ``checked.Bundle`` (values checked when rendered, never taken
-from a stored preset as they are) and applies the rule of ``profiler.budget``; ``files``
+from a stored preset as they are) and applies the rule of ``profiler.jobstart.budget``; ``files``
 writes them into a presets directory. Adding a form is one ``Form`` in ``FORMATS``; its
 renderer module is imported when it renders, so that listing the forms costs nothing.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from profiler.choice.preset import Preset
-    from profiler.render.checked import Bundle
+    from profiler.jobstart.forms.checked import Bundle
 
 __all__ = ["FORMATS", "Form", "file_name", "module_name", "render"]
 
@@ -47,19 +47,27 @@ class Form:
 
 
 FORMATS: dict[str, Form] = {
-    "sh": Form("sh", "blasprof.sh", lambda t: f"{t}.sh", "profiler.render.sh:render_sh"),
-    "csh": Form("csh", "blasprof.csh", lambda t: f"{t}.csh", "profiler.render.sh:render_csh", True),
+    "sh": Form("sh", "blasprof.sh", lambda t: f"{t}.sh", "profiler.jobstart.forms.sh:render_sh"),
+    "csh": Form(
+        "csh", "blasprof.csh", lambda t: f"{t}.csh", "profiler.jobstart.forms.sh:render_csh", True
+    ),
     "py": Form(
-        "py", "blas_preset.py", lambda t: module_name(t) + ".py", "profiler.render.python:render_py"
+        "py",
+        "blas_preset.py",
+        lambda t: module_name(t) + ".py",
+        "profiler.jobstart.forms.python:render_py",
     ),
     "json": Form(
-        "json", "blasprof.json", lambda t: f"{t}.json", "profiler.render.jsonform:render_json"
+        "json",
+        "blasprof.json",
+        lambda t: f"{t}.json",
+        "profiler.jobstart.forms.jsonform:render_json",
     ),
     "lua": Form(
         "lua",
         "modulefiles/blasprof.lua",
         lambda t: f"modulefiles/blasprof-{t}.lua",
-        "profiler.render.lua:render_lua",
+        "profiler.jobstart.forms.lua:render_lua",
     ),
 }
 
@@ -73,7 +81,7 @@ def file_name(node_type: str | None, fmt: str) -> str:
 def render(preset: Preset, fmt: str, directory: str) -> str:
     """``preset``'s own file in format ``fmt`` as written in presets directory
     ``directory``; ``checked.UnsafePreset`` when a stored value may not be written."""
-    from profiler.render.checked import single
+    from profiler.jobstart.forms.checked import single
 
     form = FORMATS[fmt]
     checked = single(preset)

@@ -1,6 +1,6 @@
 """The POSIX sh form (dash, bash, zsh, ksh) and the csh form that runs it.
 
-The sh file is ``profiler.budget``'s rule (and, for the dispatcher, ``profiler.detect``'s
+The sh file is ``profiler.jobstart.budget``'s rule (and, for the dispatcher, ``profiler.jobstart.detect``'s
 rules, from ``sh_detect``) written in POSIX sh without a single fork: files are read with ``read``, counts
 parsed with parameter expansions, and nothing a job cannot survive (``set -eu`` callers
 included). Everything runs inside one function, under ``emulate -L sh`` in zsh, and every
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from profiler.budget import (
+from profiler.jobstart.budget import (
     BAD_COUNT,
     DEFAULT_OBEYED,
     FREE_VARIABLES,
@@ -24,8 +24,8 @@ from profiler.budget import (
     THREAD_VARIABLES,
     WATCHED_VARIABLES,
 )
-from profiler.render.checked import Bundle, comment, shell_path
-from profiler.render.sh_detect import detect_functions
+from profiler.jobstart.forms.checked import Bundle, comment, shell_path
+from profiler.jobstart.forms.sh_detect import detect_functions
 
 __all__ = ["render_csh", "render_sh"]
 

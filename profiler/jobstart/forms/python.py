@@ -1,7 +1,7 @@
 """The Python form: a module with no dependencies that a job imports before numpy.
 
-Its rule is not a copy: the module embeds the source of ``profiler.budget.JOB_START`` (and,
-for the dispatcher, ``profiler.detect.JOB_START``), so it runs the very functions
+Its rule is not a copy: the module embeds the source of ``profiler.jobstart.budget.JOB_START`` (and,
+for the dispatcher, ``profiler.jobstart.detect.JOB_START``), so it runs the very functions
 ``blasprof env`` runs. Values from the preset are Python data written with ``repr``; free
 text (CPU model, BLAS) is data in ``INFO`` or a comment, never part of a docstring.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from profiler import budget, detect
-from profiler.render.checked import Bundle, comment, rule_constants
+from profiler.jobstart import budget, detect
+from profiler.jobstart.forms.checked import Bundle, comment, rule_constants
 
 if TYPE_CHECKING:
     from profiler.choice.preset import Preset

@@ -1,0 +1,492 @@
+"""The job's CPU budget: the one rule that decides a process's BLAS threads at job start.
+
+Every part of blasprof applies it: the node task before it loads numpy, the executors that
+start it, ``blasprof env``/``run``, and every preset form (sh, csh, Python, Lmod)::
+
+    threads = max(1, min(calibrated(size class, workers), share))
+    share   = min(job CPUs // workers, CPUs this process may use, SLURM_CPUS_PER_TASK)
+
+- CPUs this process may use: its affinity mask, capped by its cgroup's CPU quota. Never
+  ``nproc``, which obeys the very variables a preset sets. ``BLASPROF_CPUS`` replaces the
+  detection where a container hides its limits.
+- job CPUs (shared by the job's processes on this node): ``BLASPROF_CPUS``, else
+  ``SLURM_CPUS_ON_NODE``, else the CPUs this process may use.
+- workers (processes sharing them): the launcher's count of this node's processes
+  (``LAUNCHERS``), else ``BLASPROF_WORKERS``, else 1. A count given to ``plan`` (``blasprof
+  env/run --workers N``, ``threads(workers=N)``) is the processes each of those runs: N
+  times the launcher's count.
+- calibrated: the row of the preset's layout table with the most workers not above
+  ``workers``. A node without a preset gets one thread per physical core of its CPUs,
+  shared by the workers, and is told so.
+- variables: every one of ``THREAD_VARIABLES`` gets the count, except those set before the
+  preset (kept unless ``BLASPROF_OVERRIDE=1``). While a kept one is read by the calibrated
+  BLAS, no other variable that BLAS reads is set, since it could override the user's choice.
+  A value that is no count (``abc``, ``0``, ``0x2``) is no choice: it is replaced, with a
+  note. ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
+  that count) record what was applied, so that loading again recognises its own values.
+
+Counts read from the environment are plain decimal integers of 1 to 5 digits (leading
+zeros dropped); anything else is ignored, with a message where the user set it. A preset
+never stops a job.
+
+The functions in ``JOB_START`` use nothing but ``os`` and the constants above them: the
+Python preset embeds their source, so ``import blas_preset`` runs this very code. The sh
+form (``profiler.jobstart.forms.sh``) is the second engine, written from the same constants; the
+csh form, the Slurm TaskProlog and the Lmod modulefile apply what it prints. One test runs
+every form in its real interpreter against ``plan``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+
+__all__ = [
+    "BLAS_VARIABLES",
+    "DEFAULT_OBEYED",
+    "FREE_VARIABLES",
+    "JOB_START",
+    "LAUNCHERS",
+    "THREAD_VARIABLES",
+    "WATCHED_VARIABLES",
+    "affinity",
+    "calibrated_for",
+    "cgroup_cpu_limit",
+    "count",
+    "exported",
+    "job_cpus",
+    "obeyed_variables",
+    "plan",
+    "thread_environment",
+    "threads_for",
+    "usable_cpus",
+    "workers",
+]
+
+#: every variable through which a BLAS or OpenMP runtime takes its thread count
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+#: variables a BLAS reads that a preset never sets, but whose user setting it respects
+WATCHED_VARIABLES = ("GOTO_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS")
+#: the one watched variable whose value is not a thread count (MKL's ``MKL_BLAS=2,...``)
+FREE_VARIABLES = ("MKL_DOMAIN_NUM_THREADS",)
+
+#: what each BLAS (threadpoolctl's internal_api) reads for its thread count
+BLAS_VARIABLES = {
+    "openblas": ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"),
+    "mkl": ("MKL_NUM_THREADS", "MKL_DOMAIN_NUM_THREADS", "OMP_NUM_THREADS"),
+    "blis": ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"),
+    "flexiblas": ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS"),
+}
+#: when the calibrated BLAS is not known: what any common BLAS may read
+DEFAULT_OBEYED = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
+
+#: launchers' count of this node's processes, first valid one wins: (variable, syntax)
+LAUNCHERS = (
+    ("OMPI_COMM_WORLD_LOCAL_SIZE", "count"),  # Open MPI
+    ("MPI_LOCALNRANKS", "count"),  # MPICH Hydra, Intel MPI
+    ("PMI_LOCAL_SIZE", "count"),  # Cray PMI / PALS
+    ("PMIX_LOCAL_SIZE", "count"),  # PMIx launchers that export it
+    ("MV2_COMM_WORLD_LOCAL_SIZE", "count"),  # MVAPICH2
+    ("SLURM_STEP_TASKS_PER_NODE", "slurm"),  # srun: "2(x3),1", this node's by SLURM_NODEID
+    ("SLURM_NTASKS_PER_NODE", "count"),  # sbatch --ntasks-per-node
+)
+
+
+BAD_COUNT = "is not a whole number from 1 to 99999"
+
+
+# -- the job-start functions: os and the constants above only; embedded in the py preset --
+
+
+def count(value):
+    """``value`` as a positive integer of 1 to 5 plain digits (leading zeros dropped), or None."""
+    if not value or not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    return int(digits) if 1 <= len(digits) <= 5 else None
+
+
+def read_text(path):
+    """The file's text (bytes as latin-1, so nothing fails to decode), or ""."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1 << 20).decode("latin-1")
+    except OSError:
+        return ""
+
+
+def index(value):
+    """``value`` as a non-negative integer of at most 5 digits (leading zeros dropped), or None."""
+    if not value or not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    return int(digits or "0") if len(digits) <= 5 else None
+
+
+def cpu_list(text):
+    """The CPUs a kernel CPU list such as ``0-3,8,10-11`` names, or None when it is none."""
+    cpus = []
+    for item in text.strip().split(","):
+        low, _, high = item.partition("-")
+        low, high = index(low), index(high or low)
+        if low is None or high is None or high < low:
+            return None
+        cpus.extend(range(low, high + 1))
+    return cpus
+
+
+def cpu_list_size(text):
+    """How many CPUs a kernel CPU list names, or None."""
+    cpus = cpu_list(text)
+    return None if cpus is None else len(cpus)
+
+
+def tasks_on_node(text, node):
+    """This node's entry of a Slurm task list such as ``2(x3),1``: the entry at ``node``
+    (SLURM_NODEID), the largest when ``node`` is not in the list, None when it is no list."""
+    seen, largest = 0, 0
+    for item in text.split(","):
+        value, sep, repeat = item.partition("(x")
+        times = 1
+        if sep:
+            times = count(repeat[:-1]) if repeat.endswith(")") else None
+        number = count(value)
+        if number is None or times is None:
+            return None
+        if node is not None and seen <= node < seen + times:
+            return number
+        seen += times
+        largest = max(largest, number)
+    return largest
+
+
+def affinity_cpus():
+    """The CPUs this process may run on (its affinity mask), sorted."""
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return tuple(range(os.cpu_count() or 1))
+
+
+def _whole(text):
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
+
+
+def cgroup_quota():
+    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, the smallest on the
+    way to the root, else v1 CFS), or None when there is none."""
+    for line in read_text("/proc/self/cgroup").split("\n"):
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, rel = rest.partition(":")
+        rel = rel.strip("/")
+        found = None
+        if hierarchy == "0" and controllers == "":
+            while True:
+                fields = read_text("/sys/fs/cgroup/" + rel + "/cpu.max").split()
+                if len(fields) == 2 and _whole(fields[0]) and _whole(fields[1]):
+                    quota = int(fields[0]) / max(1, int(fields[1]))
+                    found = quota if found is None else min(found, quota)
+                if not rel:
+                    break
+                rel = rel.rpartition("/")[0]
+        elif "cpu" in controllers.split(","):
+            for base in ("/sys/fs/cgroup/cpu/" + rel, "/sys/fs/cgroup/cpu"):
+                quota = read_text(base + "/cpu.cfs_quota_us").strip()
+                period = read_text(base + "/cpu.cfs_period_us").strip()
+                if _whole(quota) and _whole(period) and int(quota) > 0 and int(period) > 0:
+                    found = int(quota) / int(period)
+                    break
+        if found is not None:
+            return found
+    return None
+
+
+def usable_here():
+    """How many CPUs this process can keep busy: its affinity, capped by its cgroup quota."""
+    usable = len(affinity_cpus()) or 1
+    quota = cgroup_quota()
+    # int() of a quotient of integers is their floor division: the sh form's arithmetic
+    return usable if quota is None else max(1, min(usable, int(quota)))
+
+
+def cores_here(cpus=None):
+    """Physical cores among ``cpus`` (default: the CPUs this process may run on), SMT
+    siblings counting once; every CPU counts as a core where sysfs does not say."""
+    cpus = affinity_cpus() if cpus is None else cpus
+    seen = set()
+    for cpu in cpus:
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+        siblings = read_text(base + "thread_siblings_list").strip()
+        if not siblings:
+            return len(cpus) or 1
+        seen.add(siblings)
+    return len(seen) or 1
+
+
+def launcher_workers(env):
+    """(processes of this job on this node, the variable that said so) from the launcher."""
+    for name, syntax in LAUNCHERS:
+        value = env.get(name, "")
+        if not value:
+            continue
+        if syntax == "slurm":
+            found = tasks_on_node(value, index(env.get("SLURM_NODEID", "")))
+        else:
+            found = count(value)
+        if found:
+            return found, name
+    return None, None
+
+
+def plan(env, presets, node_type, workers=None, size_class=None, usable=None, cores=None):
+    """What loading a preset does in environment ``env``: a dict with ``threads``,
+    ``set`` (name -> value), ``unset``, ``kept`` (names), ``notes`` (one line each), and the
+    ``node_type``, ``size_class``, ``workers`` it used.
+
+    ``presets`` maps node types to ``{"default": class, "classes": {class: ((workers,
+    threads), ...)}, "obeyed": (variables,)}``; ``usable`` and ``cores`` replace what this
+    machine says (for tests); ``size_class`` replaces the environment's.
+
+    ``workers`` (``--workers``, ``threads(workers=)``): the processes this process runs that
+    share its CPUs. Under a launcher each of its tasks on this node runs that many, so the
+    processes sharing the job's CPUs are ``workers`` times the launcher's count; without
+    one, ``workers`` replaces ``BLASPROF_WORKERS``.
+    """
+    notes = []
+    launched, source = launcher_workers(env)
+    if workers is not None:
+        workers, source = max(1, workers) * (launched or 1), "argument"
+    else:
+        workers = launched
+    if workers is None:
+        workers, source = count(env.get("BLASPROF_WORKERS", "")), "BLASPROF_WORKERS"
+        if workers is None:
+            if env.get("BLASPROF_WORKERS", ""):
+                notes.append("BLASPROF_WORKERS " + BAD_COUNT + "; using 1")
+            workers, source = 1, "default"
+    declared = count(env.get("BLASPROF_CPUS", ""))
+    if declared is None and env.get("BLASPROF_CPUS", ""):
+        notes.append("BLASPROF_CPUS " + BAD_COUNT + "; ignored")
+    usable = declared or (usable_here() if usable is None else usable)
+    job = declared or count(env.get("SLURM_CPUS_ON_NODE", "")) or usable
+    share = min(job // workers, usable, count(env.get("SLURM_CPUS_PER_TASK", "")) or usable)
+    entry = presets.get(node_type) if node_type else None
+    if entry is not None:
+        classes = entry["classes"]
+        size_class = size_class or env.get("BLASPROF_SIZE_CLASS", "")
+        if size_class not in classes:
+            if size_class:
+                known = " ".join(classes)
+                notes.append(
+                    f"BLASPROF_SIZE_CLASS is not one of: {known}; using {entry['default']}"
+                )
+            size_class = entry["default"]
+        calibrated = calibrated_for(classes[size_class], workers)
+        obeyed = entry["obeyed"]
+    else:
+        size_class = "-"
+        cores = min(cores_here() if cores is None else cores, usable)
+        calibrated = max(1, cores // workers)
+        obeyed = DEFAULT_OBEYED
+    threads = max(1, min(calibrated, share))
+    if entry is None:
+        which = "node type " + node_type if node_type else "this node"
+        known = " ".join(presets) or "none"
+        notes.append(
+            f"no preset for {which} (known: {known}); {threads} thread(s) per process: "
+            "one per CPU of its share, at most one per core"
+        )
+    record = f"{node_type or '-'}:{size_class}:{threads}"
+    given, unset, kept = _variables(env, threads, obeyed, record, notes)
+    return {
+        "node_type": node_type,
+        "size_class": size_class,
+        "workers": workers,
+        "workers_from": source,
+        "threads": threads,
+        "set": given,
+        "unset": unset,
+        "kept": kept,
+        "notes": notes,
+    }
+
+
+def calibrated_for(rows, workers):
+    """The calibrated threads of the layout row with the most workers not above ``workers``
+    (rows: ``(workers, threads)`` pairs from 1 worker up)."""
+    return [t for w, t in rows if w <= workers][-1]
+
+
+def _variables(env, threads, obeyed, record, notes):
+    """(set, unset, kept): which thread variables to give ``threads``; see the module doc."""
+    before = count(env.get("BLASPROF_PRESET", "").rpartition(":")[2])
+    ours = env.get("BLASPROF_PRESET_SET", "").split(":") if before else []
+    watched = THREAD_VARIABLES + tuple(v for v in WATCHED_VARIABLES if v in obeyed)
+    users = []
+    for name in watched:
+        current = env.get(name, "")
+        if not current or (name in ours and current == str(before)):
+            continue
+        if name not in FREE_VARIABLES and count(current) is None:
+            # a BLAS given junk falls back to its own default (all CPUs): not a choice to keep
+            notes.append(name + " " + BAD_COUNT + "; ignored")
+            continue
+        users.append(name)
+    value = str(threads)
+    override = env.get("BLASPROF_OVERRIDE", "") == "1"
+    blocked = not override and any(v in obeyed for v in users)
+    given = {}
+    for name in THREAD_VARIABLES:
+        if override or not (name in users or (blocked and name in obeyed)):
+            given[name] = value
+    unset = [v for v in watched if override and v in users and v not in given]
+    unset += [
+        v
+        for v in THREAD_VARIABLES
+        if v in ours and env.get(v, "") and v not in users and v not in given
+    ]
+    given["BLASPROF_PRESET"] = record
+    names = ":".join(v for v in THREAD_VARIABLES if v in given)
+    if names:
+        given["BLASPROF_PRESET_SET"] = names
+    elif env.get("BLASPROF_PRESET_SET", ""):
+        unset.append("BLASPROF_PRESET_SET")
+    named = " ".join(users)
+    if users and override:
+        notes.append(f"BLASPROF_OVERRIDE=1: replacing {named} with {value}")
+    elif users:
+        notes.append(
+            f"keeping {named} as set before the preset (it would set {value}); "
+            "BLASPROF_OVERRIDE=1 replaces them"
+        )
+    return given, unset, ([] if override else users)
+
+
+#: what the Python preset embeds, in this order
+JOB_START = (
+    count,
+    read_text,
+    index,
+    _whole,
+    cpu_list,
+    cpu_list_size,
+    tasks_on_node,
+    affinity_cpus,
+    cgroup_quota,
+    usable_here,
+    cores_here,
+    launcher_workers,
+    plan,
+    calibrated_for,
+    _variables,
+)
+
+
+# -- the login-side API: the same rule for the processes blasprof starts itself ------------
+
+
+def affinity() -> tuple[int, ...]:
+    """The CPUs this process may run on (its affinity mask), sorted."""
+    return affinity_cpus()
+
+
+def cgroup_cpu_limit() -> float | None:
+    """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 CFS), in CPUs."""
+    return cgroup_quota()
+
+
+def usable_cpus(cpus: tuple[int, ...] | None = None, quota: float | None = None) -> int:
+    """How many CPUs this process can keep busy: its affinity, capped by its cgroup quota.
+
+    Without arguments both are read from this process.
+    """
+    if cpus is None:
+        return usable_here()
+    usable = len(cpus) or 1
+    return usable if quota is None else max(1, min(usable, int(quota)))
+
+
+def job_cpus(environ: Mapping[str, str] | None = None) -> int:
+    """CPUs of one task of this job: the CPUs this process may use, capped by
+    ``SLURM_CPUS_PER_TASK`` (``BLASPROF_CPUS`` replaces the detection)."""
+    env = os.environ if environ is None else environ
+    usable = count(env.get("BLASPROF_CPUS")) or usable_here()
+    return min(usable, count(env.get("SLURM_CPUS_PER_TASK")) or usable)
+
+
+def workers(environ: Mapping[str, str] | None = None) -> int:
+    """Processes sharing the job's CPUs: the launcher's, else ``BLASPROF_WORKERS``, else 1."""
+    env = os.environ if environ is None else environ
+    return launcher_workers(env)[0] or count(env.get("BLASPROF_WORKERS")) or 1
+
+
+def threads_for(calibrated: int, cpus: int, workers: int = 1) -> int:
+    """Threads per process: the calibrated count, never more than the process's share.
+
+    Oversubscription is the expensive mistake (idle OpenBLAS threads spin), so a job that
+    runs ``workers`` processes on ``cpus`` CPUs gets at most ``cpus // workers`` each.
+    """
+    share = max(1, cpus // max(1, workers))
+    return max(1, min(calibrated, share))
+
+
+def obeyed_variables(libraries: Iterable[tuple[str, str | None]]) -> tuple[str, ...]:
+    """The thread variables the BLAS libraries of a calibration read, from threadpoolctl's
+    (internal_api, threading_layer) pairs; an OpenMP-threaded one follows OMP_NUM_THREADS.
+    ``DEFAULT_OBEYED`` when none is known."""
+    found: list[str] = []
+    for internal_api, layer in libraries:
+        names = BLAS_VARIABLES.get(internal_api, ())
+        if names and layer == "openmp":
+            names = ("OMP_NUM_THREADS", *names)
+        for name in names:
+            if name not in found:
+                found.append(name)
+    return tuple(found) or DEFAULT_OBEYED
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Every thread variable set to ``threads``."""
+    return dict.fromkeys(THREAD_VARIABLES, str(int(threads)))
+
+
+@contextlib.contextmanager
+def exported(threads: int | None) -> Iterator[None]:
+    """Set the thread variables in ``os.environ`` for processes started inside, then restore.
+
+    ``None`` changes nothing.
+    """
+    if not threads:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(thread_environment(threads))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _main() -> int:
+    """``export NAME=N`` lines giving every thread variable one task's CPUs (for the node
+    task's batch script, evaluated before Python loads a BLAS)."""
+    for name, value in thread_environment(job_cpus()).items():
+        print(f"export {name}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
