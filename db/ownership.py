@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select, update
 
 from db.tables import calibrations
 from profiler.errors import NotFound
+from profiler.statuses import PENDING, RUNNING
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ __all__ = ["OwnerRow", "calibration_owner", "claim_calibration", "unfinished_cal
 #: (host, pid, process start time in seconds since the epoch)
 OwnerRow = tuple[str, int, float]
 
-_UNFINISHED = ("pending", "running")
+_UNFINISHED = (PENDING, RUNNING)
 
 
 def calibration_owner(connection: Connection, calibration_id: int) -> OwnerRow | None:

@@ -19,6 +19,7 @@ from db.rows import At, Unreadable, shown
 from profiler.choice.preset import Preset
 from profiler.names import is_node_type
 from profiler.results import BlasLibrary, Measurement, NodeInfo, Verification
+from profiler.statuses import NOISY, QUIET, VERDICT_UNKNOWN, VERDICTS
 
 __all__ = [
     "CalibrationRecord",
@@ -166,7 +167,7 @@ class CalibrationRecord(CalibrationSummary):
             for reason in c.get("reasons", ())
         ]
         verdicts = {c["verdict"] for _, c in nodes}
-        verdict = next((v for v in ("noisy", "unknown") if v in verdicts), "quiet")
+        verdict = next((v for v in (NOISY, VERDICT_UNKNOWN) if v in verdicts), QUIET)
         return {
             "verdict": verdict,
             "reasons": reasons,
@@ -214,7 +215,7 @@ class CalibrationRecord(CalibrationSummary):
         }
 
 
-_VERDICTS = ("quiet", "noisy", "unknown")
+_VERDICTS = VERDICTS
 _FIGURES = ("wall_s", "others_cpu_fraction", "steal_fraction", "outlier_fraction")
 
 

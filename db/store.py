@@ -35,6 +35,7 @@ from db.models import (
 from profiler.choice.preset import Preset
 from profiler.errors import DatabaseError, NotFound, UsageError
 from profiler.results import NodeInfo, NodeResult
+from profiler.statuses import COMPLETE, PARTIAL, PENDING, RUNNING
 
 if TYPE_CHECKING:
     from profiler.choice.adoption import Adoption
@@ -74,7 +75,7 @@ def create_calibration(
     executor: str,
     profile: str,
     settings: dict[str, Any],
-    status: str = "running",
+    status: str = RUNNING,
     created_at: dt.datetime | None = None,
     owner: tuple[str, int, float] | None = None,
 ) -> int:
@@ -173,7 +174,7 @@ def store_node_result(
         job.conditions = _plain_json(result.conditions)
     # The job's state in the batch system's words (COMPLETED, TIMEOUT, ...), stored in the
     # same transaction as the result: a reader never sees one without the other.
-    job.state = state or ("COMPLETED" if result.status == "complete" else "FAILED")
+    job.state = state or ("COMPLETED" if result.status == COMPLETE else "FAILED")
     if reason or result.error:
         job.reason = reason or result.error
     if log_tail:
@@ -208,7 +209,7 @@ def finish_calibration(
             update(Calibration)
             .where(
                 Calibration.id == calibration_id,
-                Calibration.status.in_(("pending", "running")),
+                Calibration.status.in_((PENDING, RUNNING)),
             )
             .values(
                 status=status, error=error, verdict=verdict, finished_at=finished_at or utcnow()
@@ -250,7 +251,7 @@ def store_missing_preset(
     calibration = session.get(Calibration, calibration_id, with_for_update=True)
     if calibration is None:
         raise NotFound(f"no calibration with id {calibration_id}")
-    if calibration.status not in ("complete", "partial"):
+    if calibration.status not in (COMPLETE, PARTIAL):
         return False, None
     if session.scalars(select(PresetRow.id).filter_by(calibration_id=calibration_id)).first():
         return False, None

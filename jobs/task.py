@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.checkpoint import append, read_checkpoint, save_result
+from profiler.statuses import FAILED, PARTIAL
 
 if TYPE_CHECKING:
     from profiler.measure.conditions import Conditions
@@ -94,7 +95,7 @@ def recovered_result(spec: TaskSpec, error: str) -> NodeResult:
     checkpoint = read_checkpoint(spec.checkpoint)
     points = [Measurement.from_dict(p) for p in checkpoint.measurements]
     node = NodeInfo.from_dict(checkpoint.node) if checkpoint.node else None
-    status = "partial" if points else "failed"
+    status = PARTIAL if points else FAILED
     return build_result(spec, node, points, status, _now(), error=error)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from profiler.statuses import NOISY
+
 if TYPE_CHECKING:
     from profiler.results import Verification
 
@@ -21,7 +23,7 @@ __all__ = ["CLEAN", "NOISY", "UNVERIFIED", "VERIFICATION_FAILED", "Adoption", "d
 
 CLEAN = "clean"
 UNVERIFIED = "unverified"
-NOISY = "noisy"
+NOISY = NOISY
 VERIFICATION_FAILED = "verification failed"
 
 _AGAIN = (
@@ -52,7 +54,7 @@ def quality(
             f"{v.fresh_gflops:.1f} GFLOP/s, {v.ratio:.0%} of the sweep's {v.sweep_gflops:.1f}"
             + (f" ({v.note})" if v.note else "")
         )
-    if verdict == "noisy":
+    if verdict == NOISY:
         return NOISY, "the node was busy: " + "; ".join(reasons or ["see the conditions"])
     if verdict == "unknown":  # cannot be told quiet: as good as noisy
         return NOISY, "the node's load could not be judged: " + "; ".join(reasons)

@@ -11,6 +11,7 @@ import typer
 from profiler.cli import display
 from profiler.cli._common import handle_errors, open_db
 from profiler.cli.options import ExecutorName, JsonOption, Profile
+from profiler.statuses import COMPLETE, RUNNING
 
 if TYPE_CHECKING:
     from profiler.cli.finishing import CalibrationReport
@@ -182,7 +183,7 @@ def _report(
         doc["preset_files"] = [str(p) for p in r.preset_paths]
     if json_output:
         display.print_json(docs[0] if len(docs) == 1 else {"calibrations": docs})
-    elif any(r.status == "running" for r in reports):
+    elif any(r.status == RUNNING for r in reports):
         display.print_pending(docs)
     else:
         from profiler.cli import display_node
@@ -191,7 +192,7 @@ def _report(
             display_node.print_calibration(doc)
             adopted = r.adoption.adopted if r.adoption is not None else None
             display.print_preset_paths(r.node_type, r.status, r.preset_paths, adopted)
-    running = any(r.status == "running" for r in reports)
+    running = any(r.status == RUNNING for r in reports)
     if stopped_by or (running and wait):  # running and waited: Ctrl-C on a batch system
         if not running:
             stored = ", ".join(f"{r.calibration_id} ({r.status})" for r in reports)
@@ -204,17 +205,15 @@ def _report(
         if r.adoption is not None and not r.adoption.adopted:
             display.err(f"calibration {r.calibration_id} ({r.node_type}): {r.adoption.note}")
             failed = True
-        elif r.adoption is None and r.status == "complete":
+        elif r.adoption is None and r.status == COMPLETE:
             display.err(
                 f"calibration {r.calibration_id} ({r.node_type}): no preset could be derived "
                 "(no point's thread count held; see `blasprof show "
                 f"{r.calibration_id}`); jobs keep their preset"
             )
             failed = True
-    if any(r.status != "complete" for r in reports):
-        bad = ", ".join(
-            f"{r.calibration_id} ({r.status})" for r in reports if r.status != "complete"
-        )
+    if any(r.status != COMPLETE for r in reports):
+        bad = ", ".join(f"{r.calibration_id} ({r.status})" for r in reports if r.status != COMPLETE)
         display.err(f"calibration did not complete: {bad}; the points measured are stored")
         failed = True
     if failed:

@@ -21,6 +21,7 @@ from jobs.registry import get_backend, ran_on_batch
 from profiler.cli import display
 from profiler.cli.finishing import CalibrationReport, collect_one, finish, finish_preset
 from profiler.errors import UsageError
+from profiler.statuses import PENDING, RUNNING
 
 if TYPE_CHECKING:
     from db import CalibrationRecord, Database, JobRecord
@@ -134,7 +135,7 @@ def _owner_state(database: Database, record: CalibrationRecord) -> tuple[str | N
     recorded), and what to do when it is gone."""
     from jobs.owner import GONE, Owner
 
-    if ran_on_batch(record.executor) or record.status not in ("running", "pending"):
+    if ran_on_batch(record.executor) or record.status not in (RUNNING, PENDING):
         return None, None
     seen = database.calibration_owner(record.id)
     if seen is None:
@@ -174,7 +175,7 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
             not waiting
             and not unreachable
             and not database.pending_jobs(cal_id)
-            and record.status in ("running", "pending")
+            and record.status in (RUNNING, PENDING)
         ):
             report: CalibrationReport | None = finish(database, cal_id, error=why)
         elif ids and not waiting and not unreachable:
@@ -252,7 +253,7 @@ def _recover(
     from profiler.settings import SweepSettings
 
     pending = database.pending_jobs(record.id)
-    if record.status not in ("running", "pending"):
+    if record.status not in (RUNNING, PENDING):
         return (0, 0, 0), None
     seen = database.calibration_owner(record.id)
     if seen is None:

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from profiler.statuses import COMPLETE
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -173,7 +175,7 @@ def print_preset_paths(
     if not paths:
         if adopted is False:
             print("no preset written: it was not adopted (see why above); jobs keep theirs")
-        elif status != "complete":
+        elif status != COMPLETE:
             print("no preset written: no node finished its sweep; earlier presets are kept")
         else:
             print("no preset written: nothing usable was measured")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from profiler.cli.display import console, safe
 from profiler.settings import CHOICE_TOLERANCE
+from profiler.statuses import QUIET, VERDICT_UNKNOWN
 
 if TYPE_CHECKING:
     from profiler.results import NodeInfo
@@ -245,8 +246,8 @@ def _print_conditions(conditions: dict[str, Any] | None) -> None:
     if not conditions:
         out.print("conditions: not measured")
         return
-    verdict = safe(conditions.get("verdict", "unknown"))
-    style = "green" if verdict == "quiet" else "bold red"
+    verdict = safe(conditions.get("verdict", VERDICT_UNKNOWN))
+    style = "green" if verdict == QUIET else "bold red"
     figures = []
     for c in conditions.get("nodes", []):
         others, steal = c.get("others_cpu_fraction"), c.get("steal_fraction")

@@ -24,6 +24,7 @@ from profiler.cli import display
 from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_can_write
 from profiler.errors import UsageError
 from profiler.paths import presets_dir
+from profiler.statuses import CANCELLED, COMPLETE, FAILED, PARTIAL
 
 if TYPE_CHECKING:
     from db import CalibrationRecord, Database
@@ -70,11 +71,11 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
     returned = outcome.result if outcome is not None else None
     if returned is None:  # the task may have left its result before its return was lost
         returned = load_result(handle.spec.checkpoint)
-        if returned is not None and returned.get("status") == "complete":
+        if returned is not None and returned.get("status") == COMPLETE:
             state = states.COMPLETED  # what ended it came after the sweep: nothing was lost
     if returned is not None:
         result = NodeResult.from_dict(returned)
-        if result.status != "complete" and state == states.COMPLETED:
+        if result.status != COMPLETE and state == states.COMPLETED:
             # the job ran to its end but the sweep did not: say why in the job's state
             state = states.INTERRUPTED if result.error == "interrupted" else states.FAILED
     else:
@@ -105,11 +106,11 @@ def finish(
     record = database.get_calibration(cal_id)
     complete = [j for j in record.jobs if j.state == states.COMPLETED and j.result_stored]
     if record.jobs and len(complete) == len(record.jobs):
-        status = "complete"
+        status = COMPLETE
     elif record.measurements:
-        status = "partial"
+        status = PARTIAL
     else:
-        status = "cancelled" if interrupted else "failed"
+        status = CANCELLED if interrupted else FAILED
     if interrupted:
         error = "interrupted by the user"
     choose, verdict, underived = _chooser(record)
@@ -128,7 +129,7 @@ def finish_preset(database: Database, cal_id: int) -> CalibrationReport | None:
     and the preset were stored together could leave it), derived, stored and written now;
     None when it has one, or has not ended."""
     record = database.get_calibration(cal_id)
-    if record.preset is not None or record.status not in ("complete", "partial"):
+    if record.preset is not None or record.status not in (COMPLETE, PARTIAL):
         return None
     choose, _verdict, underived = _chooser(record)
     had_none, chosen = database.store_missing_preset(cal_id, choose)

@@ -31,6 +31,7 @@ from profiler.errors import DatabaseError, DatabaseUnavailable, JobError, UsageE
 from profiler.names import check_node_type
 from profiler.paths import JOBS_DIR_MODE, PRESETS_DIR_MODE, jobs_dir, presets_dir
 from profiler.settings import PROFILES, SweepSettings, with_overrides
+from profiler.statuses import FAILED, RUNNING
 
 if TYPE_CHECKING:
     from db import Database
@@ -214,7 +215,7 @@ def run_calibration(
             signals.raise_if_received()
         submitted = [_submit(request, database, name, [None], max_threads, base)]
     if not wait:
-        return [CalibrationReport(s.calibration_id, s.node_type, "running") for s in submitted]
+        return [CalibrationReport(s.calibration_id, s.node_type, RUNNING) for s in submitted]
     interrupted = wait_for(
         submitted, settings, max_threads, show_progress=show_progress, stop=signals
     )
@@ -223,7 +224,7 @@ def run_calibration(
             "stopped waiting; the jobs keep running. Collect them later: "
             + collect_command([s.calibration_id for s in submitted])
         )
-        return [CalibrationReport(s.calibration_id, s.node_type, "running") for s in submitted]
+        return [CalibrationReport(s.calibration_id, s.node_type, RUNNING) for s in submitted]
     try:
         reports = []
         for s in submitted:
@@ -335,7 +336,7 @@ def _submit(
         executor=request.executor,
         profile=request.settings.profile,
         settings={**request.settings.to_dict(), **({"force": True} if request.force else {})},
-        status="running",
+        status=RUNNING,
         owner=tuple(Owner.current()),
     )
     try:
@@ -355,7 +356,7 @@ def _submit(
         backend = get_backend(request.executor, folder, cluster=request.cluster)
         handles = backend.submit(specs)
     except BaseException as exc:
-        database.finish_calibration(cal_id, "failed", error=str(exc) or type(exc).__name__)
+        database.finish_calibration(cal_id, FAILED, error=str(exc) or type(exc).__name__)
         raise
     rows = [
         database.add_job(

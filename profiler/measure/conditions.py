@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from profiler.jobstart import budget
+from profiler.statuses import NOISY, QUIET, VERDICT_UNKNOWN
 
 __all__ = ["Conditions", "Watch", "judge", "OTHERS_LIMIT", "STEAL_LIMIT", "OUTLIER_LIMIT"]
 
@@ -174,7 +175,7 @@ def judge(
     if others is None:
         reasons.append("the CPU time of other processes could not be read (/proc/stat)")
     return Conditions(
-        verdict=("unknown" if others is None else "noisy") if reasons else "quiet",
+        verdict=(VERDICT_UNKNOWN if others is None else NOISY) if reasons else QUIET,
         reasons=tuple(reasons),
         wall_s=round(wall, 3),
         cpus=n,

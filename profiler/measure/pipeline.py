@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from profiler.statuses import COMPLETE, FAILED, PARTIAL
+
 if TYPE_CHECKING:
     from profiler.measure.conditions import Conditions
     from profiler.results import Measurement, NodeInfo, Verification
@@ -75,7 +77,7 @@ def measure_node(
             counts = resolve_threads(settings.threads, node.usable_cpus)
             check_memory(settings, node.memory_available_bytes)
         except UsageError as exc:
-            return NodeOutcome("failed", node, (), error=str(exc))
+            return NodeOutcome(FAILED, node, (), error=str(exc))
 
         progress.phase("sweep")
         # the whole affinity mask: the sweep's threads are not pinned, and others on any of
@@ -104,7 +106,7 @@ def measure_node(
             else:
                 verification = verify_preset(preset, measurements, settings)
         return NodeOutcome(
-            "complete" if outcome.completed else "partial",
+            COMPLETE if outcome.completed else PARTIAL,
             node,
             tuple(measurements),
             verification=verification,
@@ -114,7 +116,7 @@ def measure_node(
     except KeyboardInterrupt:
         conditions = watch.stop([m.samples for m in measurements]) if watch else None
         return NodeOutcome(
-            "partial", node, tuple(measurements), error="interrupted", conditions=conditions
+            PARTIAL, node, tuple(measurements), error="interrupted", conditions=conditions
         )
 
 
