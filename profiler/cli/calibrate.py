@@ -14,7 +14,7 @@ from profiler.cli.options import ExecutorName, JsonOption, Profile
 from profiler.statuses import COMPLETE, RUNNING
 
 if TYPE_CHECKING:
-    from profiler.cli.finishing import CalibrationReport
+    from profiler.calibration.finish import CalibrationReport
 
 
 @handle_errors
@@ -127,8 +127,8 @@ def calibrate_command(
     clean preset exists, or the preset did not verify in a fresh process; then the command
     exits 1 and says why. --force adopts it anyway.
     """
-    from profiler.cli.signals import noted
-    from profiler.cli.workflow import build_request, run_calibration
+    from profiler.calibration.run import build_request, run_calibration
+    from profiler.calibration.signals import noted
 
     request = build_request(
         executor=executor.value,
@@ -177,7 +177,7 @@ def _report(
 ) -> None:
     """Print how each calibration ended and exit with what it came to (``stopped_by``: the
     signal that stopped it, empty when none did)."""
-    from profiler.cli.signals import INTERRUPTED_EXIT
+    from profiler.calibration.signals import INTERRUPTED_EXIT
 
     for doc, r in zip(docs, reports, strict=True):
         doc["preset_files"] = [str(p) for p in r.preset_paths]

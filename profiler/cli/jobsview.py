@@ -21,7 +21,7 @@ def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> 
 
     Examples:  blasprof status     blasprof status 12 13 --json
     """
-    from profiler.cli.collecting import job_statuses
+    from profiler.calibration.recover import job_statuses
 
     docs = job_statuses(open_db(), check_ids(ids))
     if json_output:
@@ -41,7 +41,7 @@ def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) ->
 
     Examples:  blasprof collect     blasprof collect 12 --json
     """
-    from profiler.cli.collecting import collect
+    from profiler.calibration.recover import collect
 
     docs = collect(open_db(), check_ids(ids))
     if json_output:

@@ -80,8 +80,8 @@ def presets_write_command(
 
     Example:  blasprof presets write --out /shared/blasprof/presets
     """
+    from profiler.calibration.finish import write_presets
     from profiler.cli import display
-    from profiler.cli.finishing import write_presets
 
     if out is not None and not out.strip():
         raise UsageError("--out: empty; give the presets directory, e.g. --out ./presets")

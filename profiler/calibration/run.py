@@ -2,11 +2,11 @@
 
 Plain functions over a ``Database`` and the executors, testable without the command line:
 ``build_request`` checks the options once; ``run_calibration`` plans, submits, waits, and
-hands each task's outcome to ``profiler.cli.finishing``, which stores it and turns it into
+hands each task's outcome to ``profiler.calibration.finish``, which stores it and turns it into
 a status, a preset and its files. Commands call these and ``profiler.cli.display``.
 
 Once the tasks have ended, storing runs to its end whatever signal comes (see
-``profiler.cli.signals``). When the database still refuses the results after its retries,
+``profiler.calibration.signals``). When the database still refuses the results after its retries,
 the command fails with where the results are and the command that stores them.
 """
 
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from jobs import states
 from jobs.checkpoint import checkpoint_path
 from jobs.registry import backend_class, choose, get_backend
+from profiler.calibration.finish import CalibrationReport, check_preset_files, collect_one, finish
 from profiler.cli import display
 from profiler.cli._common import collect_command, ensure_dir
-from profiler.cli.finishing import CalibrationReport, check_preset_files, collect_one, finish
 from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
 from profiler.errors import DatabaseError, DatabaseUnavailable, JobError, UsageError
 from profiler.names import check_node_type
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from jobs.base import Backend, Handle
     from jobs.cluster import Cluster, NodeType
     from jobs.task import TaskSpec
-    from profiler.cli.signals import Signals
+    from profiler.calibration.signals import Signals
 
 __all__ = [
     "CalibrationRequest",

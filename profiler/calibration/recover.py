@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from jobs import states
 from jobs.base import Outcome
 from jobs.registry import get_backend, ran_on_batch
+from profiler.calibration.finish import CalibrationReport, collect_one, finish, finish_preset
 from profiler.cli import display
-from profiler.cli.finishing import CalibrationReport, collect_one, finish, finish_preset
 from profiler.errors import UsageError
 from profiler.statuses import PENDING, RUNNING
 
