@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from profiler.files import replace
 
 __all__ = [
     "Checkpoint",
@@ -89,16 +90,7 @@ def result_path(checkpoint: str | Path) -> Path:
 def save_result(checkpoint: str | Path, result: dict[str, Any]) -> Path:
     """Write ``result`` beside ``checkpoint``, atomically; return its path."""
     path = result_path(checkpoint)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace(path, lambda fh: json.dump(result, fh))
     return path
 
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from jobs import states
 from jobs.registry import ran_on_batch
 from profiler.cli import display
-from profiler.cli._common import check_output_file, ensure_dir, warn_if_others_can_write
 from profiler.errors import UsageError
+from profiler.files import check_output_file, ensure_dir, others_can_write
 from profiler.paths import presets_dir
 from profiler.statuses import CANCELLED, COMPLETE, FAILED, PARTIAL
 
@@ -292,7 +292,8 @@ def write_presets(
     kept = {n for n in bad if n in known and n not in fresh}
     per_type = [n for n in known if n not in kept] if presets is None else list(fresh)
     check_preset_files(directory, per_type)
-    warn_if_others_can_write(directory)
+    if (warning := others_can_write(directory)) is not None:
+        display.err(warning)
     paths, warnings = write_files(list(known.values()), directory, per_type)
     for line in (*unusable, *warnings):
         display.err(line)

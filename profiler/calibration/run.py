@@ -25,9 +25,10 @@ from jobs.checkpoint import checkpoint_path
 from jobs.registry import backend_class, choose, get_backend
 from profiler.calibration.finish import CalibrationReport, check_preset_files, collect_one, finish
 from profiler.cli import display
-from profiler.cli._common import collect_command, ensure_dir
+from profiler.cli._common import collect_command
 from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
 from profiler.errors import DatabaseError, DatabaseUnavailable, JobError, UsageError
+from profiler.files import ensure_dir
 from profiler.names import check_node_type
 from profiler.paths import JOBS_DIR_MODE, PRESETS_DIR_MODE, jobs_dir, presets_dir
 from profiler.settings import PROFILES, SweepSettings, with_overrides

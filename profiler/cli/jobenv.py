@@ -103,8 +103,8 @@ def wrap_command(
 
       blasprof wrap job.sh -o job-with-presets.sh
     """
-    from profiler.cli._common import write_atomic
     from profiler.errors import UsageError
+    from profiler.files import write_text
     from profiler.jobstart.apply import wrap
 
     try:
@@ -131,7 +131,7 @@ def wrap_command(
         display.err(f"{script} loads the presets already; nothing changed")
         return
     mode = script.stat().st_mode & 0o777
-    write_atomic(target, wrapped, mode=mode)
+    write_text(target, wrapped, mode=mode, say=display.err)
     display.err(f"wrote {target}")
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from profiler.cli._common import handle_errors, open_db
+from profiler.cli.display import err
 from profiler.cli.options import Format
 from profiler.errors import NotFound, UsageError
 
@@ -47,7 +48,7 @@ def preset_command(
 
       blasprof preset typea --format py -o blas_preset_typea.py
     """
-    from profiler.cli._common import write_atomic
+    from profiler.files import write_text
     from profiler.jobstart.forms import render
     from profiler.names import check_node_type
     from profiler.paths import presets_dir
@@ -58,7 +59,7 @@ def preset_command(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        write_atomic(output, text)
+        write_text(output, text, say=err)
         typer.echo(f"wrote {output}", err=True)
 
 

@@ -8,16 +8,15 @@ sees the old file or the new one.
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import UsageError
+from profiler.files import replace
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -84,15 +83,8 @@ def check_output(path: Path) -> Path:
 
 
 def _save(figure: Figure, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format=path.suffix.lower().lstrip("."), dpi=_DPI)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fmt = path.suffix.lower().lstrip(".")
+    replace(path, binary=True, to_name=lambda tmp: figure.savefig(tmp, format=fmt, dpi=_DPI))
 
 
 def plot_calibration(doc: dict[str, Any], path: Path) -> None:

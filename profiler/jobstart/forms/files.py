@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import py_compile
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from profiler.files import replace
 from profiler.jobstart.forms import FORMATS, Form
 from profiler.jobstart.forms.checked import Bundle, UnsafePreset, bundle, shell_path
 from profiler.paths import make_dir
@@ -38,25 +37,16 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     Directories it creates (``modulefiles/``, ``__pycache__/``) get 0755 whatever the umask:
     jobs read them, and no one else may write there."""
     make_dir(path.parent, 0o755)
-    try:
-        old_second = int(path.stat().st_mtime)
-    except OSError:
-        old_second = None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        if path.suffix == ".py" and old_second is not None and int(time.time()) <= old_second:
+    later = None
+    if path.suffix == ".py":
+        try:
+            old_second = int(path.stat().st_mtime)
+        except OSError:
+            old_second = None
+        if old_second is not None and int(time.time()) <= old_second:
             # a .pyc stamped with the old file's second and size must not match this one
             later = (old_second + 1) * 1_000_000_000
-            os.utime(tmp, ns=(later, later))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace(path, lambda fh: fh.write(text), mode=mode, mtime_ns=later)
     if path.suffix == ".py":
         _compile(path)
 
