@@ -47,11 +47,11 @@ def test_a_count_100x_slower_for_float64_is_never_chosen() -> None:
 
 def test_the_report_names_whose_best_it_passed_over(capsys: pytest.CaptureFixture[str]) -> None:
     # as this machine measured it: float64 best on 2 threads, float32 on 1; 1 loses less
-    from profiler.cli.display_node import _print_choice
+    from profiler.cli.display_node import print_choice
 
     points = [point(128, 1, 52.1), point(128, 2, 59.3)]
     points += [point(128, 1, 107.3, "float32"), point(128, 2, 93.9, "float32")]
-    _print_choice(derive(points, node_type="n", calibrated_cpus=2).to_dict())
+    print_choice(derive(points, node_type="n", calibrated_cpus=2).to_dict())
     out = " ".join(capsys.readouterr().out.split())  # as one line, whatever the width
     small = out.split("small (", 1)[1].split(" medium (", 1)[0]
     assert small.startswith("n <= 256, measured at n = 128): 1 thread, 52.1 GFLOP/s;")

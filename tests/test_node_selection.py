@@ -74,19 +74,19 @@ def test_nodes_keep_those_with_the_features_idle_first(
 def test_nodes_per_type_takes_that_many_distinct_nodes_pinned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from profiler.calibration.run import CalibrationRequest, _hosts
+    from profiler.calibration.run import CalibrationRequest, hosts_for
     from profiler.settings import PROFILES
 
     monkeypatch.setenv("PATH", _fake_sinfo(tmp_path, "a|idle|x\nb|mixed|x\nc|idle|x\n")["PATH"])
     backend = SlurmBackend(tmp_path / "jobs")
     node_type = NodeType("t", partition="p", constraint="x")
     request = CalibrationRequest("slurm", ("t",), PROFILES["quick"], nodes_per_type=2)
-    assert _hosts(request, backend, node_type) == ["a", "c"]  # distinct, idle first
+    assert hosts_for(request, backend, node_type) == ["a", "c"]  # distinct, idle first
     one = CalibrationRequest("slurm", ("t",), PROFILES["quick"], nodes_per_type=1)
-    assert _hosts(one, backend, node_type) == [None]  # any matching node; sbatch filters
+    assert hosts_for(one, backend, node_type) == [None]  # any matching node; sbatch filters
     four = CalibrationRequest("slurm", ("t",), PROFILES["quick"], nodes_per_type=4)
     with pytest.raises(UsageError, match=r"has 3 node\(s\) .*\(a, c, b\).*at most 3"):
-        _hosts(four, backend, node_type)
+        hosts_for(four, backend, node_type)
 
 
 def _cluster_file(tmp_path: Path, extra: str = "") -> Path:

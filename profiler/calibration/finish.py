@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from jobs import states
 from jobs.registry import ran_on_batch
-from profiler.cli import display
 from profiler.errors import UsageError
 from profiler.files import check_output_file, ensure_dir, others_can_write
 from profiler.paths import presets_dir
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from db import CalibrationRecord, Database
     from db.store import PresetChoice
     from jobs.base import Handle
+    from profiler.calibration.sink import Sink
     from profiler.choice.adoption import Adoption
     from profiler.choice.preset import Preset
     from profiler.results import Measurement, NodeInfo, NodeResult
@@ -92,7 +92,12 @@ def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | No
 
 
 def finish(
-    database: Database, cal_id: int, *, interrupted: bool = False, error: str | None = None
+    database: Database,
+    cal_id: int,
+    sink: Sink,
+    *,
+    interrupted: bool = False,
+    error: str | None = None,
 ) -> CalibrationReport:
     """Once every job of a calibration has ended: its status, its verdict, its preset, and
     whether the preset is adopted (then its files are written).
@@ -121,10 +126,10 @@ def finish(
         # another collector finished it (and wrote its presets) first
         now = database.get_calibration(cal_id).status
         return CalibrationReport(cal_id, record.node_type, now)
-    return _ended(database, record, status, chosen, underived)
+    return _ended(database, record, status, chosen, underived, sink)
 
 
-def finish_preset(database: Database, cal_id: int) -> CalibrationReport | None:
+def finish_preset(database: Database, cal_id: int, sink: Sink) -> CalibrationReport | None:
     """The preset of a calibration that ended without one (as a blasprof before the status
     and the preset were stored together could leave it), derived, stored and written now;
     None when it has one, or has not ended."""
@@ -135,7 +140,7 @@ def finish_preset(database: Database, cal_id: int) -> CalibrationReport | None:
     had_none, chosen = database.store_missing_preset(cal_id, choose)
     if not had_none:
         return None
-    return _ended(database, record, record.status, chosen, underived)
+    return _ended(database, record, record.status, chosen, underived, sink)
 
 
 def _chooser(record: CalibrationRecord) -> tuple[PresetChoice, str | None, list[str]]:
@@ -183,14 +188,15 @@ def _ended(
     status: str,
     chosen: tuple[Preset, Adoption] | None,
     underived: Sequence[str],
+    sink: Sink,
 ) -> CalibrationReport:
     """The report of a calibration whose preset was just stored; its files written."""
     for why in underived:
-        display.err(f"calibration {record.id}: no preset derived: {why}")
+        sink.warn(f"calibration {record.id}: no preset derived: {why}")
     if chosen is None:
         return CalibrationReport(record.id, record.node_type, status)
     preset, adoption = chosen
-    paths = write_presets(database, [preset]).paths if adoption.adopted else ()
+    paths = write_presets(database, sink, [preset]).paths if adoption.adopted else ()
     return CalibrationReport(record.id, record.node_type, status, paths, adoption)
 
 
@@ -246,7 +252,10 @@ class Written:
 
 
 def write_presets(
-    database: Database, presets: Sequence[Preset] | None = None, out: Path | None = None
+    database: Database,
+    sink: Sink,
+    presets: Sequence[Preset] | None = None,
+    out: Path | None = None,
 ) -> Written:
     """Write each of ``presets`` (default: every node type's latest) in every form, and the
     dispatchers over every node type; say on stderr what was left out and why.
@@ -293,10 +302,10 @@ def write_presets(
     per_type = [n for n in known if n not in kept] if presets is None else list(fresh)
     check_preset_files(directory, per_type)
     if (warning := others_can_write(directory)) is not None:
-        display.err(warning)
+        sink.warn(warning)
     paths, warnings = write_files(list(known.values()), directory, per_type)
     for line in (*unusable, *warnings):
-        display.err(line)
+        sink.warn(line)
     return Written(tuple(paths), tuple(unusable))
 
 

@@ -19,7 +19,6 @@ from jobs import states
 from jobs.base import Outcome
 from jobs.registry import get_backend, ran_on_batch
 from profiler.calibration.finish import CalibrationReport, collect_one, finish, finish_preset
-from profiler.cli import display
 from profiler.errors import UsageError
 from profiler.statuses import PENDING, RUNNING
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from db import CalibrationRecord, Database, JobRecord
     from jobs.base import Backend, Handle
     from jobs.task import TaskSpec
+    from profiler.calibration.sink import Sink
 
 __all__ = ["collect", "job_statuses"]
 
@@ -150,19 +150,23 @@ def _owner_state(database: Database, record: CalibrationRecord) -> tuple[str | N
     )
 
 
-def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
+def collect(
+    database: Database, ids: Sequence[int], sink: Sink
+) -> tuple[list[dict[str, Any]], list[CalibrationReport]]:
     """Store the results of jobs that have ended; finish calibrations whose jobs all ended.
+    Returns a document per calibration and the report of each one this call finished.
 
     Safe to run again, and from several processes at once: a result is stored once.
     """
     reattacher = _Reattacher()
     docs: list[dict[str, Any]] = []
+    finished: list[CalibrationReport] = []
     for cal_id in _calibration_ids(database, ids):
         record = database.get_calibration(cal_id)
         if ran_on_batch(record.executor):
-            counts, why = _collect_batch(database, record, reattacher), None
+            counts, why = _collect_batch(database, record, reattacher, sink), None
         else:
-            counts, why = _recover(database, record, reattacher)
+            counts, why = _recover(database, record, reattacher, sink)
         stored, waiting, unreachable = counts
         doc: dict[str, Any] = {
             "calibration_id": cal_id,
@@ -177,13 +181,14 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
             and not database.pending_jobs(cal_id)
             and record.status in (RUNNING, PENDING)
         ):
-            report: CalibrationReport | None = finish(database, cal_id, error=why)
+            report: CalibrationReport | None = finish(database, cal_id, sink, error=why)
         elif ids and not waiting and not unreachable:
             # asked for by id: one that ended without its preset gets it now
-            report = finish_preset(database, cal_id)
+            report = finish_preset(database, cal_id, sink)
         else:
             report = None
         if report is not None:
+            finished.append(report)
             doc["status"] = report.status
             doc["preset_files"] = [str(p) for p in report.preset_paths]
             if report.adoption is not None:
@@ -193,11 +198,11 @@ def collect(database: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
             doc["status"] = database.get_calibration(cal_id).status
             doc["preset_files"] = []
         docs.append(doc)
-    return docs
+    return docs, finished
 
 
 def _collect_batch(
-    database: Database, record: CalibrationRecord, reattacher: _Reattacher
+    database: Database, record: CalibrationRecord, reattacher: _Reattacher, sink: Sink
 ) -> tuple[int, int, int]:
     stored, waiting, unreachable = 0, 0, 0
     for job in database.pending_jobs(record.id):
@@ -209,7 +214,7 @@ def _collect_batch(
         elif collect_one(database, handle, job.id) is not None:
             stored += 1
     if unreachable:
-        display.err(
+        sink.warn(
             f"calibration {record.id}: {unreachable} job(s) of executor "
             f"{record.executor} cannot be found again"
         )
@@ -241,7 +246,7 @@ class _LeftBehind:
 
 
 def _recover(
-    database: Database, record: CalibrationRecord, reattacher: _Reattacher
+    database: Database, record: CalibrationRecord, reattacher: _Reattacher, sink: Sink
 ) -> tuple[tuple[int, int, int], str | None]:
     """A calibration of this machine: store what its tasks left once its blasprof is gone.
 
@@ -257,7 +262,7 @@ def _recover(
         return (0, 0, 0), None
     seen = database.calibration_owner(record.id)
     if seen is None:
-        display.err(
+        sink.warn(
             f"calibration {record.id}: no blasprof process is recorded for it, so it cannot "
             "be told whether one still stores it; it is left as it is"
         )
@@ -265,7 +270,7 @@ def _recover(
     owner = Owner(*seen)
     state = owner.state()
     if state == ELSEWHERE:
-        display.err(
+        sink.warn(
             f"calibration {record.id} runs on host {owner.host}: run `blasprof collect "
             f"{record.id}` there"
         )

@@ -1,13 +1,14 @@
-"""The application layer of ``calibrate``: check the request, submit, wait, store, finish.
+"""A calibration from request to report: check the request, submit, wait, store, finish.
 
 Plain functions over a ``Database`` and the executors, testable without the command line:
-``build_request`` checks the options once; ``run_calibration`` plans, submits, waits, and
-hands each task's outcome to ``profiler.calibration.finish``, which stores it and turns it into
-a status, a preset and its files. Commands call these and ``profiler.cli.display``.
+``build_request`` checks the options once (the caller has parsed them); ``run_calibration``
+plans, submits, waits, and hands each task's outcome to ``profiler.calibration.finish``,
+which stores it and turns it into a status, a preset and its files. Everything a user
+should see goes through the ``Sink`` the caller passes in.
 
 Once the tasks have ended, storing runs to its end whatever signal comes (see
-``profiler.calibration.signals``). When the database still refuses the results after its retries,
-the command fails with where the results are and the command that stores them.
+``profiler.calibration.signals``). When the database still refuses the results after its
+retries, the command fails with where the results are and the command that stores them.
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ from jobs import states
 from jobs.checkpoint import checkpoint_path
 from jobs.registry import backend_class, choose, get_backend
 from profiler.calibration.finish import CalibrationReport, check_preset_files, collect_one, finish
-from profiler.cli import display
-from profiler.cli._common import collect_command
-from profiler.cli.options import parse_dtypes, parse_sizes, parse_threads
 from profiler.errors import DatabaseError, DatabaseUnavailable, JobError, UsageError
 from profiler.files import ensure_dir
 from profiler.names import check_node_type
 from profiler.paths import JOBS_DIR_MODE, PRESETS_DIR_MODE, jobs_dir, presets_dir
-from profiler.settings import PROFILES, SweepSettings, with_overrides
+from profiler.settings import PROFILES, SweepSettings, ThreadCounts, with_overrides
 from profiler.statuses import FAILED, RUNNING
 
 if TYPE_CHECKING:
@@ -40,6 +38,7 @@ if TYPE_CHECKING:
     from jobs.cluster import Cluster, NodeType
     from jobs.task import TaskSpec
     from profiler.calibration.signals import Signals
+    from profiler.calibration.sink import Sink
 
 __all__ = [
     "CalibrationRequest",
@@ -76,9 +75,9 @@ def build_request(
     executor: str,
     node_types: Sequence[str],
     profile: str,
-    sizes: str | None = None,
-    dtypes: str | None = None,
-    threads: str | None = None,
+    sizes: tuple[int, ...] | None = None,
+    dtypes: tuple[str, ...] | None = None,
+    threads: ThreadCounts | None = None,
     min_time: float | None = None,
     samples: int | None = None,
     exhaustive: bool = False,
@@ -92,7 +91,8 @@ def build_request(
     force: bool = False,
     partial_node: bool = False,
 ) -> CalibrationRequest:
-    """Parse and check the options; every problem is a UsageError naming the option."""
+    """Check the options (parsed by the caller); every problem is a UsageError naming the
+    option."""
     if min_time is not None and not 0 < min_time <= 60:
         raise UsageError(f"--min-time: must be > 0 and at most 60 seconds, got {min_time}")
     if samples is not None and not 1 <= samples <= 1000:
@@ -101,9 +101,9 @@ def build_request(
         raise UsageError(f"--tolerance: must be in [0, 1), got {tolerance}")
     settings = with_overrides(
         PROFILES[profile],
-        sizes=parse_sizes(sizes) if sizes is not None else None,
-        dtypes=parse_dtypes(dtypes) if dtypes is not None else None,
-        threads=parse_threads(threads) if threads is not None else None,
+        sizes=sizes,
+        dtypes=dtypes,
+        threads=threads,
         min_time=min_time,
         samples=samples,
         strategy="exhaustive" if exhaustive else None,
@@ -174,7 +174,7 @@ def run_calibration(
     request: CalibrationRequest,
     database: Database,
     *,
-    show_progress: bool = True,
+    sink: Sink,
     wait: bool = True,
     signals: Signals | None = None,
 ) -> list[CalibrationReport]:
@@ -198,7 +198,7 @@ def run_calibration(
         submitted = []
         for name in request.node_types:
             node_type = cluster.node_type(name)
-            hosts = _hosts(request, lister, node_type)
+            hosts = hosts_for(request, lister, node_type)
             if signals is not None and not submitted:  # later: the wait says how to collect
                 signals.raise_if_received()
             submitted.append(_submit(request, database, name, hosts, node_type.cpus_per_task, base))
@@ -217,13 +217,11 @@ def run_calibration(
         submitted = [_submit(request, database, name, [None], max_threads, base)]
     if not wait:
         return [CalibrationReport(s.calibration_id, s.node_type, RUNNING) for s in submitted]
-    interrupted = wait_for(
-        submitted, settings, max_threads, show_progress=show_progress, stop=signals
-    )
+    interrupted = wait_for(submitted, settings, max_threads, sink=sink, stop=signals)
     if interrupted and request.batch:
-        display.err(
+        sink.warn(
             "stopped waiting; the jobs keep running. Collect them later: "
-            + collect_command([s.calibration_id for s in submitted])
+            + sink.collect_command([s.calibration_id for s in submitted])
         )
         return [CalibrationReport(s.calibration_id, s.node_type, RUNNING) for s in submitted]
     try:
@@ -231,13 +229,15 @@ def run_calibration(
         for s in submitted:
             for handle, row in zip(s.handles, s.rows, strict=True):
                 collect_one(database, handle, row)
-            reports.append(finish(database, s.calibration_id, interrupted=interrupted))
+            reports.append(finish(database, s.calibration_id, sink, interrupted=interrupted))
     except (DatabaseError, DatabaseUnavailable) as exc:
-        raise _not_stored(submitted, exc) from None
+        raise _not_stored(submitted, exc, sink) from None
     return reports
 
 
-def _hosts(request: CalibrationRequest, lister: Backend, node_type: NodeType) -> list[str | None]:
+def hosts_for(
+    request: CalibrationRequest, lister: Backend, node_type: NodeType
+) -> list[str | None]:
     """Where a node type's tasks go: every node up (``--all-nodes``), N distinct nodes
     (``--nodes-per-type N`` or the file's ``nodes``), each pinned to its node, or, for one
     node, wherever Slurm starts it first. Nodes are those that match the type's constraint."""
@@ -271,7 +271,7 @@ def _hosts(request: CalibrationRequest, lister: Backend, node_type: NodeType) ->
     return list(up[:wanted])
 
 
-def _not_stored(submitted: Sequence[_Submitted], exc: Exception) -> JobError:
+def _not_stored(submitted: Sequence[_Submitted], exc: Exception, sink: Sink) -> JobError:
     """The work is done but the database refused it: say where the results are and how to
     store them once the database answers again."""
     from jobs.checkpoint import result_path
@@ -283,7 +283,7 @@ def _not_stored(submitted: Sequence[_Submitted], exc: Exception) -> JobError:
             result = result_path(checkpoint)
             files.append(str(result if result.exists() else checkpoint))
     shown = ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
-    command = collect_command([s.calibration_id for s in submitted])
+    command = sink.collect_command([s.calibration_id for s in submitted])
     return JobError(f"{exc}. Nothing measured is lost: it is in {shown}; store it with: {command}")
 
 
@@ -377,7 +377,7 @@ def wait_for(
     settings: SweepSettings,
     max_threads: int,
     *,
-    show_progress: bool = True,
+    sink: Sink,
     poll_s: float = 0.2,
     stop: Signals | None = None,
 ) -> bool:
@@ -394,7 +394,7 @@ def wait_for(
     batch = any(s.backend.batch for s in submitted)
     total = planned_points(settings, range(1, max_threads + 1)) * len(handles)
     interrupted = False
-    with display.progress("calibrating", total, enabled=show_progress) as bar:
+    with sink.progress("calibrating", total) as bar:
         try:
             while True:
                 if stop is not None:

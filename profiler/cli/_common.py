@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -17,6 +18,7 @@ from profiler.errors import BlasprofError
 
 if TYPE_CHECKING:
     from db import Database
+    from profiler.cli.display import Bar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,13 +56,29 @@ def open_db(migrate: bool = True) -> Database:
     return open_database(STATE.db_url, migrate=migrate)
 
 
-def collect_command(ids: Iterable[int]) -> str:
-    """The command that stores calibrations ``ids``, with the --db given (password masked)."""
-    import shlex
+class TerminalSink:
+    """The calibration lifecycle's sink on a terminal: each warning one line on stderr, a
+    progress bar when ``show_progress``, and the collect command with the --db given."""
 
-    db = ""
-    if STATE.db_url and STATE.db_url != os.environ.get("BLASPROF_DB"):
-        from db.errors import mask_unparsed
+    def __init__(self, show_progress: bool = True) -> None:
+        self.show_progress = show_progress
 
-        db = f"--db {shlex.quote(mask_unparsed(STATE.db_url))} "
-    return f"blasprof {db}collect {' '.join(str(i) for i in ids)}"
+    def warn(self, line: str) -> None:
+        err(line)
+
+    def progress(self, label: str, total: int) -> AbstractContextManager[Bar]:
+        from profiler.cli.display import progress
+
+        return progress(label, total, enabled=self.show_progress)
+
+    def collect_command(self, ids: Iterable[int]) -> str:
+        """The command that stores calibrations ``ids``, with the --db given (password
+        masked)."""
+        import shlex
+
+        db = ""
+        if STATE.db_url and STATE.db_url != os.environ.get("BLASPROF_DB"):
+            from db.errors import mask_unparsed
+
+            db = f"--db {shlex.quote(mask_unparsed(STATE.db_url))} "
+        return f"blasprof {db}collect {' '.join(str(i) for i in ids)}"

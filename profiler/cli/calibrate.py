@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from profiler.cli import display
-from profiler.cli._common import handle_errors, open_db
-from profiler.cli.options import ExecutorName, JsonOption, Profile
-from profiler.statuses import COMPLETE, RUNNING
+from profiler.cli._common import TerminalSink, handle_errors, open_db
+from profiler.cli.options import (
+    ExecutorName,
+    JsonOption,
+    Profile,
+    parse_dtypes,
+    parse_sizes,
+    parse_threads,
+)
+from profiler.statuses import RUNNING
 
 if TYPE_CHECKING:
     from profiler.calibration.finish import CalibrationReport
@@ -134,9 +141,9 @@ def calibrate_command(
         executor=executor.value,
         node_types=node_type or [],
         profile=profile.value,
-        sizes=sizes,
-        dtypes=dtypes,
-        threads=threads,
+        sizes=parse_sizes(sizes) if sizes is not None else None,
+        dtypes=parse_dtypes(dtypes) if dtypes is not None else None,
+        threads=parse_threads(threads) if threads is not None else None,
         min_time=min_time,
         samples=samples,
         exhaustive=exhaustive,
@@ -158,7 +165,7 @@ def calibrate_command(
         reports = run_calibration(
             request,
             database,
-            show_progress=os.isatty(2) or not json_output,
+            sink=TerminalSink(show_progress=os.isatty(2) or not json_output),
             wait=wait,
             signals=signals,
         )
@@ -177,6 +184,7 @@ def _report(
 ) -> None:
     """Print how each calibration ended and exit with what it came to (``stopped_by``: the
     signal that stopped it, empty when none did)."""
+    from profiler.calibration.outcome import ending
     from profiler.calibration.signals import INTERRUPTED_EXIT
 
     for doc, r in zip(docs, reports, strict=True):
@@ -198,23 +206,8 @@ def _report(
             stored = ", ".join(f"{r.calibration_id} ({r.status})" for r in reports)
             display.err(f"interrupted ({stopped_by}); what was measured is stored: {stored}")
         raise typer.Exit(INTERRUPTED_EXIT)
-    if running:
-        return
-    failed = False
-    for r in reports:
-        if r.adoption is not None and not r.adoption.adopted:
-            display.err(f"calibration {r.calibration_id} ({r.node_type}): {r.adoption.note}")
-            failed = True
-        elif r.adoption is None and r.status == COMPLETE:
-            display.err(
-                f"calibration {r.calibration_id} ({r.node_type}): no preset could be derived "
-                "(no point's thread count held; see `blasprof show "
-                f"{r.calibration_id}`); jobs keep their preset"
-            )
-            failed = True
-    if any(r.status != COMPLETE for r in reports):
-        bad = ", ".join(f"{r.calibration_id} ({r.status})" for r in reports if r.status != COMPLETE)
-        display.err(f"calibration did not complete: {bad}; the points measured are stored")
-        failed = True
-    if failed:
-        raise typer.Exit(1)
+    ended = ending(reports)
+    for line in ended.lines:
+        display.err(line)
+    if ended.code:
+        raise typer.Exit(ended.code)

@@ -210,7 +210,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
     if layouts:
         _print_layouts(layouts, preset)
     if preset:
-        _print_choice(preset)
+        print_choice(preset)
     for job in doc.get("jobs", []):
         v = job.get("verification")
         if v:
@@ -366,7 +366,7 @@ def _print_layouts(points: Sequence[dict[str, Any]], preset: dict[str, Any]) -> 
     out.print(table)
 
 
-def _print_choice(preset: dict[str, Any]) -> None:
+def print_choice(preset: dict[str, Any]) -> None:
     """The count chosen per size class, and what it costs each dtype where no count is
     within the tolerance of every dtype's best."""
     out = console()

@@ -11,7 +11,7 @@ each calibration whose jobs have all ended. Storing is claimed in the database, 
 import typer
 
 from profiler.cli import display
-from profiler.cli._common import handle_errors, open_db
+from profiler.cli._common import TerminalSink, handle_errors, open_db
 from profiler.cli.options import IdsArgument, JsonOption, check_ids
 
 
@@ -36,20 +36,22 @@ def collect_command(ids: IdsArgument = None, json_output: JsonOption = False) ->
 
     Also stores what a local calibration measured when its blasprof was killed or could
     not store it (from its job folder, once that blasprof is gone). Safe to run again, and
-    from several shells at once: a result is stored once. Exits 1 when a calibration it
-    finished has a preset that was not adopted (see `calibrate`).
+    from several shells at once: a result is stored once. Exits 1, as `calibrate` does, when a
+    calibration it finished gave no preset or its preset was not adopted (one that did not
+    complete is said, but storing what it left is this command's work, and that succeeded).
 
     Examples:  blasprof collect     blasprof collect 12 --json
     """
+    from profiler.calibration.outcome import ending
     from profiler.calibration.recover import collect
 
-    docs = collect(open_db(), check_ids(ids))
+    docs, finished = collect(open_db(), check_ids(ids), TerminalSink(show_progress=False))
     if json_output:
         display.print_json(docs)
     else:
         display.print_collected(docs)
-    refused = [d for d in docs if d.get("preset_adopted") is False]
-    for d in refused:
-        display.err(f"calibration {d['calibration_id']} ({d['node_type']}): {d['preset_note']}")
-    if refused:
-        raise typer.Exit(1)
+    ended = ending(finished, incomplete_fails=False)
+    for line in ended.lines:
+        display.err(line)
+    if ended.code:
+        raise typer.Exit(ended.code)

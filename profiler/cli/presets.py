@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from profiler.cli._common import handle_errors, open_db
+from profiler.cli._common import TerminalSink, handle_errors, open_db
 from profiler.cli.display import err
 from profiler.cli.options import Format
 from profiler.errors import NotFound, UsageError
@@ -89,7 +89,9 @@ def presets_write_command(
     database = open_db()
     if not database.node_type_names():
         raise NotFound("no presets stored yet; run `blasprof calibrate` first")
-    written = write_presets(database, None, Path(out) if out is not None else None)
+    written = write_presets(
+        database, TerminalSink(show_progress=False), None, Path(out) if out is not None else None
+    )
     paths = written.paths
     if not any(p.name == "blasprof.sh" for p in paths):
         raise NotFound("no presets stored yet; run `blasprof calibrate` first")
