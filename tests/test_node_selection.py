@@ -74,7 +74,8 @@ def test_nodes_keep_those_with_the_features_idle_first(
 def test_nodes_per_type_takes_that_many_distinct_nodes_pinned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from profiler.calibration.run import CalibrationRequest, hosts_for
+    from profiler.calibration.request import CalibrationRequest
+    from profiler.calibration.run import hosts_for
     from profiler.settings import PROFILES
 
     monkeypatch.setenv("PATH", _fake_sinfo(tmp_path, "a|idle|x\nb|mixed|x\nc|idle|x\n")["PATH"])

@@ -134,7 +134,8 @@ def calibrate_command(
     clean preset exists, or the preset did not verify in a fresh process; then the command
     exits 1 and says why. --force adopts it anyway.
     """
-    from profiler.calibration.run import build_request, run_calibration
+    from profiler.calibration.request import build_request
+    from profiler.calibration.run import run_calibration
     from profiler.calibration.signals import noted
 
     request = build_request(

@@ -81,7 +81,7 @@ def presets_write_command(
 
     Example:  blasprof presets write --out /shared/blasprof/presets
     """
-    from profiler.calibration.finish import write_presets
+    from profiler.calibration.presets import write_presets
     from profiler.cli import display
 
     if out is not None and not out.strip():
