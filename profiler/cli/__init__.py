@@ -16,9 +16,9 @@ from profiler.cli import (
     calibrate,
     compare,
     dbcmd,
-    fleet,
     jobenv,
     jobsview,
+    nodes,
     plot,
     presets,
     probe,
@@ -83,7 +83,7 @@ app.command("list")(query.list_command)
 app.command("show")(query.show_command)
 app.command("best")(query.best_command)
 app.command("compare")(compare.compare_command)
-app.command("nodes")(fleet.nodes_command)
+app.command("nodes")(nodes.nodes_command)
 app.command("plot")(plot.plot_command)
 app.command("preset")(presets.preset_command)
 app.add_typer(presets.presets_app, name="presets")
