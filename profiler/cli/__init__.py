@@ -14,15 +14,16 @@ import typer
 from profiler.cli import (
     _common,
     calibrate,
+    collect,
     compare,
     dbcmd,
     jobenv,
-    jobsview,
     nodes,
     plot,
     presets,
     probe,
     query,
+    status,
 )
 
 __all__ = ["app", "main"]
@@ -77,8 +78,8 @@ def _root(
 
 app.command("probe")(probe.probe_command)
 app.command("calibrate")(calibrate.calibrate_command)
-app.command("status")(jobsview.status_command)
-app.command("collect")(jobsview.collect_command)
+app.command("status")(status.status_command)
+app.command("collect")(collect.collect_command)
 app.command("list")(query.list_command)
 app.command("show")(query.show_command)
 app.command("best")(query.best_command)

@@ -1,11 +1,11 @@
-"""`blasprof status` and `blasprof collect`: calibrations whose jobs outlived the command.
+"""`blasprof collect`: store what calibrations that outlived their command left.
 
 `calibrate --no-wait` (or Ctrl-C while waiting on Slurm) leaves jobs recorded as pending,
 and a calibrate that was killed or could not reach the database leaves its calibration
-running. `status` says where their jobs are; `collect` stores the results of those that
-ended (for a local calibration whose blasprof is gone, from its job folder) and finishes
-each calibration whose jobs have all ended. Storing is claimed in the database, so several
-`collect` runs at once never store a result twice.
+running. `collect` stores the results of those that ended (for a local calibration whose
+blasprof is gone, from its job folder) and finishes each calibration whose jobs have all
+ended. Storing is claimed in the database, so several `collect` runs at once never store a
+result twice. `blasprof status` (cli/status.py) says where their jobs are.
 """
 
 import typer
@@ -13,21 +13,6 @@ import typer
 from profiler.cli import display
 from profiler.cli._common import TerminalSink, handle_errors, open_db
 from profiler.cli.options import IdsArgument, JsonOption, check_ids
-
-
-@handle_errors
-def status_command(ids: IdsArgument = None, json_output: JsonOption = False) -> None:
-    """Show where each job of a calibration is: pending, running, ended, stored.
-
-    Examples:  blasprof status     blasprof status 12 13 --json
-    """
-    from profiler.calibration.recover import job_statuses
-
-    docs = job_statuses(open_db(), check_ids(ids))
-    if json_output:
-        display.print_json(docs)
-    else:
-        display.print_status(docs)
 
 
 @handle_errors
