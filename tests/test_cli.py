@@ -255,6 +255,12 @@ BAD_INPUTS = [
     (["collect", "0"], "out of range"),
     (["list", "--since", "999999999d"], "--since"),
     (["list", "--node-type", "bad name"], "--node-type"),
+    # every command that takes a node type checks it as it is parsed, the same way
+    (["best", "--node-type", "a;b"], "--node-type"),
+    (["compare", "1", "2", "--node-type", "$(x)"], "--node-type"),
+    (["nodes", "--node-type", "../x"], "--node-type"),
+    (["plot", "--history", "--node-type", "Up", "-o", "x.png"], "--node-type"),
+    (["preset", "../x"], "NODE_TYPE"),
     (["nosuchcommand"], "nosuchcommand"),
     (["list", "--since", "9999-12-31T23:59:59-14:00"], "outside the years 1 to 9999"),
     (["list", "--since", "0001-01-01T00:00:00+01:00"], "outside the years 1 to 9999"),

@@ -396,14 +396,14 @@ def test_comparing_two_node_types_matches_points_and_says_so() -> None:
 
 
 def test_identical_nodes_have_no_suspect_and_too_few_are_not_judged() -> None:
-    from profiler.history.fleet import NodeFigures, judge
+    from profiler.history.fleet import NodeFigures, standings
 
     def node(host: str, gflops: float, node_type: str = "t") -> NodeFigures:
         return NodeFigures(node_type, host, 1, 1, NOW, "", {("float64", 1024, 4): gflops})
 
-    (report,) = judge([node(f"n{i}", 100.0) for i in range(6)])
+    (report,) = standings([node(f"n{i}", 100.0) for i in range(6)])
     assert report.suspects == () and report.margin == pytest.approx(0.05)
-    (pair,) = judge([node("a", 100.0), node("b", 50.0)])
+    (pair,) = standings([node("a", 100.0), node("b", 50.0)])
     assert pair.suspects == () and "at least 3" in pair.note
 
 

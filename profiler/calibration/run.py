@@ -110,7 +110,7 @@ def run_calibration(
     if interrupted and request.batch:
         sink.warn(
             "stopped waiting; the jobs keep running. Collect them later: "
-            + sink.collect_command([s.calibration_id for s in submitted])
+            + sink.collect_hint([s.calibration_id for s in submitted])
         )
         return [CalibrationReport(s.calibration_id, s.node_type, RUNNING) for s in submitted]
     try:
@@ -172,7 +172,7 @@ def _not_stored(submitted: Sequence[_Submitted], exc: Exception, sink: Sink) -> 
             result = result_path(checkpoint)
             files.append(str(result if result.exists() else checkpoint))
     shown = ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
-    command = sink.collect_command([s.calibration_id for s in submitted])
+    command = sink.collect_hint([s.calibration_id for s in submitted])
     return JobError(f"{exc}. Nothing measured is lost: it is in {shown}; store it with: {command}")
 
 

@@ -2,7 +2,7 @@
 
 The lifecycle never prints. It says what a user should know (``warn``: one line each), shows
 how far a long phase has come (``progress``), and names the command that stores what is
-left for later (``collect_command``), all through the sink it is given, as Alembic's commands
+left for later (``collect_hint``), all through the sink it is given, as Alembic's commands
 print through their config. The command line passes one that writes to the terminal;
 ``Quiet`` keeps the lines for a script or a test and shows no progress.
 """
@@ -39,7 +39,7 @@ class Sink(Protocol):
     def progress(self, label: str, total: int) -> AbstractContextManager[Progress]:
         """A progress display for the block inside."""
 
-    def collect_command(self, ids: Iterable[int]) -> str:
+    def collect_hint(self, ids: Iterable[int]) -> str:
         """The command line that stores calibrations ``ids`` later."""
 
 
@@ -69,5 +69,5 @@ class Quiet:
     def progress(self, label: str, total: int) -> Iterator[Progress]:
         yield _NoProgress()
 
-    def collect_command(self, ids: Iterable[int]) -> str:
+    def collect_hint(self, ids: Iterable[int]) -> str:
         return "blasprof collect " + " ".join(str(i) for i in ids)

@@ -71,7 +71,7 @@ class TerminalSink:
 
         return progress(label, total, enabled=self.show_progress)
 
-    def collect_command(self, ids: Iterable[int]) -> str:
+    def collect_hint(self, ids: Iterable[int]) -> str:
         """The command that stores calibrations ``ids``, with the --db given (password
         masked)."""
         import shlex

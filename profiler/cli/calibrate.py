@@ -13,6 +13,7 @@ from profiler.cli._common import TerminalSink, handle_errors, open_db
 from profiler.cli.options import (
     ExecutorName,
     JsonOption,
+    NodeTypesOption,
     Profile,
     parse_dtypes,
     parse_sizes,
@@ -33,10 +34,7 @@ def calibrate_command(
             "(jobs per node type), or auto (slurm with --cluster and sbatch, else local)."
         ),
     ] = ExecutorName.auto,
-    node_type: Annotated[
-        list[str] | None,
-        typer.Option("--node-type", help="Node type name (default: named after this CPU)."),
-    ] = None,
+    node_type: NodeTypesOption = None,
     profile: Annotated[
         Profile, typer.Option(help="quick (about a minute), standard or full.")
     ] = Profile.quick,

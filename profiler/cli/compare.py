@@ -50,11 +50,8 @@ def compare_command(
       blasprof compare --node-type typea now-60d:now-30d now-30d:now --json
     """
     from profiler.history.compare import compare
-    from profiler.names import check_node_type
 
     how = output_format(json_output, fmt)
-    if node_type is not None:
-        check_node_type(node_type)
     side_a = parse_selection(a, node_type)
     side_b = parse_selection(b, node_type)
     check_tolerance(tolerance)

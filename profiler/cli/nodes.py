@@ -27,14 +27,10 @@ def nodes_command(
 
     Examples:  blasprof nodes     blasprof nodes --node-type typea --json
     """
-    from profiler.history.fleet import judge
+    from profiler.history.fleet import standings
 
-    if node_type is not None:
-        from profiler.names import check_node_type
-
-        check_node_type(node_type)
     check_tolerance(floor, "--floor")
-    reports = judge(open_db().latest_node_points(node_type), floor=floor)
+    reports = standings(open_db().latest_node_points(node_type), floor=floor)
     if json_output:
         display.print_json([r.to_json() for r in reports])
     elif not reports:

@@ -33,7 +33,9 @@ __all__ = [
     "WorkersOption",
     "IdsArgument",
     "JsonOption",
+    "NodeTypeArgument",
     "NodeTypeOption",
+    "NodeTypesOption",
     "OutputFormat",
     "Profile",
     "Status",
@@ -72,8 +74,35 @@ WorkersOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
 ]
+
+
+def _node_types(value: str | list[str] | None) -> str | list[str] | None:
+    """The check every --node-type and NODE_TYPE gets as it is parsed: one line, exit 2."""
+    from profiler.names import NODE_TYPE_RULE, is_node_type
+
+    for name in [value] if isinstance(value, str) else value or ():
+        if not is_node_type(name):
+            raise typer.BadParameter(
+                f"{name!r} is not a valid node type name; use {NODE_TYPE_RULE}"
+            )
+    return value
+
+
 NodeTypeOption = Annotated[
-    str | None, typer.Option("--node-type", help="Node type name (see `blasprof list`).")
+    str | None,
+    typer.Option("--node-type", callback=_node_types, help="Node type name (see `blasprof list`)."),
+]
+NodeTypesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--node-type",
+        callback=_node_types,
+        help="Node type name (default: named after this CPU); repeat it for several.",
+    ),
+]
+NodeTypeArgument = Annotated[
+    str,
+    typer.Argument(callback=_node_types, help="Node type (see `blasprof list`)."),
 ]
 TableFormatOption = Annotated[
     OutputFormat | None,

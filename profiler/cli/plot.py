@@ -44,9 +44,7 @@ def plot_command(
         if node_type is None or calibration_id is not None:
             raise UsageError("plot --history: give --node-type NAME and no calibration id")
         from profiler.history.selection import Selection
-        from profiler.names import check_node_type
 
-        check_node_type(node_type)
         start = parse_since(since) if since is not None else None
         points = open_db().select_points(
             Selection(node_type=node_type, start=start), with_samples=False

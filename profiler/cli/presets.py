@@ -7,7 +7,7 @@ import typer
 
 from profiler.cli._common import TerminalSink, handle_errors, open_db
 from profiler.cli.display import err
-from profiler.cli.options import Format
+from profiler.cli.options import Format, NodeTypeArgument
 from profiler.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _latest(database: "Database", node_type: str) -> "Preset":
 
 @handle_errors
 def preset_command(
-    node_type: Annotated[str, typer.Argument(help="Node type (see `blasprof list`).")],
+    node_type: NodeTypeArgument,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.sh,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (atomically).")
@@ -50,10 +50,8 @@ def preset_command(
     """
     from profiler.files import write_text
     from profiler.jobstart.forms import render
-    from profiler.names import check_node_type
     from profiler.paths import presets_dir
 
-    check_node_type(node_type, "NODE_TYPE")
     directory = str(presets_dir().expanduser().resolve())
     text = render(_latest(open_db(), node_type), format.value, directory)
     if output is None:

@@ -27,14 +27,6 @@ if TYPE_CHECKING:
     from db.errors import BadRow
 
 
-def _node_type(name: str | None) -> str | None:
-    if name is not None:
-        from profiler.names import check_node_type
-
-        check_node_type(name)
-    return name
-
-
 @handle_errors
 def list_command(
     node_type: NodeTypeOption = None,
@@ -66,7 +58,7 @@ def list_command(
     when = parse_since(since) if since is not None else None
     database, bad = open_db(), []
     rows = database.list_calibrations(
-        node_type=_node_type(node_type),
+        node_type=node_type,
         since=when,
         status=status.value if status else None,
         blas=check_blas_filter(blas) if blas is not None else None,
@@ -126,7 +118,7 @@ def best_command(
     Examples:  blasprof best     blasprof best --node-type typea --json
     """
     database, bad = open_db(), []
-    current = database.current_presets(_node_type(node_type), bad=bad)
+    current = database.current_presets(node_type, bad=bad)
     if json_output:
         display.print_json(
             [

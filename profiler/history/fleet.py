@@ -21,7 +21,7 @@ from typing import Any
 from profiler.measure.stats import robust_sigma
 from profiler.settings import SLOW_NODE_FLOOR
 
-__all__ = ["MIN_NODES", "FleetReport", "NodeFigures", "NodeStanding", "judge"]
+__all__ = ["MIN_NODES", "FleetReport", "NodeFigures", "NodeStanding", "standings"]
 
 #: fewer nodes than this and no node is judged
 MIN_NODES = 3
@@ -115,7 +115,7 @@ class FleetReport:
         }
 
 
-def judge(
+def standings(
     nodes: Sequence[NodeFigures],
     *,
     threshold: float = THRESHOLD,
