@@ -102,7 +102,9 @@ NodeTypesOption = Annotated[
 ]
 NodeTypeArgument = Annotated[
     str,
-    typer.Argument(callback=_node_types, help="Node type (see `blasprof list`)."),
+    typer.Argument(
+        metavar="NODE_TYPE", callback=_node_types, help="Node type (see `blasprof list`)."
+    ),
 ]
 TableFormatOption = Annotated[
     OutputFormat | None,
