@@ -5,8 +5,8 @@ Times the ``standard`` profile's largest size (float64) on every CPU this proces
 by the theoretical peak that ``profiler.measure.probe.probe()`` reports (``peak_gflops_f64``).
 The peak is cores x clock x FLOPs/cycle; ``peak_note`` says which clock it used. Where that
 clock is the current or base clock and the cores boost above it, the fraction can exceed 100%:
-it is reported as measured, not clipped. There is no pass/fail goal in the issue; DESIGN.md
-expects large DGEMM to reach 80-95% of peak, which is shown as the reference band.
+it is reported as measured, not clipped. There is no pass/fail goal; large DGEMM usually
+reaches 80-95% of peak (HPL 60-80%), which is shown as the reference band.
 
 Run: ``python benchmarks/bench_peak.py [--quick]``; writes ``results/peak.json``.
 """

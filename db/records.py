@@ -199,7 +199,7 @@ class CalibrationRecord(CalibrationSummary):
         return [by_host[host] for host in sorted(by_host)]
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON-ready dict ``show ID --json`` prints (see DESIGN.md for required keys)."""
+        """The JSON-ready dict ``show ID --json`` prints (its keys are the command-line contract in the README)."""
         return {
             **self.summary_json(),
             "blasprof_version": self.blasprof_version,

@@ -1,6 +1,6 @@
 """Writes: calibrations, jobs, node results and presets, each inside the caller's transaction.
 
-Every function takes an open ``Session`` already in a transaction (``db.engine.Database``
+Every function takes an open ``Session`` already in a transaction (``db.database.Database``
 provides one) and plain records from ``profiler``; nothing here commits. Rows that several
 processes may create at once (node types, nodes, BLAS environments) are inserted with the
 dialect's "on conflict do nothing" and then read back, so concurrent writers never trip on
