@@ -199,7 +199,8 @@ class CalibrationRecord(CalibrationSummary):
         return [by_host[host] for host in sorted(by_host)]
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON-ready dict ``show ID --json`` prints (its keys are the command-line contract in the README)."""
+        """The JSON-ready dict ``show ID --json`` prints (its keys are part of the command-line
+        contract)."""
         return {
             **self.summary_json(),
             "blasprof_version": self.blasprof_version,
