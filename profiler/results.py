@@ -8,6 +8,7 @@ record is frozen; the stored form carries ``schema_version``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "Measurement",
     "Verification",
     "NodeResult",
+    "blas_label",
     "gemm_flops",
 ]
 
@@ -30,6 +32,21 @@ SCHEMA_VERSION = 2
 def gemm_flops(n: int) -> float:
     """Floating-point operations of one n x n x n GEMM (multiply and add counted)."""
     return 2.0 * n * n * n
+
+
+def blas_label(lib: BlasLibrary | Mapping[str, Any]) -> str:
+    """A BLAS library as every report names it: ``openblas 0.3.26 (pthreads)``; a stored
+    stack (a mapping) and a probed one (a ``BlasLibrary``) read the same."""
+    if isinstance(lib, Mapping):
+        name, version, layer = (
+            lib.get("internal_api"),
+            lib.get("version"),
+            lib.get("threading_layer"),
+        )
+    else:
+        name, version, layer = lib.internal_api, lib.version, lib.threading_layer
+    label = f"{name or '?'} {version or '?'}"
+    return f"{label} ({layer})" if layer else label
 
 
 @dataclass(frozen=True)

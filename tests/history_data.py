@@ -169,7 +169,7 @@ def store_calibration(
             [m for r in results for m in r.measurements], node_type=spec.name,
             calibrated_cpus=spec.cores, calibration_id=cal,
             created_at=done.isoformat(timespec="seconds"),
-            blas=f"{library} {blas_version} pthreads", cpu_model=spec.cpu_model,
+            blas=f"{library} {blas_version} (pthreads)", cpu_model=spec.cpu_model,
             logical_cpus=spec.cores, partitions=(spec.name,),
         )  # fmt: skip
         database.store_preset(cal, chosen, created_at=done)  # type: ignore[attr-defined]

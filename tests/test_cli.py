@@ -79,7 +79,8 @@ def test_probe_table_shows_this_machine(home: Path) -> None:
     assert f"{info.usable_cpus} (affinity" in rows["usable"]
     assert f"{info.logical_cpus} logical CPUs" in rows["topology"]
     blas = next(lib for lib in info.blas if lib.user_api == "blas")
-    assert rows["blas"].startswith(f"{blas.internal_api} {blas.version} threading=")
+    label = f"{blas.internal_api} {blas.version} ({blas.threading_layer})"
+    assert rows["blas"].startswith(f"{label} arch={blas.architecture} threads=")
 
 
 def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs import states
 from jobs.registry import ran_on_batch
+from profiler.results import blas_label
 from profiler.statuses import CANCELLED, COMPLETE, FAILED, PARTIAL
 
 if TYPE_CHECKING:
@@ -225,11 +226,7 @@ def _derive(
         tolerance=float(settings.get("tolerance", CHOICE_TOLERANCE)),
         calibration_id=cal_id,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        blas="; ".join(
-            f"{b.internal_api} {b.version or '?'} {b.threading_layer or ''}".strip()
-            for b in node.blas
-            if b.user_api == "blas"
-        ),
+        blas="; ".join(blas_label(b) for b in node.blas if b.user_api == "blas"),
         cpu_model=node.cpu_model,
         logical_cpus=node.logical_cpus,
         partitions=partitions,

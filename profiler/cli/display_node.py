@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from profiler.cli.display import console, safe
+from profiler.results import blas_label
 from profiler.settings import CHOICE_TOLERANCE
 from profiler.statuses import QUIET, VERDICT_UNKNOWN
 
@@ -99,8 +100,8 @@ def print_probe(info: NodeInfo) -> None:
         rows.append(
             (
                 lib.user_api,
-                f"{lib.internal_api} {lib.version or '?'} threading={lib.threading_layer or '?'} "
-                f"arch={lib.architecture or '?'} threads={lib.num_threads} {lib.filepath}",
+                f"{blas_label(lib)} arch={lib.architecture or '?'} threads={lib.num_threads} "
+                f"{lib.filepath}",
             )
         )
     if not info.blas:
@@ -191,10 +192,7 @@ def print_calibration(doc: dict[str, Any]) -> None:
         f"{safe(doc.get('profile'))} on {safe(', '.join(hosts))}"
     )
     for n_doc in doc.get("nodes", []):
-        libs = "; ".join(
-            f"{b['internal_api']} {b.get('version') or '?'} ({b.get('threading_layer') or '?'})"
-            for b in n_doc.get("blas", [])
-        )
+        libs = "; ".join(blas_label(b) for b in n_doc.get("blas", []))
         out.print(
             f"  {safe(n_doc['hostname'])}: {safe(n_doc.get('cpu_model'))}, "
             f"{safe(n_doc.get('cores'))} cores; {safe(libs or 'no BLAS found')}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiler.errors import UsageError
+from profiler.results import blas_label
 
 __all__ = [
     "BLAS_FILTER_HELP",
@@ -98,10 +99,7 @@ def blas_labels(libraries: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     for lib in libraries:
         if lib.get("user_api") != "blas":
             continue
-        label = f"{lib.get('internal_api') or '?'} {lib.get('version') or '?'}"
-        if lib.get("threading_layer"):
-            label += f" ({lib['threading_layer']})"
-        labels.append(label)
+        labels.append(blas_label(lib))
     return tuple(sorted(set(labels)))
 
 
