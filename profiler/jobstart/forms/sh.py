@@ -214,9 +214,7 @@ _bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
     case $1 in
         @@WATCHED@@) case $_bp_obeyed in *" $1 "*) ;; *) return 0 ;; esac ;;
     esac
-    if [ -n "$_bp_before" ] && [ "$2" = "$_bp_before" ]; then
-        case $_bp_ours in *":$1:"*) return 0 ;; esac
-    fi
+    case $_bp_before in *" $2 "*) case $_bp_ours in *":$1:"*) return 0 ;; esac ;; esac
     case $1 in
         @@FREE@@) ;;
         *) if ! _bp_count "$2"; then _bp_note "$1 @@BAD@@; ignored"; return 0; fi ;;
@@ -224,15 +222,38 @@ _bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
     _bp_users="$_bp_users $1"
     case $_bp_obeyed in *" $1 "*) _bp_blocked=1 ;; esac
 }
-_bp_give() {  # _bp_give NAME: give NAME the count unless the user decides it
+_bp_give() {  # _bp_give NAME: give NAME its count unless the user decides it
     if [ -z "$_bp_override" ]; then
-        case "$_bp_users " in *" $1 "*) return 0 ;; esac
-        if [ -n "$_bp_blocked" ]; then
-            case $_bp_obeyed in *" $1 "*) return 0 ;; esac
-        fi
+        case "$_bp_users $_bp_block " in *" $1 "*) return 0 ;; esac
     fi
-    _bp_put "$1" "$_bp_threads"
+    # the default library's count where it obeys NAME first or no library does; else the
+    # smallest count of the libraries that obey NAME first
+    _bp_val=
+    if [ "$1" != "$_bp_first" ]; then
+        _bp_rest=$_bp_libs
+        while [ -n "$_bp_rest" ]; do
+            _bp_item=${_bp_rest%%;*}
+            _bp_rest=${_bp_rest#*;}
+            _bp_r=${_bp_item#*:}
+            _bp_v=${_bp_r#*:},
+            if [ "${_bp_v%%,*}" = "$1" ]; then
+                if [ -z "$_bp_val" ] || [ "${_bp_r%%:*}" -lt "$_bp_val" ]; then _bp_val=${_bp_r%%:*}; fi
+            fi
+        done
+    fi
+    _bp_put "$1" "${_bp_val:-$_bp_threads}"
     _bp_given="$_bp_given:$1"
+}
+_bp_blocks() {  # _bp_blocks LIST,: every variable of the list is blocked if the user set one
+    for _bp_u in $_bp_users; do
+        case ,$1 in *",$_bp_u,"*) ;; *) continue ;; esac
+        _bp_left=$1
+        while [ -n "$_bp_left" ]; do
+            _bp_block="$_bp_block ${_bp_left%%,*}"
+            _bp_left=${_bp_left#*,}
+        done
+        return 0
+    done
 }
 _bp_drop() {  # _bp_drop NAME VALUE: unset NAME when the last load gave it and this one does not
     [ -n "$2" ] || return 0
@@ -293,7 +314,7 @@ _bp_main() {
             [ "${_bp_item%:*}" -gt "$_bp_workers" ] || _bp_cal=${_bp_item#*:}
         done
     else
-        _bp_class=- _bp_obeyed=' @@DEFAULT_OBEYED@@ '
+        _bp_class=- _bp_obeyed=' @@DEFAULT_OBEYED@@ ' _bp_libs=
         _bp_affinity
         _bp_cores
         [ "$_bp_n" -le "$_bp_mine" ] || _bp_n=$_bp_mine
@@ -307,15 +328,49 @@ _bp_main() {
         if [ -n "$_bp_name" ]; then _bp_which="node type $_bp_name"; else _bp_which="this node"; fi
         _bp_note "no preset for $_bp_which (known: @@KNOWN@@); $_bp_threads thread(s) per process: one per CPU of its share, at most one per core"
     fi
-    _bp_before= _bp_ours= _bp_users= _bp_blocked= _bp_given= _bp_override=
-    _bp_v=${BLASPROF_PRESET:-}
-    if _bp_count "${_bp_v##*:}"; then _bp_before=$_bp_n _bp_ours=":${BLASPROF_PRESET_SET:-}:"; fi
+    # each other library's count, capped by the share, with its variables (label:n:V1,V2;)
+    _bp_rest=$_bp_libs _bp_libs= _bp_record=
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%;*}
+        _bp_rest=${_bp_rest#*;}
+        _bp_r=${_bp_item#*:}
+        _bp_n=${_bp_r%%:*}
+        [ "$_bp_n" -le "$_bp_share" ] || _bp_n=$_bp_share
+        [ "$_bp_n" -ge 1 ] || _bp_n=1
+        _bp_libs="$_bp_libs${_bp_item%%:*}:$_bp_n:${_bp_r#*:};"
+        _bp_record="$_bp_record:${_bp_item%%:*}=$_bp_n"
+    done
+    [ -z "$_bp_record" ] || _bp_record=":$_bp_blas=$_bp_threads$_bp_record"
+    _bp_first=${_bp_obeyed# }
+    _bp_first=${_bp_first%% *}
+    _bp_before= _bp_ours= _bp_users= _bp_blocked= _bp_block= _bp_given= _bp_override=
+    _bp_v=${BLASPROF_PRESET:-}::
+    _bp_v=${_bp_v#*:}
+    _bp_v=${_bp_v#*:}
+    if _bp_count "${_bp_v%%:*}"; then
+        _bp_before=" $_bp_n " _bp_ours=":${BLASPROF_PRESET_SET:-}:"
+        _bp_rest=${_bp_v#*:}
+        while [ -n "$_bp_rest" ]; do
+            _bp_item=${_bp_rest%%:*}
+            _bp_rest=${_bp_rest#*:}
+            if _bp_count "${_bp_item#*=}"; then _bp_before="$_bp_before$_bp_n "; fi
+        done
+    fi
     [ "${BLASPROF_OVERRIDE:-}" != 1 ] || _bp_override=1
 @@USERS@@
-    [ -z "$_bp_override" ] || _bp_blocked=
+    if [ -z "$_bp_override" ]; then
+        [ -z "$_bp_blocked" ] || _bp_block=$_bp_obeyed
+        _bp_rest=$_bp_libs
+        while [ -n "$_bp_rest" ]; do
+            _bp_item=${_bp_rest%%;*}
+            _bp_rest=${_bp_rest#*;}
+            _bp_r=${_bp_item#*:}
+            _bp_blocks "${_bp_r#*:},"
+        done
+    fi
 @@GIVE@@
 @@DROP@@
-    _bp_put BLASPROF_PRESET "${_bp_name:--}:$_bp_class:$_bp_threads"
+    _bp_put BLASPROF_PRESET "${_bp_name:--}:$_bp_class:$_bp_threads$_bp_record"
     if [ -n "$_bp_given" ]; then
         _bp_put BLASPROF_PRESET_SET "${_bp_given#:}"
     elif [ -n "${BLASPROF_PRESET_SET:-}" ]; then
@@ -344,18 +399,25 @@ def _launcher() -> str:
 def _tables(b: Bundle) -> str:
     types = ["_bp_type() {  # the node type's default class, classes and obeyed variables"]
     types.append("    case $1 in")
-    rows = ["_bp_rows() {  # the layout rows (workers:threads) of a node type's class in _bp_table"]
+    rows = [
+        "_bp_rows() {  # a node type's class: its layout rows (workers:threads) in _bp_table,",
+        "    # and every other library's label:threads:variables; in _bp_libs",
+    ]
     rows.append("    case $1:$2 in")
     for e in b.entries:
         classes = " ".join(name for name, _ in e.classes)
         obeyed = " ".join(e.obeyed)
         types.append(
             f"        {e.name}) _bp_default={e.default} _bp_classes='{classes}' "
-            f"_bp_obeyed=' {obeyed} ' ;;"
+            f"_bp_obeyed=' {obeyed} ' _bp_blas={e.blas} ;;"
         )
         for name, table in e.classes:
             cells = " ".join(f"{w}:{t}" for w, t in table)
-            rows.append(f"        {e.name}:{name}) _bp_table='{cells}' ;;")
+            libs = "".join(
+                f"{label}:{dict(counts)[name]}:{','.join(obeys)};"
+                for label, obeys, counts in e.libraries
+            )
+            rows.append(f"        {e.name}:{name}) _bp_table='{cells}' _bp_libs='{libs}' ;;")
     types += ["        *) return 1 ;;", "    esac", "}"]
     rows += ["        *) return 1 ;;", "    esac", "}"]
     return "\n".join(types + rows)
