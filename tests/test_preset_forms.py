@@ -66,6 +66,9 @@ LIBRARIES = (
     ("blis", ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"), {1: 30.0, 2: 58.0, 3: 86.0, 4: 87.0}),
     ("mkl", ("MKL_NUM_THREADS", "OMP_NUM_THREADS"), {1: 40.0, 2: 80.0, 5: 180.0, 8: 182.0}),
     ("openblas-openmp", ("OMP_NUM_THREADS",), {1: 40.0, 2: 80.0, 4: 81.0}),
+    # obeys numpy's variable first: it runs numpy's count, whatever its own curve says
+    ("openblas-pthread", ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"), {1: 40.0, 4: 150.0}),
+    ("atlas", (), {1: 10.0}),  # obeys nothing: runs one thread whatever is set
 )
 
 
@@ -126,7 +129,7 @@ LIBS_SET = {
     "NUMEXPR_NUM_THREADS": "6",
     "BLASPROF_PRESET_SET": LIBS_OURS,
 }
-LIBS_RECORD = "numpy=6:blis=3:mkl=5:openblas-openmp=2"
+LIBS_RECORD = "numpy=6:atlas=1:blis=3:mkl=5:openblas-openmp=2:openblas-pthread=6"
 OURS = "OMP_NUM_THREADS:OPENBLAS_NUM_THREADS:MKL_NUM_THREADS"
 SITUATIONS = [
     Situation("this CPU, nothing declared", {}, node_type="node-x"),
@@ -330,7 +333,8 @@ SITUATIONS = [
         values={
             **dict.fromkeys(THREAD_VARIABLES, "3"),
             "OMP_NUM_THREADS": "2",
-            "BLASPROF_PRESET": "node-l:large:3:numpy=3:blis=3:mkl=3:openblas-openmp=2",
+            "BLASPROF_PRESET": "node-l:large:3:numpy=3:atlas=1:blis=3:mkl=3:openblas-openmp=2:"
+            "openblas-pthread=3",
         },
     ),
     Situation(

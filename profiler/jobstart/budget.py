@@ -310,6 +310,14 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
         libraries = ()
     threads = max(1, min(calibrated, share))
     libs = [(lib[0], max(1, min(lib[2][size_class], share)), tuple(lib[1])) for lib in libraries]
+    # what each library will run: the count its strongest variable gets
+    owners = {}
+    for _, n, names in libs:
+        if names and n < owners.get(names[0], n + 1):
+            owners[names[0]] = n
+    if obeyed:
+        owners[obeyed[0]] = threads
+    libs = [(label, owners[names[0]] if names else n, names) for label, n, names in libs]
     if entry is None:
         which = "node type " + node_type if node_type else "this node"
         known = " ".join(presets) or "none"
@@ -346,7 +354,8 @@ def calibrated_for(rows, workers):
 
 def _variables(env, threads, obeyed, record, notes, libs=()):
     """(set, unset, kept): which thread variables to give which count; see the module doc.
-    ``libs``: (label, threads, variables) of each library besides the default one."""
+    ``libs``: (label, threads, variables) of each library besides the default one, its
+    threads already those its strongest variable will get."""
     fields = (env.get("BLASPROF_PRESET", "") + "::").split(":")
     before = count(fields[2])
     mine = set()
@@ -374,15 +383,12 @@ def _variables(env, threads, obeyed, record, notes, libs=()):
     for names in (obeyed, *(lib[2] for lib in libs)):
         if not override and any(v in names for v in users):
             blocked.update(names)
-    strongest = {}  # variable -> the smallest count of the libraries that obey it first
-    for _, n, names in libs:
-        if names and n < strongest.get(names[0], n + 1):
-            strongest[names[0]] = n
+    # ``libs`` holds what each library will run: its strongest variable's count
+    strongest = {names[0]: n for _, n, names in libs if names}
     given = {}
     for name in THREAD_VARIABLES:
         if override or not (name in users or name in blocked):
-            own = name in obeyed[:1] or name not in strongest
-            given[name] = value if own else str(strongest[name])
+            given[name] = str(strongest.get(name, threads))
     unset = [v for v in watched if override and v in users and v not in given]
     unset += [
         v

@@ -226,23 +226,24 @@ _bp_give() {  # _bp_give NAME: give NAME its count unless the user decides it
     if [ -z "$_bp_override" ]; then
         case "$_bp_users $_bp_block " in *" $1 "*) return 0 ;; esac
     fi
-    # the default library's count where it obeys NAME first or no library does; else the
-    # smallest count of the libraries that obey NAME first
-    _bp_val=
-    if [ "$1" != "$_bp_first" ]; then
-        _bp_rest=$_bp_libs
-        while [ -n "$_bp_rest" ]; do
-            _bp_item=${_bp_rest%%;*}
-            _bp_rest=${_bp_rest#*;}
-            _bp_r=${_bp_item#*:}
-            _bp_v=${_bp_r#*:},
-            if [ "${_bp_v%%,*}" = "$1" ]; then
-                if [ -z "$_bp_val" ] || [ "${_bp_r%%:*}" -lt "$_bp_val" ]; then _bp_val=${_bp_r%%:*}; fi
-            fi
-        done
-    fi
+    _bp_value "$1"
     _bp_put "$1" "${_bp_val:-$_bp_threads}"
     _bp_given="$_bp_given:$1"
+}
+_bp_value() {  # _bp_value NAME: in _bp_val the count NAME gets, empty where no library obeys
+    # it first: the default library's where it does, else the smallest of those that do
+    _bp_val=
+    if [ "$1" = "$_bp_first" ]; then _bp_val=$_bp_threads; return 0; fi
+    _bp_left=$_bp_libs
+    while [ -n "$_bp_left" ]; do
+        _bp_r=${_bp_left%%;*}
+        _bp_left=${_bp_left#*;}
+        _bp_r=${_bp_r#*:}
+        _bp_v=${_bp_r#*:},
+        if [ "${_bp_v%%,*}" = "$1" ]; then
+            if [ -z "$_bp_val" ] || [ "${_bp_r%%:*}" -lt "$_bp_val" ]; then _bp_val=${_bp_r%%:*}; fi
+        fi
+    done
 }
 _bp_blocks() {  # _bp_blocks LIST,: every variable of the list is blocked if the user set one
     for _bp_u in $_bp_users; do
@@ -338,11 +339,21 @@ _bp_main() {
         [ "$_bp_n" -le "$_bp_share" ] || _bp_n=$_bp_share
         [ "$_bp_n" -ge 1 ] || _bp_n=1
         _bp_libs="$_bp_libs${_bp_item%%:*}:$_bp_n:${_bp_r#*:};"
-        _bp_record="$_bp_record:${_bp_item%%:*}=$_bp_n"
     done
-    [ -z "$_bp_record" ] || _bp_record=":$_bp_blas=$_bp_threads$_bp_record"
     _bp_first=${_bp_obeyed# }
     _bp_first=${_bp_first%% *}
+    # what each will run: the count its strongest variable gets
+    _bp_rest=$_bp_libs
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%;*}
+        _bp_rest=${_bp_rest#*;}
+        _bp_r=${_bp_item#*:}
+        _bp_v=${_bp_r#*:},
+        _bp_val=
+        [ "$_bp_v" = , ] || _bp_value "${_bp_v%%,*}"
+        _bp_record="$_bp_record:${_bp_item%%:*}=${_bp_val:-${_bp_r%%:*}}"
+    done
+    [ -z "$_bp_record" ] || _bp_record=":$_bp_blas=$_bp_threads$_bp_record"
     _bp_before= _bp_ours= _bp_users= _bp_blocked= _bp_block= _bp_given= _bp_override=
     _bp_v=${BLASPROF_PRESET:-}::
     _bp_v=${_bp_v#*:}
