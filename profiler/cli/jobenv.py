@@ -146,7 +146,10 @@ def check_command(
     ] = sys.executable,
     json_output: JsonOption = False,
 ) -> None:
-    """Inside a job: does a fresh Python's BLAS run the preset's thread count? Exit 1 if not.
+    """Inside a job: does each BLAS library run the preset's thread count? Exit 1 if not.
+
+    Every library a fresh Python loads with numpy, and every library the preset set,
+    runs a GEMM with this environment; the threads that did the work are counted.
 
     Examples:
 
@@ -154,7 +157,7 @@ def check_command(
 
       srun -n 2 blasprof check --json
     """
-    from profiler.jobstart.apply import adoption
+    from profiler.jobstart.check import adoption
 
     ok, libraries, why = adoption(os.environ, python)
     if json_output:
