@@ -100,7 +100,7 @@ def shell_lines(done: Mapping[str, Any], shell: str) -> list[str]:
 
 
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-_VALUE = re.compile(r"[A-Za-z0-9._:-]*")
+_VALUE = re.compile(r"[A-Za-z0-9._:=-]*")  # "=" joins a library label to its count
 
 
 def load_line(shell: str = "sh", directory: Path | None = None) -> str:

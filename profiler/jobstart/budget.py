@@ -258,12 +258,15 @@ def launcher_workers(env):
 
 def plan(env, presets, node_type, workers=None, size_class=None, usable=None, cores=None):
     """What loading a preset does in environment ``env``: a dict with ``threads``,
-    ``set`` (name -> value), ``unset``, ``kept`` (names), ``notes`` (one line each), and the
+    ``set`` (name -> value), ``unset``, ``kept`` (names), ``notes`` (one line each),
+    ``libraries`` (label -> the threads each will run; empty for a preset of one), and the
     ``node_type``, ``size_class``, ``workers`` it used.
 
     ``presets`` maps node types to ``{"default": class, "classes": {class: ((workers,
-    threads), ...)}, "obeyed": (variables,)}``; ``usable`` and ``cores`` replace what this
-    machine says (for tests); ``size_class`` replaces the environment's.
+    threads), ...)}, "obeyed": (variables,), "blas": label, "libraries": ((label,
+    (variables,), {class: threads}), ...)}`` (the last two may be absent); ``usable`` and
+    ``cores`` replace what this machine says (for tests); ``size_class`` replaces the
+    environment's.
 
     ``workers`` (``--workers``, ``threads(workers=)``): the processes this process runs that
     share its CPUs. Under a launcher each of its tasks on this node runs that many, so the
