@@ -185,7 +185,11 @@ def test_check_counts_the_threads_each_library_ran(
     preset = dataclasses.replace(
         base,
         size_classes=(dataclasses.replace(two, threads=1),),
-        libraries=(dataclasses.replace(blis, size_classes=(two,)),),
+        libraries=(
+            dataclasses.replace(blis, size_classes=(two,)),
+            # a library this node lacks: listed as not checked, never taken as checked
+            LibraryPreset("nosuch-blas", (), (two,)),
+        ),
     )
     env = _job_env(tmp_path)
     applied = {**env, "PATH": os.environ["PATH"]}
@@ -196,6 +200,8 @@ def test_check_counts_the_threads_each_library_ran(
     doc = json.loads(done.stdout)
     ran = {lib["label"]: (lib["threads_ran"], lib["expected"]) for lib in doc["libraries"]}
     assert ran["numpy"] == (1, 1) and ran["blis-openmp"] == (2, 2), ran
+    (lacking,) = [lib for lib in doc["libraries"] if lib["label"] == "nosuch-blas"]
+    assert lacking["ok"] is None and lacking["error"] == "not on this node: not checked"
     # the job changed BLIS's variable after the preset: BLIS runs 1, not the preset's 2
     bad = run_blasprof(blasprof_exe, "check", env={**applied, "BLIS_NUM_THREADS": "1"})
     assert bad.returncode == 1, bad.stdout + bad.stderr

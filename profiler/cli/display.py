@@ -228,7 +228,7 @@ def print_adoption(
     for lib in libraries:
         said = "" if lib.get("reported") is None else f" (it reports {lib['reported']})"
         if lib.get("ok") is None:
-            line = f"  {lib.get('path')}: {lib.get('error')}"
+            line = f"  {lib.get('label') or lib.get('path')}: {lib.get('error')}"
         elif lib.get("error"):
             line = f"  {lib.get('label')}: NOT checked: {lib['error']}"
         else:

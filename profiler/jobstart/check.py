@@ -116,10 +116,12 @@ def adoption(
         )
     if not records:
         return False, records, "numpy loaded no BLAS library blasprof knows"
-    for path in unknown:  # listed, since it runs beside the others; no member can time it
-        records.append({"user_api": "blas", "label": None, "path": path, "expected": None,
+    unchecked = [(None, path, "not a BLAS library blasprof knows") for path in unknown]
+    unchecked += [(label, None, "not on this node") for label in by_label if label not in targets]
+    for label, path, why in unchecked:  # listed, so that nobody takes them as checked
+        records.append({"user_api": "blas", "label": label, "path": path, "expected": None,
                         "threads_ran": None, "reported": None, "ok": None,
-                        "error": "not a BLAS library blasprof knows: not checked"})  # fmt: skip
+                        "error": f"{why}: not checked"})  # fmt: skip
     wrong = [r for r in records if r["ok"] is False]
     if not wrong:
         return True, records, ""
