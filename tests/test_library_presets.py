@@ -3,7 +3,7 @@ numpy's OpenBLAS, Debian's OpenMP OpenBLAS and BLIS choose each library's own co
 form renders them; a real GEMM in a fresh process per library, started with the
 environment a form left, runs the count the preset holds for that library (BLIS through
 BLIS_NUM_THREADS, the OpenMP OpenBLAS through OMP_NUM_THREADS); and ``blasprof check``
-counts the threads that ran. About 10 s on 2 cores: each GEMM is n=256 for 0.02-0.05 s in a
+counts the threads that ran. About 10 s on 2 cores: each GEMM is n=256 for 0.05 s in a
 worker process that starts in ~0.2 s.
 """
 
@@ -61,7 +61,7 @@ def _no_thread_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _measured(lib: Library, threads: int) -> Measurement:
     """One sweep point through ``lib`` as the choice takes it (threads set by its API)."""
-    point = time_gemm(lib, N, threads=threads, min_time=0.02, timeout=60)
+    point = time_gemm(lib, N, threads=threads, min_time=0.05, timeout=60)
     assert point.ok and point.gflops, point
     seconds = 2 * N**3 / point.gflops / 1e9
     return Measurement(
