@@ -181,6 +181,8 @@ class Measurement:
     threads_observed: tuple[int, ...] = ()
     phase: str = "full"
     workers: int = 1
+    #: the BLAS library the point ran on (a ``profiler.measure.blas`` label)
+    blas: str = "numpy"
 
     @property
     def spread(self) -> float:

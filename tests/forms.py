@@ -39,6 +39,7 @@ WATCHED = (
     *WATCHED_VARIABLES,
     "BLASPROF_PRESET",
     "BLASPROF_PRESET_SET",
+    "OMP_THREAD_LIMIT",  # never set: it hangs an OpenMP OpenBLAS
 )
 LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
 _STRIPPED = (
@@ -199,6 +200,8 @@ def reference(
             "default": p["default"],
             "classes": {c: tuple(tuple(r) for r in rows) for c, rows in p["classes"].items()},
             "obeyed": tuple(p["obeyed"]),
+            "blas": p.get("blas", "numpy"),
+            "libraries": tuple(tuple(lib) for lib in p.get("libraries", ())),
         }
         for name, p in data["presets"].items()
     }

@@ -103,3 +103,20 @@ def test_hostile_hostnames_cpu_models_and_node_types_are_shown_as_text(
     assert "h[/]x\\n[bold]y" in nodes and "\n[bold]y" not in nodes
     csv_rows = run_blasprof(blasprof_exe, "list", "--format", "csv").stdout.splitlines()
     assert len(csv_rows) == 1 + 2  # the header and one record per calibration, one line each
+
+
+def test_best_shows_each_librarys_counts_and_what_it_obeys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import datetime as dt
+
+    from db.history import CurrentPreset
+    from profiler.cli.display_history import print_best
+    from tests.test_preset_forms import node_l
+
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    print_best([CurrentPreset("node-l", node_l(), when, 7, when, "complete", ("openblas",))])
+    out = capsys.readouterr().out
+    assert "  blis (obeys BLIS_NUM_THREADS > OMP_NUM_THREADS): large 3" in out
+    assert "  openblas-openmp (obeys OMP_NUM_THREADS): large 2" in out
+    assert "  atlas (obeys no variable): large 1" in out

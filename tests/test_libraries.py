@@ -268,6 +268,28 @@ def test_flexiblas_is_designed_and_said_untested() -> None:
     assert member_for(Path("/opt/venv/lib/libmkl_rt.so.2")) is MEMBERS["mkl"]
 
 
+@pytest.mark.parametrize(
+    "backend, variables",
+    [
+        ("OPENBLAS-OPENMP", ("OMP_NUM_THREADS",)),
+        ("openblas-pthread", ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")),
+        ("BLIS-THREADS", ("BLIS_NUM_THREADS", "OMP_NUM_THREADS")),
+        ("MKL-GNU", ("MKL_NUM_THREADS", "OMP_NUM_THREADS")),
+        ("OPENBLAS-SERIAL", ()),
+        ("NETLIB", ()),
+        ("", ()),
+    ],
+)
+def test_flexiblas_takes_the_variables_of_the_backend_it_names(
+    backend: str, variables: tuple[str, ...]
+) -> None:
+    """Designed only: no FlexiBLAS can run here, so its backend's name is given, and the
+    variables are those of the member that backend is (checked by experiment above)."""
+    from profiler.measure.blas.flexiblas import backend_variables
+
+    assert backend_variables(backend) == variables
+
+
 def test_the_worker_of_a_described_library_imports_no_numpy() -> None:
     """Describing every library must stay cheap: its worker loads only the library."""
     lib = LIBRARIES["reference"] if "reference" in LIBRARIES else next(iter(LIBRARIES.values()))

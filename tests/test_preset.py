@@ -97,6 +97,63 @@ def test_derive_ignores_points_whose_thread_limit_did_not_hold() -> None:
         derive([point(1024, 2, 80.0, ok=False)], node_type="n", calibrated_cpus=2)
 
 
+def _of(label: str, n: int, curve: dict[int, float], ok: bool = True) -> list[Measurement]:
+    return [dataclasses.replace(point(n, t, g, ok=ok), blas=label) for t, g in curve.items()]
+
+
+def test_derive_gives_each_library_its_own_classes_from_its_own_curves(preset: Preset) -> None:
+    points = [point(n, t, g) for n, curve in CURVES.items() for t, g in curve.items()]
+    points += _of("blis", 4096, {1: 30.0, 2: 58.0, 3: 86.0, 4: 87.0})
+    points += _of("blis", 256, {1: 20.0, 2: 30.0})
+    points += _of("mkl", 4096, {1: 40.0, 2: 80.0}, ok=False)  # its limit did not hold
+    variables = {"blis": ("BLIS_NUM_THREADS", "OMP_NUM_THREADS")}
+    mixed = derive(points, node_type="node-x", calibrated_cpus=8, variables=variables)
+    # numpy's choice is unchanged by the other libraries' points
+    assert mixed.size_classes == preset.size_classes and mixed.default_blas == "numpy"
+    (blis,) = mixed.libraries
+    assert blis.label == "blis" and blis.variables == variables["blis"]
+    assert [(c.name, c.threads) for c in blis.size_classes] == [("small", 2), ("large", 3)]
+    assert Preset.from_dict(mixed.to_dict()) == mixed
+
+
+def test_a_library_not_measured_again_keeps_its_classes(preset: Preset) -> None:
+    points = [point(n, t, g) for n, curve in CURVES.items() for t, g in curve.items()]
+    variables = {"blis": ("BLIS_NUM_THREADS",), "atlas": ()}
+    first = derive(
+        [*points, *_of("blis", 4096, {1: 30.0, 3: 86.0}), *_of("atlas", 256, {1: 9.0})],
+        node_type="node-x", calibrated_cpus=8, variables=variables,
+    )  # fmt: skip
+    again = derive(
+        [point(256, 1, 30.0), *_of("blis", 256, {1: 20.0, 2: 30.0})],
+        node_type="node-x", calibrated_cpus=8, previous=first,
+    )  # fmt: skip
+    by_label = {lib.label: lib for lib in again.libraries}
+    assert by_label["atlas"] == first.libraries[0]
+    assert [(c.name, c.threads) for c in by_label["blis"].size_classes] == [
+        ("small", 2),
+        ("large", 3),
+    ]
+    assert by_label["blis"].variables == ("BLIS_NUM_THREADS",)
+
+
+def test_a_preset_stored_before_libraries_reads_as_numpys_only(preset: Preset) -> None:
+    old = preset.to_dict()
+    del old["libraries"], old["default_blas"]
+    read = Preset.from_dict(old)
+    assert read.default_blas == "numpy" and read.libraries == ()
+    data = render_checked.single(read).entries[0].data()
+    assert data["blas"] == "numpy" and data["libraries"] == ()
+
+
+def test_without_numpys_points_the_first_library_is_the_default() -> None:
+    only = derive(
+        [*_of("openblas-openmp", 1024, {1: 35.0, 2: 68.0}), *_of("blis", 1024, {1: 30.0})],
+        node_type="node-x", calibrated_cpus=2,
+    )  # fmt: skip
+    assert only.default_blas == "blis" and only.default_threads == 1
+    assert [lib.label for lib in only.libraries] == ["openblas-openmp"]
+
+
 @pytest.mark.parametrize(
     ("best", "cpus", "workers", "expected"),
     [(6, 8, 1, 6), (6, 4, 1, 4), (6, 8, 2, 4), (6, 8, 16, 1), (1, 64, 1, 1), (8, 8, 3, 2)],

@@ -243,3 +243,29 @@ def test_wrap_takes_the_sh_family(first: str, blasprof_exe: str, tmp_path: Path)
     done = run_blasprof(blasprof_exe, "wrap", str(script), "-o", "-", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[2:4] == [MARKER, f". {tmp_path}/blasprof.sh"]
+
+
+def test_env_and_run_give_each_library_its_own_variable(blasprof_exe: str, tmp_path: Path) -> None:
+    """``blasprof env`` and ``run`` apply the same per-library rule as the forms."""
+    from profiler.jobstart.forms.files import write_presets
+    from tests.test_preset_forms import LIBS_RECORD, node_l
+
+    directory = tmp_path / "presets"
+    directory.mkdir()
+    write_presets([node_l()], directory)
+    env = {**forms.base_env(tmp_path), "PATH": os.environ["PATH"]}
+    env.update(BLASPROF_PRESETS=str(directory), BLASPROF_CPUS="64", SLURM_JOB_PARTITION="pl")
+    printed = run_blasprof(blasprof_exe, "env", env=env).stdout.splitlines()
+    for line in (
+        "BLIS_NUM_THREADS='3'",
+        "MKL_NUM_THREADS='5'",
+        "OMP_NUM_THREADS='2'",
+        "OPENBLAS_NUM_THREADS='6'",
+        f"BLASPROF_PRESET='node-l:large:6:{LIBS_RECORD}'",
+    ):
+        assert f"export {line}" in printed, printed  # fmt: skip
+    assert not any("OMP_THREAD_LIMIT" in line for line in printed)
+    ran = run_blasprof(
+        blasprof_exe, "run", "--", "sh", "-c", "echo $BLIS_NUM_THREADS $OMP_NUM_THREADS", env=env
+    )
+    assert ran.stdout == "3 2\n", ran.stderr

@@ -61,6 +61,31 @@ def node_y(**extra: object) -> Preset:
     return dataclasses.replace(preset, **extra)  # type: ignore[arg-type]
 
 
+#: node-l's other libraries: (label, variables strongest first, float64 n=4096 curve)
+LIBRARIES = (
+    ("blis", ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"), {1: 30.0, 2: 58.0, 3: 86.0, 4: 87.0}),
+    ("mkl", ("MKL_NUM_THREADS", "OMP_NUM_THREADS"), {1: 40.0, 2: 80.0, 5: 180.0, 8: 182.0}),
+    ("openblas-openmp", ("OMP_NUM_THREADS",), {1: 40.0, 2: 80.0, 4: 81.0}),
+    # obeys numpy's variable first: it runs numpy's count, whatever its own curve says
+    ("openblas-pthread", ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"), {1: 40.0, 4: 150.0}),
+    ("atlas", (), {1: 10.0}),  # obeys nothing: runs one thread whatever is set
+)
+
+
+def node_l() -> Preset:
+    """node-x's numpy curves (large 6) beside BLIS (large 3), MKL (5) and an OpenMP
+    OpenBLAS (2), each from its own curve."""
+    points = [point(n, t, g) for n, curve in CURVES.items() for t, g in curve.items()]
+    for label, _, curve in LIBRARIES:
+        points += [dataclasses.replace(point(4096, t, g), blas=label) for t, g in curve.items()]
+    obeyed = {label: names for label, names, _ in LIBRARIES}
+    obeyed["numpy"] = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    preset = derive(
+        points, node_type="node-l", calibrated_cpus=8, partitions=("pl",), variables=obeyed
+    )
+    return dataclasses.replace(preset, variables=obeyed["numpy"])
+
+
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two presets directories: "main" (node-x by partition px or this CPU, node-y by
@@ -74,7 +99,10 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     host = Path("/proc/sys/kernel/hostname").read_text().strip()
     node_z = node_y(node_type="node-z", partitions=(), hostnames=(host[:1] + "*",))
     _, warnings = write_presets([node_y(features=("genoa",), partitions=()), node_z], rules)
-    return {"main": main, "rules": rules}
+    libs = tmp_path_factory.mktemp("libs")
+    _, warnings = write_presets([node_l(), node_y(partitions=("py",))], libs)
+    assert warnings == []
+    return {"main": main, "rules": rules, "libs": libs}
 
 
 @dataclass(frozen=True)
@@ -86,9 +114,22 @@ class Situation:
     wrapper: str = ""  # "taskset" or "cgroup"
     node_type: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: variables stated by hand (None: left unset)
+    values: dict[str, str | None] = field(default_factory=dict)
 
 
 CPUS64 = {"BLASPROF_CPUS": "64"}
+LIBS_OURS = ":".join(THREAD_VARIABLES)
+LIBS_SET = {
+    "OMP_NUM_THREADS": "2",
+    "OPENBLAS_NUM_THREADS": "6",
+    "MKL_NUM_THREADS": "5",
+    "BLIS_NUM_THREADS": "3",
+    "VECLIB_MAXIMUM_THREADS": "6",
+    "NUMEXPR_NUM_THREADS": "6",
+    "BLASPROF_PRESET_SET": LIBS_OURS,
+}
+LIBS_RECORD = "numpy=6:atlas=1:blis=3:mkl=5:openblas-openmp=2:openblas-pthread=6"
 OURS = "OMP_NUM_THREADS:OPENBLAS_NUM_THREADS:MKL_NUM_THREADS"
 SITUATIONS = [
     Situation("this CPU, nothing declared", {}, node_type="node-x"),
@@ -270,6 +311,135 @@ SITUATIONS = [
     Situation(
         "this hostname", {"SLURM_JOB_CONSTRAINTS": "rome|ib"}, site="rules", node_type="node-z"
     ),
+    Situation(
+        "libraries: each its own variable, OMP_NUM_THREADS the OpenMP OpenBLAS's",
+        {**CPUS64, "SLURM_JOB_PARTITION": "pl"},
+        6,
+        "libs",
+        values={**LIBS_SET, "BLASPROF_PRESET": "node-l:large:6:" + LIBS_RECORD},
+    ),
+    Situation(
+        "libraries: every count capped by the share",
+        {"BLASPROF_CPUS": "8", "BLASPROF_WORKERS": "4", "SLURM_JOB_PARTITION": "pl"},
+        2,
+        "libs",
+        values={**dict.fromkeys(THREAD_VARIABLES, "2"), "BLASPROF_PRESET_SET": LIBS_OURS},
+    ),
+    Situation(
+        "libraries: 3 CPUs cap MKL's 5 and numpy's 6, not BLIS's 3 or OpenMP's 2",
+        {"BLASPROF_CPUS": "3", "SLURM_JOB_PARTITION": "pl"},
+        3,
+        "libs",
+        values={
+            **dict.fromkeys(THREAD_VARIABLES, "3"),
+            "OMP_NUM_THREADS": "2",
+            "BLASPROF_PRESET": "node-l:large:3:numpy=3:atlas=1:blis=3:mkl=3:openblas-openmp=2:"
+            "openblas-pthread=3",
+        },
+    ),
+    Situation(
+        "libraries: a class no other library measured takes their default class's count",
+        {**CPUS64, "SLURM_JOB_PARTITION": "pl", "BLASPROF_SIZE_CLASS": "small"},
+        1,
+        "libs",
+        values={
+            **LIBS_SET,
+            "OPENBLAS_NUM_THREADS": "1",
+            "VECLIB_MAXIMUM_THREADS": "1",
+            "NUMEXPR_NUM_THREADS": "1",
+        },
+    ),
+    Situation(
+        "libraries: the user's OMP_NUM_THREADS is kept and nothing that would beat it is set",
+        {**CPUS64, "SLURM_JOB_PARTITION": "pl", "OMP_NUM_THREADS": "4"},
+        6,
+        "libs",
+        values={
+            "OMP_NUM_THREADS": "4",
+            "BLIS_NUM_THREADS": None,
+            "MKL_NUM_THREADS": None,
+            "OPENBLAS_NUM_THREADS": None,
+            "NUMEXPR_NUM_THREADS": "6",
+        },
+    ),  # fmt: skip
+    Situation(
+        "libraries: the user's BLIS_NUM_THREADS blocks only what BLIS reads",
+        {**CPUS64, "SLURM_JOB_PARTITION": "pl", "BLIS_NUM_THREADS": "1"},
+        6,
+        "libs",
+        values={
+            "BLIS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": None,
+            "MKL_NUM_THREADS": "5",
+            "OPENBLAS_NUM_THREADS": "6",
+        },
+    ),  # fmt: skip
+    Situation(
+        "libraries: BLASPROF_OVERRIDE=1 gives each its own count",
+        {**CPUS64, "SLURM_JOB_PARTITION": "pl", "OMP_NUM_THREADS": "4", "BLASPROF_OVERRIDE": "1"},
+        6,
+        "libs",
+        values=LIBS_SET,
+    ),
+    Situation(
+        "libraries: a junk BLIS_NUM_THREADS is ignored",
+        {**CPUS64, "SLURM_JOB_PARTITION": "pl", "BLIS_NUM_THREADS": "0x3"},
+        6,
+        "libs",
+        notes=("BLIS_NUM_THREADS is not a whole number from 1 to 99999; ignored",),
+        values=LIBS_SET,
+    ),
+    Situation(
+        "libraries: loaded again with another layout, every own value is replaced",
+        {
+            **CPUS64,
+            **LIBS_SET,
+            "SLURM_JOB_PARTITION": "pl",
+            "BLASPROF_WORKERS": "2",
+            "BLASPROF_PRESET": "node-l:large:6:" + LIBS_RECORD,
+        },
+        4,
+        "libs",
+        values={
+            **LIBS_SET,
+            "OPENBLAS_NUM_THREADS": "4",
+            "NUMEXPR_NUM_THREADS": "4",
+            "VECLIB_MAXIMUM_THREADS": "4",
+        },
+    ),  # fmt: skip
+    Situation(
+        "libraries: a recorded count the user's value does not match is the user's",
+        {
+            **CPUS64,
+            **LIBS_SET,
+            "SLURM_JOB_PARTITION": "pl",
+            "BLIS_NUM_THREADS": "7",
+            "BLASPROF_PRESET": "node-l:large:6:" + LIBS_RECORD,
+        },
+        6,
+        "libs",
+        values={"BLIS_NUM_THREADS": "7", "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": "5"},
+    ),  # fmt: skip
+    Situation(
+        "libraries: a hostile record runs nothing",
+        {
+            **CPUS64,
+            "SLURM_JOB_PARTITION": "pl",
+            "OMP_NUM_THREADS": "2",
+            "BLASPROF_PRESET": "a:b:1:x=$(touch pwned):y=`touch pwned`:z=2",
+            "BLASPROF_PRESET_SET": "OMP_NUM_THREADS",
+        },
+        6,
+        "libs",
+        values=LIBS_SET,
+    ),  # fmt: skip
+    Situation(
+        "libraries: a node type without them sets one count",
+        {**CPUS64, "SLURM_JOB_PARTITION": "py"},
+        2,
+        "libs",
+        values={**dict.fromkeys(THREAD_VARIABLES, "2"), "BLASPROF_PRESET": "node-y:medium:2"},
+    ),
     Situation("an affinity mask of one CPU", {"SLURM_JOB_PARTITION": "px"}, 1, wrapper="taskset"),
     Situation("a cgroup quota of one CPU", {"SLURM_JOB_PARTITION": "px"}, 1, wrapper="cgroup"),
 ]
@@ -327,7 +497,10 @@ def test_every_form_leaves_the_same_variables(
     if situation.node_type:
         assert record.split(":")[0] == situation.node_type
     if situation.threads is not None:
-        assert record.rsplit(":", 1)[1] == str(situation.threads)
+        assert record.split(":")[2] == str(situation.threads)
+    for name, value in situation.values.items():
+        assert expected.variables[name] == value, name
+    assert expected.variables["OMP_THREAD_LIMIT"] is None
     for note in situation.notes:
         assert note in expected.notes
 

@@ -252,6 +252,34 @@ def test_env_refuses_an_edited_presets_file_that_names_code(
     assert "Traceback" not in loaded.stderr.decode()
 
 
+def _library(doc: dict, label: str, variables: list[str], threads: object) -> None:
+    """Give node type "good" of a blasprof.json one more library, a count for every class."""
+    good = doc["presets"]["good"]
+    good["libraries"] = [[label, variables, dict.fromkeys(good["classes"], threads)]]
+
+
+def test_a_preset_whose_library_label_names_code_is_left_out(tmp_path: Path) -> None:
+    from profiler.choice.preset import LibraryPreset
+    from profiler.jobstart.forms.checked import UnsafePreset, bundle, single
+
+    mark = tmp_path / "pwned"
+    good = node_y(node_type="good")
+    classes = good.size_classes
+    bad = dataclasses.replace(
+        good, node_type="bad", libraries=(LibraryPreset(f"b;touch {mark}", (), classes),)
+    )
+    with pytest.raises(UnsafePreset, match="BLAS library label"):
+        single(bad)
+    checked, warnings = bundle([good, bad])
+    assert [e.name for e in checked.entries] == ["good"]
+    assert any("left out" in w and "BLAS library label" in w for w in warnings)
+    unknown = dataclasses.replace(
+        good, libraries=(LibraryPreset("blis", ("OMP_THREAD_LIMIT",), classes),)
+    )
+    with pytest.raises(UnsafePreset, match="OMP_THREAD_LIMIT"):
+        single(unknown)
+
+
 @pytest.mark.parametrize(
     "what, edit, named",
     [
@@ -272,6 +300,31 @@ def test_env_refuses_an_edited_presets_file_that_names_code(
             "'2'",
         ),
         ("no presets", lambda d: d.pop("presets"), "'presets'"),
+        (
+            "a library label that names code",
+            lambda d: _library(d, "blis;touch x", ["BLIS_NUM_THREADS"], 1),
+            "'blis;touch x'",
+        ),
+        (
+            "a library count of junk",
+            lambda d: _library(d, "blis", ["BLIS_NUM_THREADS"], "2;touch x"),
+            "'2;touch x'",
+        ),
+        (
+            "a library variable that is no thread variable",
+            lambda d: _library(d, "blis", ["LD_PRELOAD"], 1),
+            "'LD_PRELOAD'",
+        ),
+        (
+            "a library missing a class",
+            lambda d: d["presets"]["good"].update(libraries=[["blis", [], {"large": 1}]]),
+            "every size class",
+        ),
+        (
+            "a library named like the default",
+            lambda d: _library(d, "numpy", ["OPENBLAS_NUM_THREADS"], 1),
+            "named twice",
+        ),
         ("not JSON", None, "not a blasprof presets file"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",

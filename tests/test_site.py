@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from profiler.choice.preset import LibraryPreset
 from profiler.jobstart.forms.files import write_presets
 from tests.services import ROOT, SLURM, absent
 from tests.test_preset_forms import node_y
@@ -48,8 +49,14 @@ def site() -> Iterator[dict[str, object]]:
     # typea: 2 threads for one process, 1 each for two; typeb: 1 thread always
     typea = node_y(node_type="typea", partitions=("typea",), cpu_model="", logical_cpus=0)
     one = [dataclasses.replace(c, threads=1) for c in typea.size_classes]
+    # typeb also holds BLIS, which gets 2 threads where its share allows
+    blis = LibraryPreset("blis-openmp", ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"), typea.size_classes)
     typeb = dataclasses.replace(
-        typea, node_type="typeb", partitions=("typeb",), size_classes=tuple(one)
+        typea,
+        node_type="typeb",
+        partitions=("typeb",),
+        size_classes=tuple(one),
+        libraries=(blis,),
     )
     write_presets([typea, typeb], presets)
     prolog = base / "taskprolog.sh"
@@ -77,15 +84,15 @@ def site() -> Iterator[dict[str, object]]:
 
 
 JOB = """#!/bin/sh
-echo "batch $BLASPROF_PRESET $OMP_NUM_THREADS $OPENBLAS_NUM_THREADS"
-srun -n 2 sh -c 'echo "step $SLURM_LOCALID $BLASPROF_PRESET $OMP_NUM_THREADS $MKL_NUM_THREADS"'
+echo "batch $BLASPROF_PRESET $OMP_NUM_THREADS $OPENBLAS_NUM_THREADS $BLIS_NUM_THREADS"
+srun -n 2 sh -c 'echo "step $SLURM_LOCALID $BLASPROF_PRESET $OMP_NUM_THREADS $BLIS_NUM_THREADS"'
 OMP_NUM_THREADS=1 srun -n 1 sh -c 'echo "mine $BLASPROF_PRESET $OMP_NUM_THREADS"'
 """
 
 
 def _run_job(site: dict[str, object], partition: str) -> list[str]:
     env = {k: v for k, v in dict(site["env"]).items() if not k.startswith("BLASPROF_PRESET")}  # type: ignore[call-overload]
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
         env.pop(name, None)
     base = Path(str(site["dir"]))
     script = base / "job.sh"
@@ -111,16 +118,17 @@ def test_each_partition_gets_its_preset_and_each_srun_task_its_share(
     site: dict[str, object],
 ) -> None:
     lines = _run_job(site, "typea")
-    assert "batch typea:medium:2 2 2" in lines
+    assert "batch typea:medium:2 2 2 2" in lines
     assert [line for line in lines if line.startswith("step")] == [
         "step 0 typea:medium:1 1 1",
         "step 1 typea:medium:1 1 1",
     ]
     # a variable the job set itself is kept, and the record says what the preset chose
     assert "mine typea:medium:2 1" in lines
+    # BLIS's own count (2) in the batch step, its share (1) in each of two tasks
     lines = _run_job(site, "typeb")
-    assert "batch typeb:medium:1 1 1" in lines
-    assert (
-        len([line for line in lines if line.startswith("step") and "typeb:medium:1 1 1" in line])
-        == 2
-    )
+    assert "batch typeb:medium:1:numpy=1:blis-openmp=2 1 1 2" in lines
+    assert [line for line in lines if line.startswith("step")] == [
+        "step 0 typeb:medium:1:numpy=1:blis-openmp=1 1 1",
+        "step 1 typeb:medium:1:numpy=1:blis-openmp=1 1 1",
+    ]

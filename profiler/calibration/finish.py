@@ -231,6 +231,18 @@ def _derive(
         logical_cpus=node.logical_cpus,
         partitions=partitions,
         previous=previous,
+        variables=_library_variables(node.libraries),
     )
     libraries = [(b.internal_api, b.threading_layer) for b in node.blas if b.user_api == "blas"]
     return dataclasses.replace(preset, variables=obeyed_variables(libraries), hostnames=hostnames)
+
+
+def _library_variables(libraries: Sequence[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Label -> the thread variables that library obeys, strongest first, as the node's
+    probe found them (a stored record is plain data: anything else is left out)."""
+    found = {}
+    for lib in libraries:
+        label, names = lib.get("label"), lib.get("variables")
+        if isinstance(label, str) and isinstance(names, (list, tuple)):
+            found[label] = tuple(str(v) for v in names)
+    return found

@@ -25,6 +25,7 @@ __all__ = [
     "OVERSUBSCRIBED_PHASE",
     "SIZE_CLASSES",
     "Layout",
+    "LibraryPreset",
     "Preset",
     "SizeClass",
     "class_of",
@@ -121,6 +122,26 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class LibraryPreset:
+    """A calibrated BLAS library besides the preset's default one: its size classes, chosen
+    from its own curves, and the thread variables it obeys, strongest first. Layout rows
+    are the default library's only; at job start this library's count is its class's,
+    capped by the process's share (``profiler.jobstart.budget``)."""
+
+    label: str
+    variables: tuple[str, ...]
+    size_classes: tuple[SizeClass, ...]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LibraryPreset:
+        return cls(
+            label=d["label"],
+            variables=tuple(d.get("variables") or ()),
+            size_classes=tuple(SizeClass.from_dict(c) for c in d["size_classes"]),
+        )
+
+
+@dataclass(frozen=True)
 class Preset:
     """The thread settings chosen for one node type."""
 
@@ -143,6 +164,11 @@ class Preset:
     #: (``--constraint``) and hostname patterns (``*`` and ``?`` wildcards)
     features: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()
+    #: the library whose curves chose ``size_classes`` and ``layouts`` (numpy's OpenBLAS
+    #: unless a calibration measured others only)
+    default_blas: str = "numpy"
+    #: every other calibrated library; a preset stored before they existed has none
+    libraries: tuple[LibraryPreset, ...] = ()
 
     @property
     def default_threads(self) -> int:
@@ -197,6 +223,8 @@ class Preset:
             variables=tuple(d.get("variables") or ()),
             features=tuple(d.get("features") or ()),
             hostnames=tuple(d.get("hostnames") or ()),
+            default_blas=d.get("default_blas") or "numpy",
+            libraries=tuple(LibraryPreset.from_dict(x) for x in d.get("libraries") or ()),
         )
 
 
@@ -213,16 +241,27 @@ def derive(
     logical_cpus: int = 0,
     partitions: tuple[str, ...] = (),
     previous: Preset | None = None,
+    default_blas: str = "numpy",
+    variables: dict[str, tuple[str, ...]] | None = None,
 ) -> Preset:
     """The preset these measurements choose, over ``previous`` for the classes not measured.
 
     Points whose thread limit did not hold are ignored. The default class is ``large``
     when the preset has it, else its largest: where BLAS time goes in a job that has large
-    GEMMs at all.
+    GEMMs at all. Points are grouped by their library (``Measurement.blas``): those of
+    ``default_blas`` (else of the first label measured) choose the size classes and layout
+    rows; every other library gets its own size classes, with the thread variables
+    ``variables`` gives for its label (strongest first).
     """
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
-    usable = [m for m in measurements if m.threads_verified and m.gflops > 0]
+    groups: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        if m.threads_verified and m.gflops > 0:
+            groups.setdefault(m.blas, []).append(m)
+    default_blas = default_blas if default_blas in groups else min(groups, default=default_blas)
+    usable = groups.pop(default_blas, [])
+    libraries = _libraries(groups, variables or {}, tolerance, calibration_id, previous)
     sweep = [m for m in usable if m.workers == 1 and m.phase not in _LAYOUT_PHASES]
     if not sweep:
         raise ValueError("no verified measurements to derive a preset from")
@@ -260,7 +299,42 @@ def derive(
         cpu_model=cpu_model,
         logical_cpus=logical_cpus,
         partitions=partitions,
+        default_blas=default_blas,
+        libraries=libraries,
     )
+
+
+def _libraries(
+    groups: dict[str, list[Measurement]],
+    variables: dict[str, tuple[str, ...]],
+    tolerance: float,
+    calibration_id: int | None,
+    previous: Preset | None,
+) -> tuple[LibraryPreset, ...]:
+    """Each other library's size classes from its own sweep points, over ``previous``'s
+    for the classes (and libraries) not measured this time."""
+    old = {lib.label: lib for lib in previous.libraries} if previous is not None else {}
+    found = {}
+    for label, points in groups.items():
+        by_class: dict[str, list[Measurement]] = {}
+        for m in points:
+            if m.workers == 1 and m.phase not in _LAYOUT_PHASES:
+                by_class.setdefault(class_of(m.n)[0], []).append(m)
+        classes = {
+            name: _size_class(name, pts, tolerance, calibration_id)
+            for name, pts in by_class.items()
+        }
+        before = old.get(label)
+        for c in before.size_classes if before is not None else ():
+            if c.name in _CLASS_ORDER:
+                classes.setdefault(c.name, c)
+        if classes:
+            obeyed = variables.get(label) or (before.variables if before is not None else ())
+            ordered = tuple(sorted(classes.values(), key=lambda c: _CLASS_ORDER[c.name]))
+            found[label] = LibraryPreset(label, tuple(obeyed), ordered)
+    for label, lib in old.items():
+        found.setdefault(label, lib)
+    return tuple(found[label] for label in sorted(found))
 
 
 _LAYOUT_PHASES = (LAYOUT_PHASE, OVERSUBSCRIBED_PHASE)

@@ -222,20 +222,19 @@ def print_notes(notes: Sequence[str]) -> None:
 def print_adoption(
     ok: bool, libraries: Sequence[dict[str, Any]], why: str, record: str | None
 ) -> None:
-    """`blasprof check`: each BLAS a fresh Python loaded, its threads, and the verdict."""
+    """`blasprof check`: each BLAS library checked, the threads that ran, and the verdict."""
     shown = safe(record, markup=False) if record else None
     print(f"preset: {shown or 'none loaded (BLASPROF_PRESET is not set)'}")
     for lib in libraries:
-        expected = lib.get("expected")
-        verdict = "" if expected is None else ("  ok" if lib["ok"] else f"  NOT {expected}")
-        print(
-            safe(
-                f"  {lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version') or '?'} "
-                f"({lib.get('threading_layer') or '?'}) runs {lib.get('num_threads')} thread(s)"
-                f"{verdict}",
-                markup=False,
-            )
-        )
+        said = "" if lib.get("reported") is None else f" (it reports {lib['reported']})"
+        if lib.get("ok") is None:
+            line = f"  {lib.get('label') or lib.get('path')}: {lib.get('error')}"
+        elif lib.get("error"):
+            line = f"  {lib.get('label')}: NOT checked: {lib['error']}"
+        else:
+            verdict = "ok" if lib["ok"] else f"NOT {lib['expected']}"
+            line = f"  {lib['label']}: {lib['threads_ran']} thread(s) ran{said}  {verdict}"
+        print(safe(line, markup=False))
     print(
         "the preset took effect"
         if ok

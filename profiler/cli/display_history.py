@@ -230,6 +230,10 @@ def print_best(current: Sequence[CurrentPreset]) -> None:
             f"{name}: " + ", ".join(f"{w}x{t}" for w, t in rows[name]) for name in rows
         )
         out.print(_text(f"  layouts (processes x threads each): {layouts}"))
+        for lib in p.libraries:
+            counts = ", ".join(f"{c.name} {c.threads}" for c in lib.size_classes)
+            obeys = " > ".join(lib.variables) or "no variable"
+            out.print(_text(f"  {lib.label} (obeys {obeys}): {counts}"))
 
 
 # -- compare --------------------------------------------------------------------------------

@@ -32,7 +32,11 @@ def env_command(
     counts the processes this command runs: under a launcher each of its tasks runs N, so N
     times the launcher's count share the node (as blas_preset.threads(workers=N) does). A
     thread variable set before the preset is kept unless BLASPROF_OVERRIDE=1; BLASPROF_PRESET
-    records the node type, size class and count. The node type is BLASPROF_NODE_TYPE, else
+    records the node type, size class and count. A preset of several BLAS libraries sets
+    each library's own variable from its own count (BLIS_NUM_THREADS, MKL_NUM_THREADS) and
+    OMP_NUM_THREADS from a library that obeys it first (an OpenMP OpenBLAS), else from the
+    default (numpy's); BLASPROF_PRESET then adds label=count for each. OMP_THREAD_LIMIT is
+    never set. The node type is BLASPROF_NODE_TYPE, else
     the Slurm partition, a feature the job asked for, the hostname, then the CPU; a node
     without a preset gets one thread per core of its share.
 
@@ -146,7 +150,10 @@ def check_command(
     ] = sys.executable,
     json_output: JsonOption = False,
 ) -> None:
-    """Inside a job: does a fresh Python's BLAS run the preset's thread count? Exit 1 if not.
+    """Inside a job: does each BLAS library run the preset's thread count? Exit 1 if not.
+
+    Every library a fresh Python loads with numpy, and every library the preset set,
+    runs a GEMM with this environment; the threads that did the work are counted.
 
     Examples:
 
@@ -154,7 +161,7 @@ def check_command(
 
       srun -n 2 blasprof check --json
     """
-    from profiler.jobstart.apply import adoption
+    from profiler.jobstart.check import adoption
 
     ok, libraries, why = adoption(os.environ, python)
     if json_output:

@@ -1,10 +1,10 @@
-"""A preset at job start, from Python: what ``blasprof env``/``run``/``wrap``/``check`` do.
+"""A preset at job start, from Python: what ``blasprof env``/``run``/``wrap`` do.
 
 The presets directory's ``blasprof.json`` holds the checked values every dispatcher embeds;
 ``environment`` applies ``profiler.jobstart.budget.plan`` to them exactly as the dispatchers do, and
 ``shell_lines`` prints the result for ``eval``. ``wrap`` adds the load line to a job script
-once; ``slurm_setup`` gives submitit users the same line for ``slurm_setup=``. ``check``
-asks a fresh Python which thread counts its BLAS libraries really use.
+once; ``slurm_setup`` gives submitit users the same line for ``slurm_setup=``.
+``profiler.jobstart.check`` measures whether it took effect.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shlex
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,6 @@ from profiler.paths import presets_dir
 
 __all__ = [
     "MARKER",
-    "adoption",
     "environment",
     "exec_with",
     "load_line",
@@ -103,7 +100,7 @@ def shell_lines(done: Mapping[str, Any], shell: str) -> list[str]:
 
 
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-_VALUE = re.compile(r"[A-Za-z0-9._:-]*")
+_VALUE = re.compile(r"[A-Za-z0-9._:=-]*")  # "=" joins a library label to its count
 
 
 def load_line(shell: str = "sh", directory: Path | None = None) -> str:
@@ -169,59 +166,6 @@ def wrap(script: str, directory: Path | None = None) -> str:
         lines[at - 1] += "\n"
     block = [MARKER + "\n", load_line(shell, directory) + "\n"]
     return "".join(lines[:at] + block + lines[at:])
-
-
-def adoption(
-    environ: Mapping[str, str], python: str = sys.executable
-) -> tuple[bool, list[dict[str, Any]], str]:
-    """(took effect, the BLAS libraries a fresh ``python`` loads with numpy, why not).
-
-    Each library: threadpoolctl's description plus ``expected`` (the preset's count) and
-    ``ok``. The preset took effect when every BLAS uses the count ``BLASPROF_PRESET`` records.
-    """
-    from profiler.jobstart.budget import count
-
-    record = environ.get("BLASPROF_PRESET", "")
-    expected = count(record.rpartition(":")[2])
-    code = (
-        "import json, numpy\nfrom threadpoolctl import threadpool_info\n"
-        "print(json.dumps(threadpool_info()))"
-    )
-    tail = "it did not answer within 120 s"
-    try:
-        done = subprocess.run(
-            [python, "-c", code], env=dict(environ), capture_output=True, text=True, timeout=120
-        )
-        tail = " ".join(done.stderr.split()[-12:]) or f"no report (exit status {done.returncode})"
-        libraries = json.loads(done.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
-        if isinstance(e, OSError):
-            tail = f"cannot run it: {e.strerror or e}"
-        raise UsageError(
-            f"{python} could not report its BLAS (it needs numpy and threadpoolctl): {tail}"
-        ) from None
-    blas = [lib for lib in libraries if lib.get("user_api") == "blas"]
-    for lib in libraries:
-        lib["expected"] = expected if lib.get("user_api") == "blas" else None
-        lib["ok"] = expected is not None and lib.get("num_threads") == expected
-    if expected is None:
-        return False, libraries, "no preset was loaded here (BLASPROF_PRESET is not set)"
-    if not blas:
-        return False, libraries, "numpy loaded no BLAS that threadpoolctl knows"
-    wrong = [lib for lib in blas if not lib["ok"]]
-    if not wrong:
-        return True, libraries, ""
-    from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES
-
-    why = ", ".join(f"{lib['internal_api']} runs {lib['num_threads']}" for lib in wrong)
-    differ = [
-        f"{name}={ascii(environ[name])[1:-1]}"
-        for name in THREAD_VARIABLES + WATCHED_VARIABLES
-        if environ.get(name) and environ[name] != str(expected)
-    ]
-    if differ:
-        why += f" (set here: {' '.join(differ)})"
-    return False, libraries, f"{why}, not the preset's {expected}"
 
 
 def run_argv(argv: Sequence[str]) -> str:

@@ -18,12 +18,21 @@ start it, ``blasprof env``/``run``, and every preset form (sh, csh, Python, Lmod
 - calibrated: the row of the preset's layout table with the most workers not above
   ``workers``. A node without a preset gets one thread per physical core of its CPUs,
   shared by the workers, and is told so.
-- variables: every one of ``THREAD_VARIABLES`` gets the count, except those set before the
-  preset (kept unless ``BLASPROF_OVERRIDE=1``). While a kept one is read by the calibrated
-  BLAS, no other variable that BLAS reads is set, since it could override the user's choice.
+- libraries: a preset holds the layout table of its default BLAS (numpy's) and, for each
+  other calibrated library, a count per size class and the variables it obeys, strongest
+  first. Each library's threads = max(1, min(its class's count, share)).
+- variables: every one of ``THREAD_VARIABLES`` gets a count, except those set before the
+  preset (kept unless ``BLASPROF_OVERRIDE=1``). A variable gets the default library's count
+  when that library obeys it first (or no library does); else the smallest count of the
+  libraries that obey it first: ``BLIS_NUM_THREADS`` is BLIS's, ``MKL_NUM_THREADS`` MKL's,
+  and the shared ``OMP_NUM_THREADS`` that of an OpenMP OpenBLAS (which obeys nothing else),
+  else the default's. ``OMP_THREAD_LIMIT`` is never set (it hangs an OpenMP OpenBLAS).
+  While a kept one is read by a calibrated library, no other variable that library reads
+  is set, since it could override the user's choice.
   A value that is no count (``abc``, ``0``, ``0x2``) is no choice: it is replaced, with a
-  note. ``BLASPROF_PRESET`` (type:class:threads) and ``BLASPROF_PRESET_SET`` (the variables given
-  that count) record what was applied, so that loading again recognises its own values.
+  note. ``BLASPROF_PRESET`` (type:class:threads, then ``:label=threads`` for every library
+  when the preset has others than the default) and ``BLASPROF_PRESET_SET`` (the variables
+  given a count) record what was applied, so that loading again recognises its own values.
 
 Counts read from the environment are plain decimal integers of 1 to 5 digits (leading
 zeros dropped); anything else is ignored, with a message where the user set it. A preset
@@ -249,12 +258,15 @@ def launcher_workers(env):
 
 def plan(env, presets, node_type, workers=None, size_class=None, usable=None, cores=None):
     """What loading a preset does in environment ``env``: a dict with ``threads``,
-    ``set`` (name -> value), ``unset``, ``kept`` (names), ``notes`` (one line each), and the
+    ``set`` (name -> value), ``unset``, ``kept`` (names), ``notes`` (one line each),
+    ``libraries`` (label -> the threads each will run; empty for a preset of one), and the
     ``node_type``, ``size_class``, ``workers`` it used.
 
     ``presets`` maps node types to ``{"default": class, "classes": {class: ((workers,
-    threads), ...)}, "obeyed": (variables,)}``; ``usable`` and ``cores`` replace what this
-    machine says (for tests); ``size_class`` replaces the environment's.
+    threads), ...)}, "obeyed": (variables,), "blas": label, "libraries": ((label,
+    (variables,), {class: threads}), ...)}`` (the last two may be absent); ``usable`` and
+    ``cores`` replace what this machine says (for tests); ``size_class`` replaces the
+    environment's.
 
     ``workers`` (``--workers``, ``threads(workers=)``): the processes this process runs that
     share its CPUs. Under a launcher each of its tasks on this node runs that many, so the
@@ -292,12 +304,23 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
             size_class = entry["default"]
         calibrated = calibrated_for(classes[size_class], workers)
         obeyed = entry["obeyed"]
+        libraries = entry.get("libraries", ())
     else:
         size_class = "-"
         cores = min(cores_here() if cores is None else cores, usable)
         calibrated = max(1, cores // workers)
         obeyed = DEFAULT_OBEYED
+        libraries = ()
     threads = max(1, min(calibrated, share))
+    libs = [(lib[0], max(1, min(lib[2][size_class], share)), tuple(lib[1])) for lib in libraries]
+    # what each library will run: the count its strongest variable gets
+    owners = {}
+    for _, n, names in libs:
+        if names and n < owners.get(names[0], n + 1):
+            owners[names[0]] = n
+    if obeyed:
+        owners[obeyed[0]] = threads
+    libs = [(label, owners[names[0]] if names else n, names) for label, n, names in libs]
     if entry is None:
         which = "node type " + node_type if node_type else "this node"
         known = " ".join(presets) or "none"
@@ -306,7 +329,12 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
             "one per CPU of its share, at most one per core"
         )
     record = f"{node_type or '-'}:{size_class}:{threads}"
-    given, unset, kept = _variables(env, threads, obeyed, record, notes)
+    counts = {}
+    if libs:
+        counts[entry["blas"]] = threads
+        counts.update((label, n) for label, n, _ in libs)
+        record += "".join(f":{label}={n}" for label, n in counts.items())
+    given, unset, kept = _variables(env, threads, obeyed, record, notes, libs)
     return {
         "node_type": node_type,
         "size_class": size_class,
@@ -317,6 +345,7 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
         "unset": unset,
         "kept": kept,
         "notes": notes,
+        "libraries": counts,
     }
 
 
@@ -326,15 +355,25 @@ def calibrated_for(rows, workers):
     return [t for w, t in rows if w <= workers][-1]
 
 
-def _variables(env, threads, obeyed, record, notes):
-    """(set, unset, kept): which thread variables to give ``threads``; see the module doc."""
-    before = count(env.get("BLASPROF_PRESET", "").rpartition(":")[2])
+def _variables(env, threads, obeyed, record, notes, libs=()):
+    """(set, unset, kept): which thread variables to give which count; see the module doc.
+    ``libs``: (label, threads, variables) of each library besides the default one, its
+    threads already those its strongest variable will get."""
+    fields = (env.get("BLASPROF_PRESET", "") + "::").split(":")
+    before = count(fields[2])
+    mine = set()
+    if before:
+        mine.add(str(before))
+        for item in fields[3:]:
+            value = count(item.partition("=")[2])
+            if value:
+                mine.add(str(value))
     ours = env.get("BLASPROF_PRESET_SET", "").split(":") if before else []
     watched = THREAD_VARIABLES + tuple(v for v in WATCHED_VARIABLES if v in obeyed)
     users = []
     for name in watched:
         current = env.get(name, "")
-        if not current or (name in ours and current == str(before)):
+        if not current or (name in ours and current in mine):
             continue
         if name not in FREE_VARIABLES and count(current) is None:
             # a BLAS given junk falls back to its own default (all CPUs): not a choice to keep
@@ -343,11 +382,16 @@ def _variables(env, threads, obeyed, record, notes):
         users.append(name)
     value = str(threads)
     override = env.get("BLASPROF_OVERRIDE", "") == "1"
-    blocked = not override and any(v in obeyed for v in users)
+    blocked = set()
+    for names in (obeyed, *(lib[2] for lib in libs)):
+        if not override and any(v in names for v in users):
+            blocked.update(names)
+    # ``libs`` holds what each library will run: its strongest variable's count
+    strongest = {names[0]: n for _, n, names in libs if names}
     given = {}
     for name in THREAD_VARIABLES:
-        if override or not (name in users or (blocked and name in obeyed)):
-            given[name] = value
+        if override or not (name in users or name in blocked):
+            given[name] = str(strongest.get(name, threads))
     unset = [v for v in watched if override and v in users and v not in given]
     unset += [
         v

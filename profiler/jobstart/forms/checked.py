@@ -55,6 +55,10 @@ _RULE_VALUES["cpu"] = _CPU_RULE
 #: a directory a shell line may name without quoting tricks
 _SHELL_PATH = re.compile(r"/[A-Za-z0-9._/+,@%=:~-]*")
 _KNOWN_VARIABLES = THREAD_VARIABLES + WATCHED_VARIABLES
+#: what a library may name besides them: a pthreads OpenBLAS from 0.3.22 reads it
+_LIBRARY_VARIABLES = (*_KNOWN_VARIABLES, "OPENBLAS_DEFAULT_NUM_THREADS")
+#: a BLAS library's label (``profiler.measure.blas``: a member's name or a build's directory)
+LABEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
 class UnsafePreset(UsageError):
@@ -70,6 +74,11 @@ class Entry:
     classes: tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
     obeyed: tuple[str, ...]
     summary: tuple[str, ...]
+    #: the label of the library the layout table is for
+    blas: str = "numpy"
+    #: every other calibrated library: (label, variables strongest first, (class, threads)
+    #: for every class of ``classes``)
+    libraries: tuple[tuple[str, tuple[str, ...], tuple[tuple[str, int], ...]], ...] = ()
 
     def data(self) -> dict[str, Any]:
         """The entry as ``profiler.jobstart.budget.plan`` takes it."""
@@ -77,6 +86,8 @@ class Entry:
             "default": self.default,
             "classes": {name: rows for name, rows in self.classes},
             "obeyed": self.obeyed,
+            "blas": self.blas,
+            "libraries": tuple((lab, obeys, dict(counts)) for lab, obeys, counts in self.libraries),
         }
 
 
@@ -209,7 +220,46 @@ def _entry(name: str, preset: Preset) -> Entry:
     for variable in obeyed:
         if variable not in _KNOWN_VARIABLES:
             raise UnsafePreset(f"node type {name!r}: unknown thread variable {_show(variable)}")
-    return Entry(name, default, tuple(classes), obeyed, tuple(_summary(preset)))
+    blas = _label(name, preset.default_blas)
+    libraries = []
+    for lib in preset.libraries:
+        label = _label(name, lib.label)
+        counts = {}
+        for c in lib.size_classes:
+            if isinstance(c.name, str) and c.name in dict(classes):
+                counts[c.name] = _count(name, f"{label}'s thread count", c.threads)
+        libraries.append(_library(name, label, lib.variables, counts, dict(classes), default))
+    if len({blas, *(lib[0] for lib in libraries)}) != len(libraries) + 1:
+        raise UnsafePreset(f"node type {name!r}: a BLAS library is named twice")
+    summary = tuple(_summary(preset))
+    return Entry(name, default, tuple(classes), obeyed, summary, blas, tuple(libraries))
+
+
+def _label(name: str, label: object) -> str:
+    if not isinstance(label, str) or LABEL_PATTERN.fullmatch(label) is None:
+        raise UnsafePreset(
+            f"node type {name!r}: BLAS library label {_show(label)} does not match "
+            f"{LABEL_PATTERN.pattern}"
+        )
+    return label
+
+
+def _library(
+    name: str, label: str, variables: object, counts: dict[str, int], classes: dict[str, Any],
+    default: str,
+) -> tuple[str, tuple[str, ...], tuple[tuple[str, int], ...]]:  # fmt: skip
+    """One library's checked values, with a count for every class of the preset: a class
+    it did not measure takes its count at the default class, else at its largest class."""
+    if not isinstance(variables, (list, tuple)):
+        raise UnsafePreset(f"node type {name!r}: {label}'s variables are {_show(variables)}")
+    for variable in variables:
+        if variable not in _LIBRARY_VARIABLES:
+            raise UnsafePreset(f"node type {name!r}: unknown thread variable {_show(variable)}")
+    if not counts:
+        raise UnsafePreset(f"node type {name!r}: {label} has no thread count of the classes")
+    fallback = counts.get(default, list(counts.values())[-1])
+    table = tuple((c, counts.get(c, fallback)) for c in classes)
+    return label, tuple(variables), table
 
 
 def _summary(preset: Preset) -> list[str]:
@@ -223,6 +273,9 @@ def _summary(preset: Preset) -> list[str]:
     for c in preset.size_classes:
         bound = f"n <= {c.max_n}" if c.max_n else "larger"
         lines.append(f"  {c.name} ({bound}): {c.threads} threads, best {c.best_threads}")
+    for lib in preset.libraries:
+        counts = " ".join(f"{c.name} {c.threads}" for c in lib.size_classes)
+        lines.append(f"  {lib.label} (by {' > '.join(lib.variables) or 'nothing'}): {counts}")
     lines.append(f"default size class: {preset.default_class}")
     return [comment(line) for line in lines]
 
@@ -353,4 +406,17 @@ def _data_entry(name: object, p: object) -> Entry:
     for variable in obeyed:
         if variable not in _KNOWN_VARIABLES:
             raise UnsafePreset(f"{where}: unknown thread variable {_show(variable)}")
-    return Entry(name, default, tuple(classes), obeyed, ())
+    # files written before presets had libraries carry neither key
+    blas = _label(name, p.get("blas", "numpy"))
+    libraries = []
+    for item in p.get("libraries", []):
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], dict)):
+            raise UnsafePreset(f"{where}: library {_show(item)} is not [label, variables, counts]")
+        label = _label(name, item[0])
+        counts = {c: _count(name, f"{label}'s thread count", t) for c, t in item[2].items()}
+        if set(counts) != {c for c, _ in classes}:
+            raise UnsafePreset(f"{where}: {label} needs a count for every size class")
+        libraries.append(_library(name, label, item[1], counts, dict(classes), default))
+    if len({blas, *(lib[0] for lib in libraries)}) != len(libraries) + 1:
+        raise UnsafePreset(f"{where}: a BLAS library is named twice")
+    return Entry(name, default, tuple(classes), obeyed, (), blas, tuple(libraries))

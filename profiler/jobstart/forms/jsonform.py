@@ -20,7 +20,10 @@ RULE = (
     "share = min(job CPUs // workers, CPUs this process may use, SLURM_CPUS_PER_TASK); "
     "job CPUs = BLASPROF_CPUS or SLURM_CPUS_ON_NODE or the affinity mask capped by the cgroup "
     "quota; workers = the launcher's local size (MPI, srun) or BLASPROF_WORKERS or 1; "
-    "class = BLASPROF_SIZE_CLASS or default_class"
+    "class = BLASPROF_SIZE_CLASS or default_class; each other library: max(1, min(its "
+    "class's count, share)); a variable gets the count of the library that obeys it first "
+    "(the default's where it does, the smallest of several), else the default's; "
+    "OMP_THREAD_LIMIT is never set"
 )
 
 

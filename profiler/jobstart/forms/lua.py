@@ -68,13 +68,13 @@ local function load()
     local verb, rest = line:match("^(%l+) (.*)$")
     local name, value
     if verb == "set" then
-      name, value = rest:match("^([%u_]+) ([%w:._-]+)$")
+      name, value = rest:match("^([%u_]+) ([%w:._=-]+)$")
     elseif verb == "unset" then
       name, value = rest:match("^([%u_]+)$"), false
     end
     if verb == "note" then
       notes[#notes + 1] = rest
-    elseif name ~= nil and known(name) and (value == false or #value <= 200) then
+    elseif name ~= nil and known(name) and (value == false or #value <= 1000) then
       changes[#changes + 1] = {name, value}
     else
       note(ENGINE .. " printed a line this modulefile does not apply; no thread variable set")

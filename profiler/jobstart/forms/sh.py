@@ -25,6 +25,7 @@ from profiler.jobstart.budget import (
     WATCHED_VARIABLES,
 )
 from profiler.jobstart.forms.checked import Bundle, comment, shell_path
+from profiler.jobstart.forms.sh_cpus import CPU_FUNCTIONS
 from profiler.jobstart.forms.sh_detect import detect_functions
 
 __all__ = ["render_csh", "render_sh"]
@@ -52,143 +53,7 @@ _bp_whole() {  # $1 as a whole number of at most 18 digits in _bp_n, or fail
     _bp_n=${1#"${1%%[!0]*}"}
     [ -n "$_bp_n" ] || _bp_n=0
 }
-_bp_cpus() {  # how many CPUs a kernel CPU list ("0-3,8") names, in _bp_n, or fail
-    _bp_rest=$1, _bp_total=0
-    while [ -n "$_bp_rest" ]; do
-        _bp_item=${_bp_rest%%,*}
-        _bp_rest=${_bp_rest#*,}
-        _bp_high=${_bp_item#*-}
-        _bp_index "${_bp_item%%-*}" || return 1
-        _bp_low=$_bp_n
-        _bp_index "${_bp_high:-${_bp_item%%-*}}" || return 1
-        [ "$_bp_n" -ge "$_bp_low" ] || return 1
-        _bp_total=$((_bp_total + _bp_n - _bp_low + 1))
-    done
-    _bp_n=$_bp_total
-}
-_bp_affinity() {  # this process's affinity list in _bp_list
-    _bp_list=
-    [ -r /proc/self/status ] || return 0
-    while read -r _bp_key _bp_value; do
-        case $_bp_key in Cpus_allowed_list:) _bp_list=$_bp_value; break ;; esac
-    done < /proc/self/status
-}
-_bp_cores() {  # physical cores among the CPUs of _bp_list, in _bp_n
-    _bp_rest=$_bp_list, _bp_seen=' ' _bp_total=0 _bp_all=0 _bp_nosys=
-    while [ -n "$_bp_rest" ]; do
-        _bp_item=${_bp_rest%%,*}
-        _bp_rest=${_bp_rest#*,}
-        _bp_high=${_bp_item#*-}
-        _bp_index "${_bp_item%%-*}" || break
-        _bp_low=$_bp_n
-        _bp_index "${_bp_high:-${_bp_item%%-*}}" || break
-        while [ "$_bp_low" -le "$_bp_n" ]; do
-            _bp_all=$((_bp_all + 1))
-            _bp_file=/sys/devices/system/cpu/cpu$_bp_low/topology/thread_siblings_list
-            _bp_s=
-            if [ -r "$_bp_file" ]; then read -r _bp_s < "$_bp_file" || :; fi
-            [ -n "$_bp_s" ] || _bp_nosys=1
-            case $_bp_seen in
-                *" $_bp_s "*) ;;
-                *) _bp_seen="$_bp_seen$_bp_s " _bp_total=$((_bp_total + 1)) ;;
-            esac
-            _bp_low=$((_bp_low + 1))
-        done
-    done
-    [ -z "$_bp_nosys" ] || _bp_total=$_bp_all
-    _bp_n=$_bp_total
-    [ "$_bp_n" -ge 1 ] || _bp_n=1
-}
-_bp_quota() {  # this process's cgroup CPU quota in whole CPUs (rounded down) in _bp_n, or fail
-    [ -r /proc/self/cgroup ] || return 1
-    while IFS= read -r _bp_line; do
-        case $_bp_line in *:*) _bp_rest=${_bp_line#*:} ;; *) _bp_rest= ;; esac
-        _bp_h=${_bp_line%%:*}
-        _bp_ctl=${_bp_rest%%:*}
-        case $_bp_rest in *:*) _bp_rel=${_bp_rest#*:} ;; *) _bp_rel= ;; esac
-        while :; do
-            case $_bp_rel in /*) _bp_rel=${_bp_rel#/} ;; */) _bp_rel=${_bp_rel%/} ;; *) break ;; esac
-        done
-        _bp_found=
-        if [ "$_bp_h" = 0 ] && [ -z "$_bp_ctl" ]; then
-            while :; do
-                _bp_file=/sys/fs/cgroup/$_bp_rel/cpu.max
-                _bp_a= _bp_b= _bp_x=
-                if [ -r "$_bp_file" ]; then read -r _bp_a _bp_b _bp_x < "$_bp_file" || :; fi
-                if [ -z "$_bp_x" ] && _bp_whole "$_bp_a"; then
-                    _bp_q=$_bp_n
-                    if _bp_whole "$_bp_b"; then
-                        [ "$_bp_n" -ge 1 ] || _bp_n=1
-                        _bp_q=$((_bp_q / _bp_n))
-                        if [ -z "$_bp_found" ] || [ "$_bp_q" -lt "$_bp_found" ]; then
-                            _bp_found=$_bp_q
-                        fi
-                    fi
-                fi
-                [ -n "$_bp_rel" ] || break
-                case $_bp_rel in */*) _bp_rel=${_bp_rel%/*} ;; *) _bp_rel= ;; esac
-            done
-        else
-            case ,$_bp_ctl, in
-                *,cpu,*)
-                    for _bp_base in "/sys/fs/cgroup/cpu/$_bp_rel" /sys/fs/cgroup/cpu; do
-                        _bp_a= _bp_b=
-                        if [ -r "$_bp_base/cpu.cfs_quota_us" ]; then
-                            read -r _bp_a < "$_bp_base/cpu.cfs_quota_us" || :
-                        fi
-                        if [ -r "$_bp_base/cpu.cfs_period_us" ]; then
-                            read -r _bp_b < "$_bp_base/cpu.cfs_period_us" || :
-                        fi
-                        if _bp_whole "$_bp_a" && [ "$_bp_n" -gt 0 ]; then
-                            _bp_q=$_bp_n
-                            if _bp_whole "$_bp_b" && [ "$_bp_n" -gt 0 ]; then
-                                _bp_found=$((_bp_q / _bp_n))
-                                break
-                            fi
-                        fi
-                    done ;;
-                *) continue ;;
-            esac
-        fi
-        if [ -n "$_bp_found" ]; then _bp_n=$_bp_found; return 0; fi
-    done < /proc/self/cgroup
-    return 1
-}
-_bp_usable() {  # CPUs this process may use: its affinity, capped by its cgroup quota, in _bp_n
-    _bp_affinity
-    _bp_cpus "$_bp_list" || _bp_n=1
-    _bp_aff=$_bp_n
-    [ "$_bp_aff" -ge 1 ] || _bp_aff=1
-    if _bp_quota; then
-        [ "$_bp_n" -ge "$_bp_aff" ] || _bp_aff=$_bp_n
-        [ "$_bp_aff" -ge 1 ] || _bp_aff=1
-    fi
-    _bp_n=$_bp_aff
-}
-_bp_tasks() {  # this node's entry of a Slurm task list such as 2(x3),1, in _bp_n, or fail
-    if _bp_index "${SLURM_NODEID:-}"; then _bp_node=$_bp_n; else _bp_node=-1; fi
-    _bp_rest=$1, _bp_seen=0 _bp_max=0
-    while [ -n "$_bp_rest" ]; do
-        _bp_item=${_bp_rest%%,*}
-        _bp_rest=${_bp_rest#*,}
-        _bp_times=1
-        case $_bp_item in
-            *'(x'*)
-                _bp_r=${_bp_item#*'(x'}
-                _bp_item=${_bp_item%%'(x'*}
-                case $_bp_r in *')') ;; *) return 1 ;; esac
-                _bp_count "${_bp_r%')'}" || return 1
-                _bp_times=$_bp_n ;;
-        esac
-        _bp_count "$_bp_item" || return 1
-        if [ "$_bp_node" -ge "$_bp_seen" ] && [ "$_bp_node" -lt $((_bp_seen + _bp_times)) ]; then
-            return 0
-        fi
-        _bp_seen=$((_bp_seen + _bp_times))
-        [ "$_bp_n" -le "$_bp_max" ] || _bp_max=$_bp_n
-    done
-    _bp_n=$_bp_max
-}
+@@CPUS@@
 _bp_put() {  # _bp_put NAME VALUE: export it, or print it for csh, a TaskProlog or Lmod
     case $_bp_emit in
         csh) _bp_out="${_bp_out}setenv $1 $2;" ;;
@@ -214,9 +79,7 @@ _bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
     case $1 in
         @@WATCHED@@) case $_bp_obeyed in *" $1 "*) ;; *) return 0 ;; esac ;;
     esac
-    if [ -n "$_bp_before" ] && [ "$2" = "$_bp_before" ]; then
-        case $_bp_ours in *":$1:"*) return 0 ;; esac
-    fi
+    case $_bp_before in *" $2 "*) case $_bp_ours in *":$1:"*) return 0 ;; esac ;; esac
     case $1 in
         @@FREE@@) ;;
         *) if ! _bp_count "$2"; then _bp_note "$1 @@BAD@@; ignored"; return 0; fi ;;
@@ -224,15 +87,39 @@ _bp_user() {  # _bp_user NAME VALUE: NAME joins _bp_users when the user set it
     _bp_users="$_bp_users $1"
     case $_bp_obeyed in *" $1 "*) _bp_blocked=1 ;; esac
 }
-_bp_give() {  # _bp_give NAME: give NAME the count unless the user decides it
+_bp_give() {  # _bp_give NAME: give NAME its count unless the user decides it
     if [ -z "$_bp_override" ]; then
-        case "$_bp_users " in *" $1 "*) return 0 ;; esac
-        if [ -n "$_bp_blocked" ]; then
-            case $_bp_obeyed in *" $1 "*) return 0 ;; esac
-        fi
+        case "$_bp_users $_bp_block " in *" $1 "*) return 0 ;; esac
     fi
-    _bp_put "$1" "$_bp_threads"
+    _bp_value "$1"
+    _bp_put "$1" "${_bp_val:-$_bp_threads}"
     _bp_given="$_bp_given:$1"
+}
+_bp_value() {  # _bp_value NAME: in _bp_val the count NAME gets, empty where no library obeys
+    # it first: the default library's where it does, else the smallest of those that do
+    _bp_val=
+    if [ "$1" = "$_bp_first" ]; then _bp_val=$_bp_threads; return 0; fi
+    _bp_left=$_bp_libs
+    while [ -n "$_bp_left" ]; do
+        _bp_r=${_bp_left%%;*}
+        _bp_left=${_bp_left#*;}
+        _bp_r=${_bp_r#*:}
+        _bp_v=${_bp_r#*:},
+        if [ "${_bp_v%%,*}" = "$1" ]; then
+            if [ -z "$_bp_val" ] || [ "${_bp_r%%:*}" -lt "$_bp_val" ]; then _bp_val=${_bp_r%%:*}; fi
+        fi
+    done
+}
+_bp_blocks() {  # _bp_blocks LIST,: every variable of the list is blocked if the user set one
+    for _bp_u in $_bp_users; do
+        case ,$1 in *",$_bp_u,"*) ;; *) continue ;; esac
+        _bp_left=$1
+        while [ -n "$_bp_left" ]; do
+            _bp_block="$_bp_block ${_bp_left%%,*}"
+            _bp_left=${_bp_left#*,}
+        done
+        return 0
+    done
 }
 _bp_drop() {  # _bp_drop NAME VALUE: unset NAME when the last load gave it and this one does not
     [ -n "$2" ] || return 0
@@ -293,7 +180,7 @@ _bp_main() {
             [ "${_bp_item%:*}" -gt "$_bp_workers" ] || _bp_cal=${_bp_item#*:}
         done
     else
-        _bp_class=- _bp_obeyed=' @@DEFAULT_OBEYED@@ '
+        _bp_class=- _bp_obeyed=' @@DEFAULT_OBEYED@@ ' _bp_libs=
         _bp_affinity
         _bp_cores
         [ "$_bp_n" -le "$_bp_mine" ] || _bp_n=$_bp_mine
@@ -307,15 +194,59 @@ _bp_main() {
         if [ -n "$_bp_name" ]; then _bp_which="node type $_bp_name"; else _bp_which="this node"; fi
         _bp_note "no preset for $_bp_which (known: @@KNOWN@@); $_bp_threads thread(s) per process: one per CPU of its share, at most one per core"
     fi
-    _bp_before= _bp_ours= _bp_users= _bp_blocked= _bp_given= _bp_override=
-    _bp_v=${BLASPROF_PRESET:-}
-    if _bp_count "${_bp_v##*:}"; then _bp_before=$_bp_n _bp_ours=":${BLASPROF_PRESET_SET:-}:"; fi
+    # each other library's count, capped by the share, with its variables (label:n:V1,V2;)
+    _bp_rest=$_bp_libs _bp_libs= _bp_record=
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%;*}
+        _bp_rest=${_bp_rest#*;}
+        _bp_r=${_bp_item#*:}
+        _bp_n=${_bp_r%%:*}
+        [ "$_bp_n" -le "$_bp_share" ] || _bp_n=$_bp_share
+        [ "$_bp_n" -ge 1 ] || _bp_n=1
+        _bp_libs="$_bp_libs${_bp_item%%:*}:$_bp_n:${_bp_r#*:};"
+    done
+    _bp_first=${_bp_obeyed# }
+    _bp_first=${_bp_first%% *}
+    # what each will run: the count its strongest variable gets
+    _bp_rest=$_bp_libs
+    while [ -n "$_bp_rest" ]; do
+        _bp_item=${_bp_rest%%;*}
+        _bp_rest=${_bp_rest#*;}
+        _bp_r=${_bp_item#*:}
+        _bp_v=${_bp_r#*:},
+        _bp_val=
+        [ "$_bp_v" = , ] || _bp_value "${_bp_v%%,*}"
+        _bp_record="$_bp_record:${_bp_item%%:*}=${_bp_val:-${_bp_r%%:*}}"
+    done
+    [ -z "$_bp_record" ] || _bp_record=":$_bp_blas=$_bp_threads$_bp_record"
+    _bp_before= _bp_ours= _bp_users= _bp_blocked= _bp_block= _bp_given= _bp_override=
+    _bp_v=${BLASPROF_PRESET:-}::
+    _bp_v=${_bp_v#*:}
+    _bp_v=${_bp_v#*:}
+    if _bp_count "${_bp_v%%:*}"; then
+        _bp_before=" $_bp_n " _bp_ours=":${BLASPROF_PRESET_SET:-}:"
+        _bp_rest=${_bp_v#*:}
+        while [ -n "$_bp_rest" ]; do
+            _bp_item=${_bp_rest%%:*}
+            _bp_rest=${_bp_rest#*:}
+            if _bp_count "${_bp_item#*=}"; then _bp_before="$_bp_before$_bp_n "; fi
+        done
+    fi
     [ "${BLASPROF_OVERRIDE:-}" != 1 ] || _bp_override=1
 @@USERS@@
-    [ -z "$_bp_override" ] || _bp_blocked=
+    if [ -z "$_bp_override" ]; then
+        [ -z "$_bp_blocked" ] || _bp_block=$_bp_obeyed
+        _bp_rest=$_bp_libs
+        while [ -n "$_bp_rest" ]; do
+            _bp_item=${_bp_rest%%;*}
+            _bp_rest=${_bp_rest#*;}
+            _bp_r=${_bp_item#*:}
+            _bp_blocks "${_bp_r#*:},"
+        done
+    fi
 @@GIVE@@
 @@DROP@@
-    _bp_put BLASPROF_PRESET "${_bp_name:--}:$_bp_class:$_bp_threads"
+    _bp_put BLASPROF_PRESET "${_bp_name:--}:$_bp_class:$_bp_threads$_bp_record"
     if [ -n "$_bp_given" ]; then
         _bp_put BLASPROF_PRESET_SET "${_bp_given#:}"
     elif [ -n "${BLASPROF_PRESET_SET:-}" ]; then
@@ -344,18 +275,25 @@ def _launcher() -> str:
 def _tables(b: Bundle) -> str:
     types = ["_bp_type() {  # the node type's default class, classes and obeyed variables"]
     types.append("    case $1 in")
-    rows = ["_bp_rows() {  # the layout rows (workers:threads) of a node type's class in _bp_table"]
+    rows = [
+        "_bp_rows() {  # a node type's class: its layout rows (workers:threads) in _bp_table,",
+        "    # and every other library's label:threads:variables; in _bp_libs",
+    ]
     rows.append("    case $1:$2 in")
     for e in b.entries:
         classes = " ".join(name for name, _ in e.classes)
         obeyed = " ".join(e.obeyed)
         types.append(
             f"        {e.name}) _bp_default={e.default} _bp_classes='{classes}' "
-            f"_bp_obeyed=' {obeyed} ' ;;"
+            f"_bp_obeyed=' {obeyed} ' _bp_blas={e.blas} ;;"
         )
         for name, table in e.classes:
             cells = " ".join(f"{w}:{t}" for w, t in table)
-            rows.append(f"        {e.name}:{name}) _bp_table='{cells}' ;;")
+            libs = "".join(
+                f"{label}:{dict(counts)[name]}:{','.join(obeys)};"
+                for label, obeys, counts in e.libraries
+            )
+            rows.append(f"        {e.name}:{name}) _bp_table='{cells}' _bp_libs='{libs}' ;;")
     types += ["        *) return 1 ;;", "    esac", "}"]
     rows += ["        *) return 1 ;;", "    esac", "}"]
     return "\n".join(types + rows)
@@ -406,7 +344,8 @@ def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None)
     )
     parts = [
         "\n".join(_header(b, directory, file_name)),
-        _HELPERS.replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES))
+        _HELPERS.replace("@@CPUS@@", CPU_FUNCTIONS.strip("\n"))
+        .replace("@@WATCHED@@", "|".join(WATCHED_VARIABLES))
         .replace("@@FREE@@", "|".join(FREE_VARIABLES))
         .replace("@@BAD@@", BAD_COUNT)
         .strip("\n"),

@@ -5,11 +5,12 @@ written. Its threads are its backend's; ``flexiblas_set_num_threads`` forwards t
 from __future__ import annotations
 
 import ctypes
+import re
 from pathlib import Path
 
 from profiler.measure.blas.base import Member
 
-__all__ = ["FlexiBLAS"]
+__all__ = ["FlexiBLAS", "backend_variables"]
 
 
 class FlexiBLAS(Member):
@@ -42,5 +43,29 @@ class FlexiBLAS(Member):
         return self._clean(buffer.value)
 
     def variables(self, threading: str | None) -> tuple[str, ...]:
-        # the backend's own variables apply; OpenMP's is the one every threaded backend reads
-        return ("OMP_NUM_THREADS",)
+        """The variables of the backend it loaded (FlexiBLAS forwards threads to it);
+        OpenMP's alone where the backend's name says too little."""
+        return backend_variables(self.architecture() or "") or ("OMP_NUM_THREADS",)
+
+
+def backend_variables(backend: str) -> tuple[str, ...]:
+    """The thread variables of a FlexiBLAS backend, read from its name as ``flexiblas
+    list`` prints it (``OPENBLAS-OPENMP``, ``BLIS-THREADS``, ``NETLIB``, ...): the member it
+    names, in the threading layer it names, obeys them; () for a serial or unknown one.
+
+    A preset never sets ``FLEXIBLAS``: the backend is the site's or the job's choice, and
+    a preset's counts hold for the backend the calibration ran."""
+    from profiler.measure.blas import MEMBERS
+
+    words = set(re.split(r"[^A-Z0-9]+", backend.upper()))
+    member = next((m for m in ("OPENBLAS", "BLIS", "MKL") if m in words), None)
+    if member is None:
+        return ()
+    layer = "serial"
+    if words & {"OPENMP", "OMP", "GNU", "INTEL"}:
+        layer = "openmp"
+    elif words & {"THREADS", "PTHREAD", "PTHREADS", "THREADED"}:
+        layer = "pthreads"
+    if member == "MKL":
+        return MEMBERS["mkl"].variables_by_layer.get({"openmp": "gnu"}.get(layer, ""), ())
+    return MEMBERS[member.lower()].variables_by_layer.get(layer, ())
