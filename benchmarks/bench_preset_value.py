@@ -85,9 +85,9 @@ def _clean_env() -> dict[str, str]:
 
 def _usable() -> int:
     sys.path.insert(0, str(REPO_ROOT))
-    from profiler.jobstart.budget import usable_cpus
+    from profiler.jobstart.cpus import usable_here
 
-    return usable_cpus()
+    return usable_here()
 
 
 def _calibrate(home: Path, quick: bool) -> dict[str, Any]:

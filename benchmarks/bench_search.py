@@ -53,13 +53,13 @@ def _curves(points: Sequence[Any]) -> dict[tuple[str, int], dict[int, float]]:
 
 def measure_here(rounds: int) -> dict[str, Any]:
     """Alternate search and exhaustive sweeps of the default profile on this machine."""
-    from profiler.jobstart.budget import usable_cpus
+    from profiler.jobstart.cpus import usable_here
     from profiler.measure.probe import collect_cpu
     from profiler.measure.sweep import one_at_a_time, resolve_threads, run_sweep, search_threads
     from profiler.settings import ALL_THREADS, PROFILES
 
     base = PROFILES["quick"]  # the default profile of `blasprof calibrate`
-    counts = resolve_threads(ALL_THREADS, usable_cpus())
+    counts = resolve_threads(ALL_THREADS, usable_here())
     physical = collect_cpu().physical_cores
     wall: dict[str, list[float]] = {"search": [], "exhaustive": []}
     npoints: dict[str, int] = {}

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from profiler.choice.preset import Preset, derive
-from profiler.jobstart.budget import THREAD_VARIABLES, cores_here
+from profiler.jobstart.budget import THREAD_VARIABLES
+from profiler.jobstart.cpus import cores_here
 from profiler.jobstart.detect import machine_fingerprint
 from profiler.jobstart.forms.files import write_presets
 from tests import forms

@@ -181,11 +181,11 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
     test, the CPU model and the logical CPU count."""
     import psutil
 
-    from profiler.jobstart.budget import usable_cpus
+    from profiler.jobstart.cpus import usable_here
     from profiler.measure.probe import collect_cpu
     from profiler.measure.sweep import check_memory, resolve_threads
 
-    counts = resolve_threads(settings.threads, usable_cpus())
+    counts = resolve_threads(settings.threads, usable_here())
     check_memory(settings, int(psutil.virtual_memory().available))
     cpu = collect_cpu()
     return max(counts), cpu.model, cpu.logical_cpus
@@ -194,9 +194,9 @@ def _check_here(settings: SweepSettings) -> tuple[int, str, int]:
 def _check_whole_node(node_type: str, logical: int) -> None:
     """Refuse a calibration of this machine that may use fewer CPUs than it has: its
     preset would hold every job of the node type to those CPUs' thread counts."""
-    from profiler.jobstart.budget import usable_cpus
+    from profiler.jobstart.cpus import usable_here
 
-    usable = usable_cpus()
+    usable = usable_here()
     if usable < logical:
         raise UsageError(
             f"this process may use {usable} of this node's {logical} CPUs (a taskset mask or "

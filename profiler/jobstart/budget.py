@@ -52,26 +52,29 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 
+from profiler.jobstart.cpus import (
+    BAD_COUNT,
+    cores_here,
+    launcher_workers,
+    parse_count,
+    usable_here,
+)
+from profiler.jobstart.cpus import JOB_START as _CPUS_START
+
 __all__ = [
     "BLAS_VARIABLES",
     "DEFAULT_OBEYED",
     "FREE_VARIABLES",
     "JOB_START",
-    "LAUNCHERS",
     "THREAD_VARIABLES",
     "WATCHED_VARIABLES",
-    "affinity",
     "calibrated_for",
-    "cgroup_cpu_limit",
-    "count",
     "exported",
     "job_cpus",
     "obeyed_variables",
     "plan",
     "thread_environment",
     "threads_for",
-    "usable_cpus",
-    "workers",
 ]
 
 #: every variable through which a BLAS or OpenMP runtime takes its thread count
@@ -98,162 +101,8 @@ BLAS_VARIABLES = {
 #: when the calibrated BLAS is not known: what any common BLAS may read
 DEFAULT_OBEYED = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
 
-#: launchers' count of this node's processes, first valid one wins: (variable, syntax)
-LAUNCHERS = (
-    ("OMPI_COMM_WORLD_LOCAL_SIZE", "count"),  # Open MPI
-    ("MPI_LOCALNRANKS", "count"),  # MPICH Hydra, Intel MPI
-    ("PMI_LOCAL_SIZE", "count"),  # Cray PMI / PALS
-    ("PMIX_LOCAL_SIZE", "count"),  # PMIx launchers that export it
-    ("MV2_COMM_WORLD_LOCAL_SIZE", "count"),  # MVAPICH2
-    ("SLURM_STEP_TASKS_PER_NODE", "slurm"),  # srun: "2(x3),1", this node's by SLURM_NODEID
-    ("SLURM_NTASKS_PER_NODE", "count"),  # sbatch --ntasks-per-node
-)
-
-
-BAD_COUNT = "is not a whole number from 1 to 99999"
-
 
 # -- the job-start functions: os and the constants above only; embedded in the py preset --
-
-
-def count(value):
-    """``value`` as a positive integer of 1 to 5 plain digits (leading zeros dropped), or None."""
-    if not value or not (value.isascii() and value.isdigit()):
-        return None
-    digits = value.lstrip("0")
-    return int(digits) if 1 <= len(digits) <= 5 else None
-
-
-def read_text(path):
-    """The file's text (bytes as latin-1, so nothing fails to decode), or ""."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(1 << 20).decode("latin-1")
-    except OSError:
-        return ""
-
-
-def index(value):
-    """``value`` as a non-negative integer of at most 5 digits (leading zeros dropped), or None."""
-    if not value or not (value.isascii() and value.isdigit()):
-        return None
-    digits = value.lstrip("0")
-    return int(digits or "0") if len(digits) <= 5 else None
-
-
-def cpu_list(text):
-    """The CPUs a kernel CPU list such as ``0-3,8,10-11`` names, or None when it is none."""
-    cpus = []
-    for item in text.strip().split(","):
-        low, _, high = item.partition("-")
-        low, high = index(low), index(high or low)
-        if low is None or high is None or high < low:
-            return None
-        cpus.extend(range(low, high + 1))
-    return cpus
-
-
-def cpu_list_size(text):
-    """How many CPUs a kernel CPU list names, or None."""
-    cpus = cpu_list(text)
-    return None if cpus is None else len(cpus)
-
-
-def tasks_on_node(text, node):
-    """This node's entry of a Slurm task list such as ``2(x3),1``: the entry at ``node``
-    (SLURM_NODEID), the largest when ``node`` is not in the list, None when it is no list."""
-    seen, largest = 0, 0
-    for item in text.split(","):
-        value, sep, repeat = item.partition("(x")
-        times = 1
-        if sep:
-            times = count(repeat[:-1]) if repeat.endswith(")") else None
-        number = count(value)
-        if number is None or times is None:
-            return None
-        if node is not None and seen <= node < seen + times:
-            return number
-        seen += times
-        largest = max(largest, number)
-    return largest
-
-
-def affinity_cpus():
-    """The CPUs this process may run on (its affinity mask), sorted."""
-    try:
-        return tuple(sorted(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return tuple(range(os.cpu_count() or 1))
-
-
-def _whole(text):
-    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
-
-
-def cgroup_quota():
-    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, the smallest on the
-    way to the root, else v1 CFS), or None when there is none."""
-    for line in read_text("/proc/self/cgroup").split("\n"):
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, rel = rest.partition(":")
-        rel = rel.strip("/")
-        found = None
-        if hierarchy == "0" and controllers == "":
-            while True:
-                fields = read_text("/sys/fs/cgroup/" + rel + "/cpu.max").split()
-                if len(fields) == 2 and _whole(fields[0]) and _whole(fields[1]):
-                    quota = int(fields[0]) / max(1, int(fields[1]))
-                    found = quota if found is None else min(found, quota)
-                if not rel:
-                    break
-                rel = rel.rpartition("/")[0]
-        elif "cpu" in controllers.split(","):
-            for base in ("/sys/fs/cgroup/cpu/" + rel, "/sys/fs/cgroup/cpu"):
-                quota = read_text(base + "/cpu.cfs_quota_us").strip()
-                period = read_text(base + "/cpu.cfs_period_us").strip()
-                if _whole(quota) and _whole(period) and int(quota) > 0 and int(period) > 0:
-                    found = int(quota) / int(period)
-                    break
-        if found is not None:
-            return found
-    return None
-
-
-def usable_here():
-    """How many CPUs this process can keep busy: its affinity, capped by its cgroup quota."""
-    usable = len(affinity_cpus()) or 1
-    quota = cgroup_quota()
-    # int() of a quotient of integers is their floor division: the sh form's arithmetic
-    return usable if quota is None else max(1, min(usable, int(quota)))
-
-
-def cores_here(cpus=None):
-    """Physical cores among ``cpus`` (default: the CPUs this process may run on), SMT
-    siblings counting once; every CPU counts as a core where sysfs does not say."""
-    cpus = affinity_cpus() if cpus is None else cpus
-    seen = set()
-    for cpu in cpus:
-        base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
-        siblings = read_text(base + "thread_siblings_list").strip()
-        if not siblings:
-            return len(cpus) or 1
-        seen.add(siblings)
-    return len(seen) or 1
-
-
-def launcher_workers(env):
-    """(processes of this job on this node, the variable that said so) from the launcher."""
-    for name, syntax in LAUNCHERS:
-        value = env.get(name, "")
-        if not value:
-            continue
-        if syntax == "slurm":
-            found = tasks_on_node(value, index(env.get("SLURM_NODEID", "")))
-        else:
-            found = count(value)
-        if found:
-            return found, name
-    return None, None
 
 
 def plan(env, presets, node_type, workers=None, size_class=None, usable=None, cores=None):
@@ -280,17 +129,17 @@ def plan(env, presets, node_type, workers=None, size_class=None, usable=None, co
     else:
         workers = launched
     if workers is None:
-        workers, source = count(env.get("BLASPROF_WORKERS", "")), "BLASPROF_WORKERS"
+        workers, source = parse_count(env.get("BLASPROF_WORKERS", "")), "BLASPROF_WORKERS"
         if workers is None:
             if env.get("BLASPROF_WORKERS", ""):
                 notes.append("BLASPROF_WORKERS " + BAD_COUNT + "; using 1")
             workers, source = 1, "default"
-    declared = count(env.get("BLASPROF_CPUS", ""))
+    declared = parse_count(env.get("BLASPROF_CPUS", ""))
     if declared is None and env.get("BLASPROF_CPUS", ""):
         notes.append("BLASPROF_CPUS " + BAD_COUNT + "; ignored")
     usable = declared or (usable_here() if usable is None else usable)
-    job = declared or count(env.get("SLURM_CPUS_ON_NODE", "")) or usable
-    share = min(job // workers, usable, count(env.get("SLURM_CPUS_PER_TASK", "")) or usable)
+    job = declared or parse_count(env.get("SLURM_CPUS_ON_NODE", "")) or usable
+    share = min(job // workers, usable, parse_count(env.get("SLURM_CPUS_PER_TASK", "")) or usable)
     entry = presets.get(node_type) if node_type else None
     if entry is not None:
         classes = entry["classes"]
@@ -360,12 +209,12 @@ def _variables(env, threads, obeyed, record, notes, libs=()):
     ``libs``: (label, threads, variables) of each library besides the default one, its
     threads already those its strongest variable will get."""
     fields = (env.get("BLASPROF_PRESET", "") + "::").split(":")
-    before = count(fields[2])
+    before = parse_count(fields[2])
     mine = set()
     if before:
         mine.add(str(before))
         for item in fields[3:]:
-            value = count(item.partition("=")[2])
+            value = parse_count(item.partition("=")[2])
             if value:
                 mine.add(str(value))
     ours = env.get("BLASPROF_PRESET_SET", "").split(":") if before else []
@@ -375,7 +224,7 @@ def _variables(env, threads, obeyed, record, notes, libs=()):
         current = env.get(name, "")
         if not current or (name in ours and current in mine):
             continue
-        if name not in FREE_VARIABLES and count(current) is None:
+        if name not in FREE_VARIABLES and parse_count(current) is None:
             # a BLAS given junk falls back to its own default (all CPUs): not a choice to keep
             notes.append(name + " " + BAD_COUNT + "; ignored")
             continue
@@ -417,18 +266,7 @@ def _variables(env, threads, obeyed, record, notes, libs=()):
 
 #: what the Python preset embeds, in this order
 JOB_START = (
-    count,
-    read_text,
-    index,
-    _whole,
-    cpu_list,
-    cpu_list_size,
-    tasks_on_node,
-    affinity_cpus,
-    cgroup_quota,
-    usable_here,
-    cores_here,
-    launcher_workers,
+    *_CPUS_START,
     plan,
     calibrated_for,
     _variables,
@@ -438,39 +276,12 @@ JOB_START = (
 # -- the login-side API: the same rule for the processes blasprof starts itself ------------
 
 
-def affinity() -> tuple[int, ...]:
-    """The CPUs this process may run on (its affinity mask), sorted."""
-    return affinity_cpus()
-
-
-def cgroup_cpu_limit() -> float | None:
-    """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 CFS), in CPUs."""
-    return cgroup_quota()
-
-
-def usable_cpus(cpus: tuple[int, ...] | None = None, quota: float | None = None) -> int:
-    """How many CPUs this process can keep busy: its affinity, capped by its cgroup quota.
-
-    Without arguments both are read from this process.
-    """
-    if cpus is None:
-        return usable_here()
-    usable = len(cpus) or 1
-    return usable if quota is None else max(1, min(usable, int(quota)))
-
-
 def job_cpus(environ: Mapping[str, str] | None = None) -> int:
     """CPUs of one task of this job: the CPUs this process may use, capped by
     ``SLURM_CPUS_PER_TASK`` (``BLASPROF_CPUS`` replaces the detection)."""
     env = os.environ if environ is None else environ
-    usable = count(env.get("BLASPROF_CPUS")) or usable_here()
-    return min(usable, count(env.get("SLURM_CPUS_PER_TASK")) or usable)
-
-
-def workers(environ: Mapping[str, str] | None = None) -> int:
-    """Processes sharing the job's CPUs: the launcher's, else ``BLASPROF_WORKERS``, else 1."""
-    env = os.environ if environ is None else environ
-    return launcher_workers(env)[0] or count(env.get("BLASPROF_WORKERS")) or 1
+    usable = parse_count(env.get("BLASPROF_CPUS")) or usable_here()
+    return min(usable, parse_count(env.get("SLURM_CPUS_PER_TASK")) or usable)
 
 
 def threads_for(calibrated: int, cpus: int, workers: int = 1) -> int:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import UsageError
-from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES, count
+from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES
+from profiler.jobstart.cpus import parse_count
 
 __all__ = ["CHECK_N", "adoption", "applied"]
 
@@ -30,7 +31,7 @@ CHECK_N = 256
 
 
 def applied(record: str) -> tuple[int | None, dict[str, int]]:
-    """(the default library's count, label -> count of each library) from a
+    """(the default library's parse_count, label -> count of each library) from a
     ``BLASPROF_PRESET`` value; (None, {}) when it records no count."""
     from profiler.jobstart.forms.checked import LABEL_PATTERN
 
@@ -38,10 +39,10 @@ def applied(record: str) -> tuple[int | None, dict[str, int]]:
     libraries = {}
     for item in fields[3:]:
         label, sep, value = item.partition("=")
-        threads = count(value)
+        threads = parse_count(value)
         if sep and threads and LABEL_PATTERN.fullmatch(label):
             libraries[label] = threads
-    return count(fields[2]), libraries
+    return parse_count(fields[2]), libraries
 
 
 def _loaded_by(python: str, environ: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -81,12 +82,13 @@ def adoption(
     from profiler.measure.blas import member_for
     from profiler.measure.blas.run import Library, find, time_gemm
 
+    loaded = _loaded_by(python, environ)  # a Python that cannot run is bad input, first
     default, by_label = applied(environ.get("BLASPROF_PRESET", ""))
     if default is None:
         return False, [], "no preset was loaded here (BLASPROF_PRESET is not set)"
     targets: dict[str, tuple[Library, Any]] = {}
     unknown = []
-    for info in _loaded_by(python, environ):
+    for info in loaded:
         path = Path(str(info.get("filepath", ""))).resolve()
         kind = member_for(path)
         if kind is None:

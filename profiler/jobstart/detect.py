@@ -13,7 +13,7 @@ and the sh and Lua dispatchers are written from the same constants.
 
 from __future__ import annotations
 
-from profiler.jobstart.budget import cpu_list_size, read_text
+from profiler.jobstart.cpus import cpu_list_size, read_text
 
 __all__ = ["CPU_KEY_CHARS", "FEATURE_CHARS", "JOB_START", "cpu_key", "detect", "is_name"]
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from profiler.jobstart import budget
+from profiler.jobstart.cpus import affinity_cpus, cgroup_quota, read_text
 from profiler.statuses import NOISY, QUIET, VERDICT_UNKNOWN
 
 __all__ = ["Conditions", "Watch", "judge", "OTHERS_LIMIT", "STEAL_LIMIT", "OUTLIER_LIMIT"]
@@ -47,7 +47,7 @@ def _snapshot(cpus: Sequence[int]) -> Snapshot:
     wanted = {f"cpu{c}" for c in cpus}
     busy = steal = total = 0
     runnable = 0
-    for line in budget.read_text("/proc/stat").splitlines():
+    for line in read_text("/proc/stat").splitlines():
         fields = line.split()
         if fields and fields[0] in wanted:
             # user nice system idle iowait irq softirq steal (guest is inside user)
@@ -68,15 +68,14 @@ def _snapshot(cpus: Sequence[int]) -> Snapshot:
 
 def _governors(cpus: Sequence[int]) -> tuple[str, ...]:
     found = {
-        budget.read_text(f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor").strip()
-        for c in cpus
+        read_text(f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor").strip() for c in cpus
     }
     return tuple(sorted(g for g in found if g))
 
 
 def _smt() -> str | None:
-    control = budget.read_text("/sys/devices/system/cpu/smt/control").strip()
-    active = budget.read_text("/sys/devices/system/cpu/smt/active").strip()
+    control = read_text("/sys/devices/system/cpu/smt/control").strip()
+    active = read_text("/sys/devices/system/cpu/smt/active").strip()
     if not control and not active:
         return None
     return f"{control or '?'} (active: {'yes' if active == '1' else 'no'})"
@@ -114,7 +113,7 @@ class Watch:
     """Snapshots of this process's CPUs around a measurement: ``start()``, then ``stop()``."""
 
     def __init__(self, cpus: Sequence[int] | None = None) -> None:
-        self.cpus = tuple(cpus) if cpus is not None else budget.affinity()
+        self.cpus = tuple(cpus) if cpus is not None else affinity_cpus()
         self._before: Snapshot | None = None
 
     def start(self) -> Watch:
@@ -189,6 +188,6 @@ def judge(
         governors=governors,
         smt=_smt(),
         affinity_cpus=tuple(cpus),
-        cgroup_cpu_limit=budget.cgroup_cpu_limit(),
+        cgroup_cpu_limit=cgroup_quota(),
         notes=tuple(notes),
     )

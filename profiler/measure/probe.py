@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler.jobstart import budget
+from profiler.jobstart.cpus import affinity_cpus, cgroup_quota, cores_here, usable_of
 from profiler.measure import cpu
 from profiler.results import BlasLibrary, NodeInfo
 
@@ -197,15 +197,15 @@ def _blas_max_threads(numpy_blas: dict[str, Any]) -> int | None:
 def collect_allocation() -> tuple[tuple[int, ...], float | None, dict[str, str]]:
     """CPUs this process may run on, its cgroup CPU quota, and the Slurm allocation."""
     slurm = {k: os.environ[k] for k in SLURM_VARIABLES if k in os.environ}
-    return budget.affinity(), budget.cgroup_cpu_limit(), slurm
+    return affinity_cpus(), cgroup_quota(), slurm
 
 
 def usable_cores(affinity: tuple[int, ...], usable: int) -> int:
     """Physical cores among the CPUs this process may use (SMT siblings count once).
 
-    Counted as the job-start rule counts them (``budget.cores_here``).
+    Counted as the job-start rule counts them (``profiler.jobstart.cpus.cores_here``).
     """
-    return max(1, min(budget.cores_here(affinity), usable))
+    return max(1, min(cores_here(affinity), usable))
 
 
 def collect_blas() -> tuple[BlasLibrary, ...]:
@@ -274,7 +274,7 @@ def probe() -> NodeInfo:
 
     facts = collect_cpu()
     affinity, quota, slurm = collect_allocation()
-    usable = budget.usable_cpus(affinity, quota)
+    usable = usable_of(affinity, quota)
     arch = collect_microarchitecture(facts)
     cores_for_peak = usable_cores(affinity, usable)
     fpc, peak, note = peak_f64(facts, arch, cores_for_peak)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import UsageError
-from profiler.jobstart import budget, detect
+from profiler.jobstart import budget, cpus, detect
 from profiler.jobstart.budget import DEFAULT_OBEYED, THREAD_VARIABLES, WATCHED_VARIABLES
 from profiler.jobstart.detect import cpu_key
 from profiler.names import NODE_TYPE_RULE, is_node_type
@@ -136,8 +136,8 @@ def rule_constants() -> dict[str, Any]:
         "WATCHED_VARIABLES": budget.WATCHED_VARIABLES,
         "FREE_VARIABLES": budget.FREE_VARIABLES,
         "DEFAULT_OBEYED": budget.DEFAULT_OBEYED,
-        "LAUNCHERS": budget.LAUNCHERS,
-        "BAD_COUNT": budget.BAD_COUNT,
+        "LAUNCHERS": cpus.LAUNCHERS,
+        "BAD_COUNT": cpus.BAD_COUNT,
         "CPU_KEY_CHARS": detect.CPU_KEY_CHARS,
         "FEATURE_CHARS": detect.FEATURE_CHARS,
         "NAME_CHARS": detect.NAME_CHARS,

@@ -17,13 +17,12 @@ from __future__ import annotations
 import re
 
 from profiler.jobstart.budget import (
-    BAD_COUNT,
     DEFAULT_OBEYED,
     FREE_VARIABLES,
-    LAUNCHERS,
     THREAD_VARIABLES,
     WATCHED_VARIABLES,
 )
+from profiler.jobstart.cpus import BAD_COUNT, LAUNCHERS
 from profiler.jobstart.forms.checked import Bundle, comment, shell_path
 from profiler.jobstart.forms.sh_cpus import CPU_FUNCTIONS
 from profiler.jobstart.forms.sh_detect import detect_functions
