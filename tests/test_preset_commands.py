@@ -146,7 +146,7 @@ def test_check_says_whether_the_preset_took_effect(
     ok = run_blasprof(blasprof_exe, "check", "--json", env=applied)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     doc = json.loads(ok.stdout)
-    assert doc["adopted"] is True and any(lib["user_api"] == "blas" for lib in doc["libraries"])
+    assert doc["took_effect"] is True and any(lib["user_api"] == "blas" for lib in doc["libraries"])
     # the job changed a variable after loading the preset: its BLAS does not run the count
     threads = int(loaded.variables["BLASPROF_PRESET"].rsplit(":", 1)[1])
     other = str(2 if threads == 1 else 1)

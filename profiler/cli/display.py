@@ -35,7 +35,7 @@ __all__ = [
     "err",
     "print_calibration_list",
     "print_collected",
-    "print_adoption",
+    "print_took_effect",
     "print_json",
     "print_loading",
     "print_notes",
@@ -219,7 +219,7 @@ def print_notes(notes: Sequence[str]) -> None:
         err(note)
 
 
-def print_adoption(
+def print_took_effect(
     ok: bool, libraries: Sequence[dict[str, Any]], why: str, record: str | None
 ) -> None:
     """`blasprof check`: each BLAS library checked, the threads that ran, and the verdict."""

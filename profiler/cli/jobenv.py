@@ -161,19 +161,19 @@ def check_command(
 
       srun -n 2 blasprof check --json
     """
-    from profiler.jobstart.check import adoption
+    from profiler.jobstart.check import took_effect
 
-    ok, libraries, why = adoption(os.environ, python)
+    ok, libraries, why = took_effect(os.environ, python)
     if json_output:
         display.print_json(
             {
-                "adopted": ok,
+                "took_effect": ok,
                 "preset": os.environ.get("BLASPROF_PRESET"),
                 "reason": why or None,
                 "libraries": libraries,
             }
         )
     else:
-        display.print_adoption(ok, libraries, why, os.environ.get("BLASPROF_PRESET"))
+        display.print_took_effect(ok, libraries, why, os.environ.get("BLASPROF_PRESET"))
     if not ok:
         raise typer.Exit(1)

@@ -23,7 +23,7 @@ from profiler.errors import UsageError
 from profiler.jobstart.budget import THREAD_VARIABLES, WATCHED_VARIABLES
 from profiler.jobstart.cpus import parse_count
 
-__all__ = ["CHECK_N", "adoption", "applied"]
+__all__ = ["CHECK_N", "applied", "took_effect"]
 
 #: the GEMM order a check runs: above OpenBLAS's 64^3 threshold for threading, a few
 #: milliseconds a GEMM on one core
@@ -69,7 +69,7 @@ def _loaded_by(python: str, environ: Mapping[str, str]) -> list[dict[str, Any]]:
     return [lib for lib in libraries if isinstance(lib, dict) and lib.get("user_api") == "blas"]
 
 
-def adoption(
+def took_effect(
     environ: Mapping[str, str], python: str = sys.executable, n: int = CHECK_N
 ) -> tuple[bool, list[dict[str, Any]], str]:
     """(took effect, one record per BLAS library checked, why not).

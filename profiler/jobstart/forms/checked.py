@@ -119,7 +119,8 @@ class Bundle:
     rules: Rules | None
 
     @property
-    def fixed(self) -> str | None:
+    def single_type(self) -> str | None:
+        """The node type of a per-type file (None: a dispatcher, which detects it)."""
         return self.entries[0].name if self.rules is None else None
 
     def presets(self) -> dict[str, dict[str, Any]]:

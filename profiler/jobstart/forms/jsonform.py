@@ -32,7 +32,7 @@ def render_json(
 ) -> str:
     """A node type's record, or (for a dispatcher bundle) every type's values and rules."""
     doc: dict[str, Any]
-    if b.fixed:
+    if b.single_type:
         e = b.entries[0]
         preset = (presets or {}).get(e.name)
         doc = preset.to_dict() if preset is not None else {"node_type": e.name}

@@ -129,8 +129,8 @@ def render_lua(b: Bundle, directory: str, file_name: str, presets: object = None
     """The Lmod modulefile of bundle ``b``: it applies what the sh form of ``b`` prints."""
     from profiler.jobstart.forms import file_name as form_file
 
-    what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
-    engine = form_file(b.fixed, "sh")
+    what = f"node type {b.single_type}" if b.single_type else f"every node type ({b.names()})"
+    engine = form_file(b.single_type, "sh")
     head = [
         f"-- blasprof preset for {what}, as an Lmod modulefile:",
         "--   module use "

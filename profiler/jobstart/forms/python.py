@@ -120,7 +120,7 @@ def render_py(
     b: Bundle, directory: str, file_name: str, presets: dict[str, Preset] | None = None
 ) -> str:
     """The Python module of bundle ``b``; ``presets`` supply the INFO data."""
-    what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
+    what = f"node type {b.single_type}" if b.single_type else f"every node type ({b.names()})"
     module = file_name[: -len(".py")]
     head = [
         f"# blasprof preset for {what}. Import it before numpy:",
@@ -145,8 +145,8 @@ def render_py(
         _source(detect.JOB_START),
         "",
     ]
-    if b.fixed:
-        body.append(f"NODE_TYPE, NOTES = {b.fixed!r}, []")
+    if b.single_type:
+        body.append(f"NODE_TYPE, NOTES = {b.single_type!r}, []")
     else:
         body.append("NODE_TYPE, NOTES = detect(os.environ, RULES)")
     return "\n\n".join(body).rstrip("\n") + "\n" + _API

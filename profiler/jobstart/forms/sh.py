@@ -313,7 +313,7 @@ def _unrolled() -> tuple[str, str, str]:
 
 
 def _header(b: Bundle, directory: str, file_name: str) -> list[str]:
-    what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
+    what = f"node type {b.single_type}" if b.single_type else f"every node type ({b.names()})"
     lines = [
         "# shellcheck shell=sh",
         f"# blasprof preset for {what}: BLAS/OpenMP thread variables for this node, the",
@@ -330,7 +330,7 @@ def _header(b: Bundle, directory: str, file_name: str) -> list[str]:
 def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None) -> str:
     """The sh file of bundle ``b`` (``directory`` and ``file_name`` only go in comments)."""
     users, give, drops = _unrolled()
-    name = f"    _bp_name={b.fixed}" if b.fixed else "    _bp_detect"
+    name = f"    _bp_name={b.single_type}" if b.single_type else "    _bp_detect"
     main = (
         _MAIN.replace("@@NAME@@", name)
         .replace("@@BAD@@", BAD_COUNT)
@@ -351,7 +351,7 @@ def render_sh(b: Bundle, directory: str, file_name: str, presets: object = None)
         _launcher(),
         _tables(b),
     ]
-    if not b.fixed:
+    if not b.single_type:
         parts.append(detect_functions(b))
     parts += [main.strip("\n"), "_bp_main"]
     body = "\n".join(parts)
@@ -368,7 +368,7 @@ def render_csh(b: Bundle, directory: str, file_name: str, presets: object = None
     """The csh/tcsh file of bundle ``b``: it evaluates what the sh file beside it prints."""
     path = shell_path(directory)
     sh_name = file_name[: -len(".csh")] + ".sh"
-    what = f"node type {b.fixed}" if b.fixed else f"every node type ({b.names()})"
+    what = f"node type {b.single_type}" if b.single_type else f"every node type ({b.names()})"
     lines = [
         f"# blasprof preset for {what}, for csh and tcsh:",
         "#   source " + comment(f"{directory}/{file_name}"),
