@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from profiler.choice.preset import Preset, derive
+from profiler.choice.preset import Preset, derive, threads_for
 from profiler.jobstart import budget
-from profiler.jobstart.budget import plan, threads_for
+from profiler.jobstart.budget import plan
 from profiler.jobstart.forms import checked as render_checked
 from profiler.jobstart.forms import files
 from profiler.names import default_node_type

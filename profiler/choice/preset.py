@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from profiler.choice.rule import choose, curves_of
-from profiler.jobstart.budget import threads_for
 from profiler.results import Measurement
 from profiler.settings import CHOICE_TOLERANCE
 
 __all__ = [
+    "threads_for",
     "LAYOUT_PHASE",
     "OVERSUBSCRIBED_PHASE",
     "SIZE_CLASSES",
@@ -45,6 +45,17 @@ _CLASS_ORDER = {name: i for i, (name, _) in enumerate(SIZE_CLASSES)}
 #: process left at the BLAS default (every CPU)
 LAYOUT_PHASE = "layout"
 OVERSUBSCRIBED_PHASE = "layout-oversubscribed"
+
+
+def threads_for(calibrated: int, cpus: int, workers: int = 1) -> int:
+    """Threads per process of a layout row: the calibrated count, never more than the
+    process's share (the job-start rule, ``profiler.jobstart.budget.plan``, caps it the same way).
+
+    Oversubscription is the expensive mistake (idle OpenBLAS threads spin), so a job that
+    runs ``workers`` processes on ``cpus`` CPUs gets at most ``cpus // workers`` each.
+    """
+    share = max(1, cpus // max(1, workers))
+    return max(1, min(calibrated, share))
 
 
 def class_of(n: int) -> tuple[str, int | None]:

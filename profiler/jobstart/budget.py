@@ -74,7 +74,6 @@ __all__ = [
     "obeyed_variables",
     "plan",
     "thread_environment",
-    "threads_for",
 ]
 
 #: every variable through which a BLAS or OpenMP runtime takes its thread count
@@ -282,16 +281,6 @@ def job_cpus(environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     usable = parse_count(env.get("BLASPROF_CPUS")) or usable_here()
     return min(usable, parse_count(env.get("SLURM_CPUS_PER_TASK")) or usable)
-
-
-def threads_for(calibrated: int, cpus: int, workers: int = 1) -> int:
-    """Threads per process: the calibrated count, never more than the process's share.
-
-    Oversubscription is the expensive mistake (idle OpenBLAS threads spin), so a job that
-    runs ``workers`` processes on ``cpus`` CPUs gets at most ``cpus // workers`` each.
-    """
-    share = max(1, cpus // max(1, workers))
-    return max(1, min(calibrated, share))
 
 
 def obeyed_variables(libraries: Iterable[tuple[str, str | None]]) -> tuple[str, ...]:
