@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.measure import stats
+from profiler import stats
 from profiler.settings import SweepSettings
 
 __all__ = [

@@ -132,7 +132,7 @@ def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> N
 def test_the_chosen_count_is_the_smallest_as_good_as_the_best_everywhere(
     calibrated: dict[str, Any],
 ) -> None:
-    from profiler.measure.stats import differs, uncertainty
+    from profiler.stats import differs, uncertainty
 
     doc = calibrated["doc"]
     tolerance = doc["preset"]["tolerance"]

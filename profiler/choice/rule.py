@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from profiler.measure.stats import differs
 from profiler.results import Measurement
+from profiler.stats import differs
 
 __all__ = ["Choice", "Curve", "choose", "curves_of"]
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from profiler.measure.stats import robust_sigma
 from profiler.settings import SLOW_NODE_FLOOR
+from profiler.stats import robust_sigma
 
 __all__ = ["MIN_NODES", "FleetReport", "NodeFigures", "NodeStanding", "standings"]
 

@@ -134,7 +134,7 @@ def judge(
     samples: Sequence[Sequence[float]] = (),
 ) -> Conditions:
     """The verdict on the interval between two snapshots of ``cpus``."""
-    from profiler.measure.stats import outliers
+    from profiler.stats import outliers
 
     ticks = after.total_ticks - before.total_ticks
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from profiler.errors import UsageError
-from profiler.measure.stats import differs
 from profiler.measure.timing import check_fits, operand_bytes
 from profiler.results import Measurement
 from profiler.settings import ALL_THREADS, CHOICE_TOLERANCE, SweepSettings, ThreadCounts
+from profiler.stats import differs
 
 __all__ = [
     "Reading",
