@@ -126,7 +126,7 @@ class NodeInfo:
     hypervisor_source: str = ""
     #: what named the microarchitecture: archspec, or our family/model table
     microarchitecture_source: str = ""
-    #: every BLAS library on the node (``profiler.measure.blas.run.Library.to_dict()``), whether
+    #: every BLAS library on the node (``profiler.blas.run.Library.to_dict()``), whether
     #: loaded or not: version, threading layer, kernel, path, the variables it obeys
     libraries: tuple[dict[str, Any], ...] = ()
     #: the file the generic ``libblas.so.3`` resolves to, where the linker's cache has one
@@ -181,7 +181,7 @@ class Measurement:
     threads_observed: tuple[int, ...] = ()
     phase: str = "full"
     workers: int = 1
-    #: the BLAS library the point ran on (a ``profiler.measure.blas`` label)
+    #: the BLAS library the point ran on (a ``profiler.blas`` label)
     blas: str = "numpy"
 
     @property

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from profiler.measure.blas import MEMBERS, member_for
-from profiler.measure.blas.run import Library, find, time_gemm
-from profiler.measure.blas.search import SITE_VARIABLE, ld_cache, parse_ld_cache
+from profiler.blas import MEMBERS, member_for
+from profiler.blas.run import Library, find, time_gemm
+from profiler.blas.search import SITE_VARIABLE, ld_cache, parse_ld_cache
 from tests.services import absent
 
 LIBDIR = Path("/usr/lib") / f"{platform.machine()}-linux-gnu"
@@ -285,7 +285,7 @@ def test_flexiblas_takes_the_variables_of_the_backend_it_names(
 ) -> None:
     """Designed only: no FlexiBLAS can run here, so its backend's name is given, and the
     variables are those of the member that backend is (checked by experiment above)."""
-    from profiler.measure.blas.flexiblas import backend_variables
+    from profiler.blas.flexiblas import backend_variables
 
     assert backend_variables(backend) == variables
 
@@ -294,7 +294,7 @@ def test_the_worker_of_a_described_library_imports_no_numpy() -> None:
     """Describing every library must stay cheap: its worker loads only the library."""
     lib = LIBRARIES["reference"] if "reference" in LIBRARIES else next(iter(LIBRARIES.values()))
     code = (
-        "import sys, json\nfrom profiler.measure.blas import worker\n"
+        "import sys, json\nfrom profiler.blas import worker\n"
         f"worker.main(['w', json.dumps({{'action': 'describe', 'member': {lib.member!r}, "
         f"'path': {lib.path!r}}})])\nprint('numpy' in sys.modules)\n"
     )
@@ -312,8 +312,8 @@ def test_found_libraries_round_trip_as_plain_data() -> None:
 
 
 def test_select_takes_a_label_a_member_name_or_a_path() -> None:
+    from profiler.blas.run import select
     from profiler.errors import UsageError
-    from profiler.measure.blas.run import select
 
     for lib in LIBRARIES.values():
         assert select(_FOUND, lib.label) == lib
@@ -345,7 +345,7 @@ def test_threads_that_ran_count_only_those_that_shared_the_work(
     before: dict[int, float], after: dict[int, float], ran: int | None
 ) -> None:
     """A fake beside the real measurements above: the counting rule on made-up clocks."""
-    from profiler.measure.blas.worker import _threads_that_ran
+    from profiler.blas.worker import _threads_that_ran
 
     assert _threads_that_ran(before, after) == ran
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from profiler.blas.run import Library, find, time_gemm
 from profiler.choice.preset import LibraryPreset, Preset, derive
 from profiler.choice.rule import choose, curves_of
 from profiler.jobstart.budget import THREAD_VARIABLES
 from profiler.jobstart.forms.files import write_presets
-from profiler.measure.blas.run import Library, find, time_gemm
 from profiler.results import Measurement
 from tests import forms
 from tests.conftest import run_blasprof

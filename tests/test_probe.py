@@ -268,8 +268,8 @@ def _rows(text: str) -> dict[str, str]:
 
 
 def test_probe_lists_every_blas_library_with_what_it_obeys(blasprof_exe: str, home: Path) -> None:
-    from profiler.measure.blas.run import find
-    from profiler.measure.blas.search import ld_cache
+    from profiler.blas.run import find
+    from profiler.blas.search import ld_cache
 
     doc = json.loads(run_blasprof(blasprof_exe, "probe", "--json").stdout)
     found = {lib.label: lib for lib in find()}

@@ -14,8 +14,8 @@ def probe_command(json_output: JsonOption = False) -> None:
 
     Example:  blasprof probe --json | jq '.libraries[] | {label, version, variables}'
     """
+    from profiler.blas.search import site_path_problems
     from profiler.errors import UsageError
-    from profiler.measure.blas.search import site_path_problems
     from profiler.measure.probe import probe
 
     problems = site_path_problems()

@@ -5,7 +5,7 @@ the thread count its preset applied, counted from the threads that really ran a 
 count), then ``:label=threads`` for each library of a preset that has several. The
 libraries checked are those a fresh ``python`` loads with numpy (threadpoolctl names their
 files) and every library the record names that this node has. Each runs a GEMM in a fresh
-worker process with the job's environment (``profiler.measure.blas.run.time_gemm``), whose
+worker process with the job's environment (``profiler.blas.run.time_gemm``), whose
 per-thread CPU clocks say how many threads did the work: a library's own report is shown
 beside it, never trusted (Debian's OpenMP OpenBLAS reports 2 while it runs 1).
 """
@@ -79,8 +79,8 @@ def took_effect(
     sees it), ``ok`` and ``error``. The preset took effect when every library checked ran
     its count.
     """
-    from profiler.measure.blas import member_for
-    from profiler.measure.blas.run import Library, find, time_gemm
+    from profiler.blas import member_for
+    from profiler.blas.run import Library, find, time_gemm
 
     loaded = _loaded_by(python, environ)  # a Python that cannot run is bad input, first
     default, by_label = applied(environ.get("BLASPROF_PRESET", ""))

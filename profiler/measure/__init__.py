@@ -1,7 +1,7 @@
 """Measuring a node: what a calibration task does on the compute node.
 
-``probe`` and ``cpu`` say what node this is; ``blas`` is the family of BLAS libraries it
-offers (found, described and timed in worker processes); ``timing`` times GEMM points in
+``probe`` and ``cpu`` say what node this is (its BLAS libraries are the family of
+``profiler.blas``, which ``blasprof check`` uses too); ``timing times GEMM points in
 interleaved rounds; ``sweep`` picks which points and ``layouts`` measures W processes x T
 threads at once; ``conditions`` judges how busy the node was and ``stats`` holds the robust
 statistics; ``verify`` checks a preset in a fresh process. ``pipeline`` runs the stages in

@@ -8,7 +8,7 @@ reaches only a generic level (``x86_64_v4``: a hypervisor often hides the flags 
 it), from our vendor/family/model table (``profiler.measure.cpu``); each says which source named
 it. The theoretical peak comes from our table of double-precision FLOPs per cycle keyed by
 those names, with the clock it used; a CPU neither names gets no peak rather than a guess.
-The BLAS libraries are found and described by ``profiler.measure.blas``.
+The BLAS libraries are found and described by ``profiler.blas``.
 """
 
 from __future__ import annotations
@@ -261,8 +261,8 @@ def peak_f64(facts: CpuFacts, arch: cpu.Named, cores: int) -> tuple[int | None, 
 def collect_libraries() -> tuple[tuple[dict[str, Any], ...], str | None]:
     """Every BLAS library on this node, each described by a worker process of its own, and
     the file ``libblas.so.3`` resolves to."""
-    from profiler.measure.blas.run import find
-    from profiler.measure.blas.search import libblas_so_3
+    from profiler.blas.run import find
+    from profiler.blas.search import libblas_so_3
 
     resolved = libblas_so_3()
     return tuple(lib.to_dict() for lib in find()), str(resolved[1]) if resolved else None

@@ -57,7 +57,7 @@ _SHELL_PATH = re.compile(r"/[A-Za-z0-9._/+,@%=:~-]*")
 _KNOWN_VARIABLES = THREAD_VARIABLES + WATCHED_VARIABLES
 #: what a library may name besides them: a pthreads OpenBLAS from 0.3.22 reads it
 _LIBRARY_VARIABLES = (*_KNOWN_VARIABLES, "OPENBLAS_DEFAULT_NUM_THREADS")
-#: a BLAS library's label (``profiler.measure.blas``: a member's name or a build's directory)
+#: a BLAS library's label (``profiler.blas``: a member's name or a build's directory)
 LABEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 

@@ -1,8 +1,8 @@
 """The worker process of the BLAS family: loads one library, and either says what it is
 (``describe``) or times one GEMM through it (``gemm``), printing one JSON line.
 
-Run as ``python -m profiler.measure.blas.worker REQUEST`` with REQUEST a JSON object; only
-``profiler.measure.blas.run`` starts it, with the environment the measurement needs (a library
+Run as ``python -m profiler.blas.worker REQUEST`` with REQUEST a JSON object; only
+``profiler.blas.run`` starts it, with the environment the measurement needs (a library
 reads its thread variables once, when it loads, so each point gets a fresh process).
 """
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from profiler.measure.blas import member_named
+from profiler.blas import member_named
 
 __all__ = ["main"]
 

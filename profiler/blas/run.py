@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from profiler.measure.blas import member_for
-from profiler.measure.blas.search import candidates, libblas_so_3
+from profiler.blas import member_for
+from profiler.blas.search import candidates, libblas_so_3
 from profiler.measure.cpu import clean_text
 
 __all__ = ["WORKER", "GemmPoint", "Library", "find", "select", "time_gemm"]
 
 #: the command that starts a worker; the request is appended
-WORKER: tuple[str, ...] = (sys.executable, "-m", "profiler.measure.blas.worker")
+WORKER: tuple[str, ...] = (sys.executable, "-m", "profiler.blas.worker")
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _provides(path: Path, libblas: Path) -> bool:
 
 def find(timeout: float = 20.0, worker: Sequence[str] = WORKER) -> tuple[Library, ...]:
     """Every BLAS library on this node, each described by its own worker process."""
-    from profiler.measure.blas import MEMBERS
+    from profiler.blas import MEMBERS
 
     locations = [p for kind in MEMBERS.values() for p in kind.locations()]
     paths = [p for p in candidates(locations) if member_for(p) is not None]

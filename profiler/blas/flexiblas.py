@@ -8,7 +8,7 @@ import ctypes
 import re
 from pathlib import Path
 
-from profiler.measure.blas.base import Member
+from profiler.blas.base import Member
 
 __all__ = ["FlexiBLAS", "backend_variables"]
 
@@ -55,7 +55,7 @@ def backend_variables(backend: str) -> tuple[str, ...]:
 
     A preset never sets ``FLEXIBLAS``: the backend is the site's or the job's choice, and
     a preset's counts hold for the backend the calibration ran."""
-    from profiler.measure.blas import MEMBERS
+    from profiler.blas import MEMBERS
 
     words = set(re.split(r"[^A-Z0-9]+", backend.upper()))
     member = next((m for m in ("OPENBLAS", "BLIS", "MKL") if m in words), None)

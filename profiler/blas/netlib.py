@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from profiler.measure.blas.base import Member
+from profiler.blas.base import Member
 
 __all__ = ["ATLAS", "ReferenceBLAS"]
 

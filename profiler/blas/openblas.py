@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from profiler.measure.blas.base import Member
+from profiler.blas.base import Member
 
 __all__ = ["NumpyOpenBLAS", "ScipyOpenBLAS", "SystemOpenBLAS"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-from profiler.measure.blas.base import Member
+from profiler.blas.base import Member
 
 __all__ = ["BLIS"]
 

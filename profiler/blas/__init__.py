@@ -1,10 +1,10 @@
 """The BLAS family: every BLAS library a node offers, each a member of one registry.
 
-A member (``profiler.measure.blas.base.Member``) says how its files are recognised, how it tells
+A member (``profiler.blas.base.Member``) says how its files are recognised, how it tells
 its version, threading layer and kernel, how its threads are set, which variables it obeys
 in which order, and how a GEMM is called through it. ``find`` lists the libraries on this
-node, each described by a fresh worker process (``profiler.measure.blas.worker``) under a time
-limit; ``time_gemm`` (``profiler.measure.blas.run``) times one GEMM the same way, and measures the
+node, each described by a fresh worker process (``profiler.blas.worker``) under a time
+limit; ``time_gemm`` (``profiler.blas.run``) times one GEMM the same way, and measures the
 threads that really ran rather than trusting the library's own report.
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from profiler.measure.blas.base import Member
-from profiler.measure.blas.blis import BLIS
-from profiler.measure.blas.flexiblas import FlexiBLAS
-from profiler.measure.blas.mkl import MKL
-from profiler.measure.blas.netlib import ATLAS, ReferenceBLAS
-from profiler.measure.blas.openblas import NumpyOpenBLAS, ScipyOpenBLAS, SystemOpenBLAS
+from profiler.blas.base import Member
+from profiler.blas.blis import BLIS
+from profiler.blas.flexiblas import FlexiBLAS
+from profiler.blas.mkl import MKL
+from profiler.blas.netlib import ATLAS, ReferenceBLAS
+from profiler.blas.openblas import NumpyOpenBLAS, ScipyOpenBLAS, SystemOpenBLAS
 
 __all__ = ["MEMBERS", "Member", "member_for", "member_named"]
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from profiler.measure.blas.base import Member
+from profiler.blas.base import Member
 
 __all__ = ["MKL"]
 
