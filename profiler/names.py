@@ -10,19 +10,29 @@ from __future__ import annotations
 import re
 
 from profiler.errors import UsageError
-from profiler.jobstart.detect import is_name
 
 __all__ = [
+    "NAME_CHARS",
     "NODE_TYPE_RULE",
     "check_node_type",
     "default_node_type",
+    "is_name",
     "is_node_type",
 ]
 
-#: the rule itself is ``profiler.jobstart.detect.is_name``, which the job-start forms carry
+#: characters of a node-type name (not the first: '.', '_', '-')
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 NODE_TYPE_RULE = (
     "1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
 )
+
+
+def is_name(value):
+    """Whether the string ``value`` is a node-type name: the rule itself, in the plain
+    Python the job-start form embeds (``profiler.jobstart.detect.JOB_START``)."""
+    return (
+        0 < len(value) <= 64 and value[0] not in "._-" and all(char in NAME_CHARS for char in value)
+    )
 
 
 def is_node_type(name: object) -> bool:

@@ -190,6 +190,6 @@ class Member:
     def _clean(raw: bytes | None) -> str | None:
         if not raw:
             return None
-        from profiler.measure.cpu import clean_text
+        from profiler.text import clean_text
 
         return clean_text(raw.decode(errors="replace"), 300) or None

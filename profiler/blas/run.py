@@ -20,7 +20,7 @@ from typing import Any
 
 from profiler.blas import member_for
 from profiler.blas.search import candidates, libblas_so_3
-from profiler.measure.cpu import clean_text
+from profiler.text import clean_text
 
 __all__ = ["WORKER", "GemmPoint", "Library", "find", "select", "time_gemm"]
 

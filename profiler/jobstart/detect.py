@@ -14,15 +14,22 @@ and the sh and Lua dispatchers are written from the same constants.
 from __future__ import annotations
 
 from profiler.jobstart.cpus import cpu_list_size, read_text
+from profiler.names import NAME_CHARS, is_name
 
-__all__ = ["CPU_KEY_CHARS", "FEATURE_CHARS", "JOB_START", "cpu_key", "detect", "is_name"]
+__all__ = [
+    "CPU_KEY_CHARS",
+    "FEATURE_CHARS",
+    "JOB_START",
+    "NAME_CHARS",
+    "cpu_key",
+    "detect",
+    "is_name",
+]
 
 #: characters kept in a CPU fingerprint; every run of others becomes one "-"
 CPU_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789."
 #: characters of a Slurm feature name; others separate features in SLURM_JOB_CONSTRAINTS
 FEATURE_CHARS = CPU_KEY_CHARS + "_-"
-#: characters of a node-type name (not the first: '.', '_', '-'); profiler.names says why
-NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 
 
 def words(text, keep):
@@ -42,13 +49,6 @@ def words(text, keep):
 def cpu_key(model):
     """The fingerprint of a CPU model name: ``Intel(R) Xeon(R) Gold`` -> ``Intel-R-Xeon-R-Gold``."""
     return "-".join(words(model, CPU_KEY_CHARS))
-
-
-def is_name(value):
-    """Whether ``value`` is a node-type name (see profiler.names)."""
-    return (
-        0 < len(value) <= 64 and value[0] not in "._-" and all(char in NAME_CHARS for char in value)
-    )
 
 
 def glob_match(pattern, text):

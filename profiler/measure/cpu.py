@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from profiler.text import clean_text
+
 __all__ = [
     "CpuId",
     "Named",
@@ -21,19 +23,7 @@ __all__ = [
     "microarchitecture_from_cpuid",
     "hypervisor",
     "peak_clock",
-    "clean_text",
-    "MAX_TEXT",
 ]
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-#: the longest free text kept; a CPU's brand string is at most 48 bytes, and this leaves
-#: room for the rest while a runaway line (a broken or hostile file) stays bounded
-MAX_TEXT = 1000
-
-
-def clean_text(value: str, limit: int = MAX_TEXT) -> str:
-    """Free text from the machine as one line of printable characters, at most ``limit``."""
-    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 from profiler.jobstart.cpus import affinity_cpus, cgroup_quota, cores_here, usable_of
 from profiler.measure import cpu
 from profiler.results import BlasLibrary, NodeInfo
+from profiler.text import clean_text
 
 __all__ = [
     "probe",
@@ -124,7 +125,7 @@ def collect_cpu(cpuinfo: str | None = None) -> CpuFacts:
     clock_mhz, clock_source = cpu.peak_clock(cpuid)
     model = cpuid.model_name
     if model == "unknown":
-        model = cpu.clean_text(platform.processor()) or model
+        model = clean_text(platform.processor()) or model
     return CpuFacts(
         model=model,
         vendor=cpuid.vendor,
