@@ -18,7 +18,7 @@ from db.errors import BadRow
 from db.rows import At, Unreadable, shown
 from profiler.choice.preset import Preset
 from profiler.names import is_node_type
-from profiler.results import BlasLibrary, Measurement, NodeInfo, Verification
+from profiler.results import BlasLibrary, Measurement, NodeInfo, Run, Verification
 from profiler.statuses import NOISY, QUIET, VERDICT_UNKNOWN, VERDICTS
 
 __all__ = [
@@ -376,7 +376,35 @@ def measurement(row: Any) -> Measurement:
         ),
         phase=at.text("phase", row.phase),
         workers=at.positive("workers", row.workers),
+        runs=_runs(at, getattr(row, "runs", None)),
     )
+
+
+def _runs(at: At, value: object) -> tuple[Run, ...]:
+    """A measurement's stored runs; NULL (a row from before runs, or a one-process point)
+    is none, and the point reads as its one run."""
+    if value is None:
+        return ()
+    runs = []
+    for i, raw in enumerate(_list(at, "runs", value)):
+        if not isinstance(raw, dict):
+            raise at.bad(f"runs[{i}]", raw, "a JSON object")
+        if "median_s" not in raw:
+            raise at.missing(f"runs[{i}]", "median_s", raw)
+        median = at.number(f"runs[{i}].median_s", raw["median_s"])
+        if not median > 0:
+            raise at.bad(f"runs[{i}].median_s", median, "a positive number")
+        runs.append(
+            Run(
+                median_s=median,
+                samples=at.numbers(f"runs[{i}].samples", raw.get("samples", [])),
+                loops=at.integer(f"runs[{i}].loops", raw.get("loops", 1)),
+                threads_verified=at.flag(
+                    f"runs[{i}].threads_verified", raw.get("threads_verified", True)
+                ),
+            )
+        )
+    return tuple(runs)
 
 
 def _list(at: At, column: str, value: object) -> list[Any]:

@@ -67,7 +67,13 @@ def measure_node(
     watch = None
 
     def on_point(m: Measurement) -> None:
-        measurements.append(m)
+        # a later run of a point comes back as the point with all its runs: it replaces it
+        key = (m.n, m.dtype, m.threads, m.workers, m.phase)
+        at = next((i for i, p in enumerate(measurements) if _key(p) == key), None)
+        if at is None or m.workers > 1:
+            measurements.append(m)
+        else:
+            measurements[at] = m
         progress.point(m)
 
     try:
@@ -86,11 +92,11 @@ def measure_node(
         outcome = run_sweep(
             settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
         )
-        notes: list[str] = []
+        notes: list[str] = list(outcome.notes)
         if outcome.completed and settings.layouts and node.usable_cpus > 1:
             progress.phase("layouts")
             notes += _layouts(settings, node, on_point)
-        conditions = watch.stop([m.samples for m in measurements])
+        conditions = watch.stop(*_samples_and_floors(measurements))
         verification = None
         if outcome.completed and verify:
             progress.phase("verification")
@@ -114,10 +120,28 @@ def measure_node(
             conditions=conditions,
         )
     except KeyboardInterrupt:
-        conditions = watch.stop([m.samples for m in measurements]) if watch else None
+        conditions = watch.stop(*_samples_and_floors(measurements)) if watch else None
         return NodeOutcome(
             PARTIAL, node, tuple(measurements), error="interrupted", conditions=conditions
         )
+
+
+def _key(m: Measurement) -> tuple[int, str, int, int, str]:
+    return (m.n, m.dtype, m.threads, m.workers, m.phase)
+
+
+def _samples_and_floors(
+    measurements: list[Measurement],
+) -> tuple[list[tuple[float, ...]], list[float]]:
+    """Each run's samples, and the least sigma its outliers are judged by: the spread
+    between its point's runs (a state the other runs saw too is not an outlier)."""
+    samples, floors = [], []
+    for m in measurements:
+        floor = m.spread if len(m.runs) >= 2 else 0.0
+        for run in m.run_samples:
+            samples.append(run)
+            floors.append(floor)
+    return samples, floors
 
 
 def _layouts(

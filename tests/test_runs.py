@@ -1,0 +1,140 @@
+"""Runs as the unit of measurement: a point measured in several worker processes, judged
+by the spread between them (the choice's tie, outliers, verification), and stored.
+
+Cost: about 6 s in all (a few worker processes of tiny GEMMs, two verification processes).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from profiler.choice.preset import derive
+from profiler.choice.rule import choose, curves_of
+from profiler.measure import stats
+from profiler.measure.runs import combine, measure_in_worker
+from profiler.measure.sweep import run_sweep
+from profiler.results import Measurement, NodeResult, Run
+from profiler.settings import PROFILES, TimingSettings, with_overrides
+
+TINY = TimingSettings(min_time=0.005, samples=3)
+
+
+def one_run(n: int, threads: int, gflops: float, *, jitter: float = 0.0) -> Measurement:
+    """A point measured in one process at ``gflops``, its samples +-``jitter`` around it."""
+    seconds = 2 * n**3 / gflops / 1e9
+    samples = tuple(seconds * (1 + d) for d in (-jitter, 0.0, jitter))
+    return Measurement(
+        kernel="gemm", dtype="float64", n=n, threads=threads, median_s=seconds,
+        min_s=min(samples), cv=jitter, samples=samples, loops=1, gflops=gflops,
+        threads_verified=True, threads_observed=(threads,), phase="search",
+    )  # fmt: skip
+
+
+def test_a_points_figure_is_the_harmonic_mean_of_its_runs() -> None:
+    runs = [one_run(512, 2, g, jitter=0.01) for g in (55.0, 110.0, 57.0)]
+    point = combine(runs)
+    assert point.run_gflops == pytest.approx((55.0, 110.0, 57.0))
+    # the mean time per GEMM over the runs: what a job meets on average
+    assert point.gflops == pytest.approx(statistics.harmonic_mean([55.0, 110.0, 57.0]))
+    assert point.median_s == pytest.approx(statistics.fmean(r.median_s for r in runs))
+    assert point.samples == tuple(s for r in runs for s in r.samples)
+    # the spread is between the runs, ten times what one run's samples say
+    assert point.spread > 0.3 > 10 * runs[0].spread
+    assert point.uncertainty > 0.15
+    # a run in the other state is what jobs meet, not an outlier
+    assert point.outliers == 0
+    # combining again keeps every run once
+    assert combine([point, one_run(512, 2, 90.0)]).run_gflops == pytest.approx(
+        (55.0, 110.0, 57.0, 90.0)
+    )
+
+
+def test_a_sample_is_an_outlier_only_beyond_the_spread_between_runs() -> None:
+    samples = [1.0, 1.0, 1.01, 0.99, 1.0, 1.3]
+    assert stats.outliers(samples) == 1
+    assert stats.outliers(samples, floor=0.2) == 0
+
+
+def test_a_difference_inside_the_between_run_spread_does_not_decide_the_choice() -> None:
+    steady_one = combine([one_run(512, 1, g, jitter=0.005) for g in (40.0, 40.4, 39.8)])
+    # two threads look 25% faster on average, but one run in three is in the slow state
+    flipping_two = combine([one_run(512, 2, g, jitter=0.005) for g in (80.0, 38.0, 78.0)])
+    steady_two = combine([one_run(512, 2, g, jitter=0.005) for g in (50.0, 50.5, 49.6)])
+    assert choose(curves_of([steady_one, flipping_two]), 0.03).threads == 1
+    assert choose(curves_of([steady_one, steady_two]), 0.03).threads == 2
+
+
+def test_each_run_is_a_fresh_worker_started_for_the_largest_count() -> None:
+    points = measure_in_worker(96, "float32", [1, 2], TINY, timeout=60, phase="search")
+    assert not isinstance(points, str), points
+    assert [(m.n, m.dtype, m.threads, m.phase) for m in points] == [
+        (96, "float32", 1, "search"),
+        (96, "float32", 2, "search"),
+    ]
+    # the worker limits every count through threadpoolctl and reads it back
+    assert all(m.threads_verified for m in points)
+    assert all(len(m.samples) == 3 and m.median_s > 0 for m in points)
+
+
+def test_a_hung_worker_is_a_failed_run_with_its_reason_not_a_hung_sweep() -> None:
+    answer = measure_in_worker(2048, "float64", [1], TINY, timeout=0.05, phase="search")
+    assert isinstance(answer, str)
+    assert "n=2048 float64" in answer and "killed" in answer
+
+
+def test_a_sweep_measures_every_point_in_several_processes() -> None:
+    # ~2 s: two sizes x one dtype x two extra workers
+    settings = with_overrides(
+        PROFILES["quick"], sizes=(64, 96), dtypes=("float64",), min_time=0.005, samples=3
+    )
+    assert settings.runs == 3  # the quick profile's default
+    outcome = run_sweep(settings, (1, 2))
+    assert outcome.completed and outcome.notes == []
+    assert {(m.n, m.threads) for m in outcome.measurements} == {(64, 1), (64, 2), (96, 1), (96, 2)}
+    for m in outcome.measurements:
+        assert len(m.runs) == 3
+        assert len(m.samples) == 9
+        assert m.gflops == pytest.approx(statistics.harmonic_mean(m.run_gflops))
+        # each run timed its own loops with its own operands: no two runs are one run
+        assert len({r.samples for r in m.runs}) == 3
+
+
+def test_runs_survive_the_result_record_and_old_records_read_as_one_run() -> None:
+    point = combine([one_run(256, 2, g) for g in (50.0, 100.0)])
+    settings = PROFILES["quick"]
+    result = NodeResult("n", None, (point,), "complete", "t0", "t1", settings)
+    back = NodeResult.from_dict(result.to_dict())
+    assert back.measurements == (point,)
+    assert back.settings.runs == 3
+    old = result.to_dict()
+    del old["measurements"][0]["runs"], old["settings"]["runs"]
+    legacy = NodeResult.from_dict(old)
+    assert legacy.measurements[0].runs == () and legacy.settings.runs == 1
+    assert len(legacy.measurements[0].to_json()["runs"]) == 1
+
+
+def test_verification_passes_where_the_runs_landed_not_only_at_their_mean() -> None:
+    from profiler.measure.verify import verify_preset
+
+    settings = with_overrides(PROFILES["quick"], sizes=(64,), min_time=0.01, samples=3)
+    # runs that span every speed this machine can reach at n=64 on one thread: a fresh
+    # process lands inside them whatever state it meets
+    spanning = combine([one_run(64, 1, 0.5), one_run(64, 1, 1e5)])
+    preset = derive([spanning], node_type="n", calibrated_cpus=1)
+    assert verify_preset(preset, [spanning], settings).passed
+    # one run at the same mean figure (the harmonic mean: near the slow run): far below
+    # what a fresh process reaches, so the sweep is called disturbed
+    single = one_run(64, 1, spanning.gflops)
+    verification = verify_preset(preset, [single], settings)
+    assert not verification.passed and "disturbed" in verification.note
+
+
+def test_runs_are_a_bounded_profile_setting() -> None:
+    from profiler.errors import UsageError
+
+    assert [PROFILES[p].runs for p in ("quick", "standard", "full")] == [3, 5, 10]
+    with pytest.raises(UsageError, match="--runs: must be 1 to 100"):
+        with_overrides(PROFILES["quick"], runs=0)
+    assert Run.from_dict(Run(1.0, (1.0, 2.0), 3).to_dict()) == Run(1.0, (1.0, 2.0), 3)
