@@ -243,9 +243,31 @@ def _conditions(raw: Any) -> dict[str, Any] | None:
     for key in _FIGURES:
         value = raw.get(key)
         out[key] = float(value) if isinstance(value, int | float) else None
+    out["unstable"] = _unstable(raw.get("unstable"))
     for key, value in raw.items():
         out.setdefault(key, value)
     return out
+
+
+def _unstable(raw: Any) -> list[dict[str, Any]]:
+    """The stored unstable points that have the shape blasprof writes; others are left out."""
+
+    def whole(x: Any) -> bool:
+        return type(x) is int and x >= 1
+
+    def state(x: Any) -> bool:
+        figure = x.get("gflops") if isinstance(x, dict) else None
+        return type(figure) in (int, float) and figure > 0 and whole(x.get("runs"))
+
+    return [
+        {"n": u["n"], "dtype": u["dtype"], "threads": u["threads"], "runs": u["runs"],
+         "states": [{"gflops": float(s["gflops"]), "runs": s["runs"]} for s in u["states"]]}
+        for u in (raw if isinstance(raw, list) else [])
+        if isinstance(u, dict)
+        and all(whole(u.get(k)) for k in ("n", "threads", "runs"))
+        and u.get("dtype") in ("float32", "float64")
+        and isinstance(u.get("states"), list) and all(state(s) for s in u["states"])
+    ]  # fmt: skip
 
 
 def _verification_json(verification: Verification | None) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ Cost: about 6 s in all (a few worker processes of tiny GEMMs, two verification p
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pytest
 
@@ -138,3 +140,47 @@ def test_runs_are_a_bounded_profile_setting() -> None:
     with pytest.raises(UsageError, match="--runs: must be 1 to 100"):
         with_overrides(PROFILES["quick"], runs=0)
     assert Run.from_dict(Run(1.0, (1.0, 2.0), 3).to_dict()) == Run(1.0, (1.0, 2.0), 3)
+
+
+def two_state(n: int, threads: int, figures: Sequence[float]) -> Measurement:
+    return combine([one_run(n, threads, g, jitter=0.01) for g in figures])
+
+
+def test_runs_that_split_into_states_are_said_unstable_with_each_states_figure() -> None:
+    from profiler.measure.instability import unstable_points
+
+    flipping = two_state(128, 2, (55.0, 56.0, 110.0, 57.0, 111.0))
+    steady = two_state(512, 2, (90.0, 86.0, 88.0))
+    (found,) = unstable_points([flipping, steady])
+    assert (found["n"], found["dtype"], found["threads"], found["runs"]) == (128, "float64", 2, 5)
+    slow, fast = found["states"]
+    assert slow["runs"] == 3 and slow["gflops"] == pytest.approx(56.0, rel=0.01)
+    assert fast["runs"] == 2 and fast["gflops"] == pytest.approx(110.5, rel=0.01)
+    # runs within 25% of each other are one state, however many
+    assert unstable_points([steady, two_state(512, 1, (40.0, 44.0))]) == []
+
+
+def test_an_unstable_calibration_counts_as_noisy_only_where_its_choice_flips() -> None:
+    from profiler.measure.conditions import Watch
+    from profiler.measure.instability import choice_flips
+    from profiler.measure.pipeline import _with_instability
+
+    flipping = two_state(128, 2, (55.0, 110.0, 56.0))
+    one_between = two_state(128, 1, (70.0, 70.5, 69.5))  # slow state: 1 wins; fast: 2
+    one_below = two_state(128, 1, (30.0, 30.5, 29.5))  # 2 wins in either state
+    kw = {"node_type": "n", "calibrated_cpus": 2, "tolerance": 0.03}
+    assert choice_flips([one_between, flipping], **kw) == [
+        "small: 1 threads in the slow state, 2 in the fast"
+    ]
+    assert choice_flips([one_below, flipping], **kw) == []
+
+    quiet = Watch().start().stop()
+    settings = PROFILES["quick"]
+    node = SimpleNamespace(usable_cpus=2)
+    held = _with_instability(quiet, [one_below, flipping], settings, node, "n")
+    assert len(held.unstable) == 1 and held.reasons == quiet.reasons
+    assert held.verdict == quiet.verdict
+    flips = _with_instability(quiet, [one_between, flipping], settings, node, "n")
+    assert flips.verdict == ("noisy" if quiet.verdict == "quiet" else quiet.verdict)
+    assert "choice differs between them (small: 1 threads" in flips.reasons[-1]
+    assert flips.to_dict()["unstable"][0]["states"][0]["runs"] == 2

@@ -102,9 +102,12 @@ class Conditions:
     affinity_cpus: tuple[int, ...] = ()
     cgroup_cpu_limit: float | None = None
     notes: tuple[str, ...] = field(default=())
+    #: points whose runs split into states (``profiler.measure.instability``)
+    unstable: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["unstable"] = [dict(u) for u in self.unstable]
         for key in ("reasons", "load_before", "load_after", "governors", "affinity_cpus", "notes"):
             d[key] = list(d[key])
         return d

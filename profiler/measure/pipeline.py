@@ -96,7 +96,10 @@ def measure_node(
         if outcome.completed and settings.layouts and node.usable_cpus > 1:
             progress.phase("layouts")
             notes += _layouts(settings, node, on_point)
-        conditions = watch.stop(*_samples_and_floors(measurements))
+        conditions = _with_instability(
+            watch.stop(*_samples_and_floors(measurements)), measurements, settings, node,
+            node_type,
+        )  # fmt: skip
         verification = None
         if outcome.completed and verify:
             progress.phase("verification")
@@ -124,6 +127,41 @@ def measure_node(
         return NodeOutcome(
             PARTIAL, node, tuple(measurements), error="interrupted", conditions=conditions
         )
+
+
+def _with_instability(
+    conditions: Conditions,
+    measurements: list[Measurement],
+    settings: SweepSettings,
+    node: NodeInfo,
+    node_type: str,
+) -> Conditions:
+    """``conditions`` with the points whose runs split into states, and, where the choice
+    does not hold in every state, a reason that makes the calibration count as noisy."""
+    from dataclasses import replace
+
+    from profiler.measure.instability import choice_flips, unstable_points
+    from profiler.statuses import NOISY, QUIET
+
+    sweep = [m for m in measurements if m.workers == 1]
+    unstable = unstable_points(sweep)
+    if not unstable:
+        return conditions
+    try:
+        flips = choice_flips(
+            sweep, node_type=node_type, calibrated_cpus=node.usable_cpus,
+            tolerance=settings.tolerance,
+        )  # fmt: skip
+    except ValueError:  # no point whose thread count held: no choice to flip
+        flips = []
+    reasons = conditions.reasons
+    if flips:
+        reasons += (
+            f"unstable: the runs of {len(unstable)} points split into states, and the choice "
+            f"differs between them ({'; '.join(flips)})",
+        )
+    verdict = NOISY if flips and conditions.verdict == QUIET else conditions.verdict
+    return replace(conditions, unstable=tuple(unstable), reasons=reasons, verdict=verdict)
 
 
 def _key(m: Measurement) -> tuple[int, str, int, int, str]:
