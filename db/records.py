@@ -32,6 +32,7 @@ __all__ = [
     "measurement",
     "preset",
     "row_at",
+    "runs_of",
 ]
 
 
@@ -398,11 +399,11 @@ def measurement(row: Any) -> Measurement:
         ),
         phase=at.text("phase", row.phase),
         workers=at.positive("workers", row.workers),
-        runs=_runs(at, getattr(row, "runs", None)),
+        runs=runs_of(at, getattr(row, "runs", None)),
     )
 
 
-def _runs(at: At, value: object) -> tuple[Run, ...]:
+def runs_of(at: At, value: object) -> tuple[Run, ...]:
     """A measurement's stored runs; NULL (a row from before runs, or a one-process point)
     is none, and the point reads as its one run."""
     if value is None:

@@ -6,6 +6,7 @@ Cost: about 6 s in all (a few worker processes of tiny GEMMs, two verification p
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ import pytest
 
 from profiler.choice.preset import derive
 from profiler.choice.rule import choose, curves_of
+from profiler.history.selection import Point
 from profiler.measure import stats
 from profiler.measure.runs import combine, measure_in_worker
 from profiler.measure.sweep import run_sweep
@@ -184,3 +186,41 @@ def test_an_unstable_calibration_counts_as_noisy_only_where_its_choice_flips() -
     assert flips.verdict == ("noisy" if quiet.verdict == "quiet" else quiet.verdict)
     assert "choice differs between them (small: 1 threads" in flips.reasons[-1]
     assert flips.to_dict()["unstable"][0]["states"][0]["runs"] == 2
+
+
+def stored(calibration: int, gflops: float, runs: Sequence[float] = (), **kw: object) -> Point:
+    """A stored point of node type t, n=512 float64 on 2 threads, from one host."""
+    created = dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=calibration)
+    values = {"verdict": "quiet", "blas": "openblas 0.3.31 (pthreads)", **kw}
+    return Point(
+        calibration_id=calibration, node_type="t", created_at=created, hostname="vm",
+        job_id=calibration, dtype="float64", n=512, threads=2, gflops=gflops,
+        runs=tuple(runs), **values,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_compare_judges_a_point_by_its_runs_and_the_node_types_noise_floor() -> None:
+    from profiler.history.compare import compare, noise_floors
+
+    # a steady calibration against one whose runs caught the slow state once
+    a = [stored(1, 88.0, (90.0, 88.0, 86.0))]
+    b = [stored(2, 70.0, (91.0, 50.0, 89.0))]
+    (row,) = compare(a, b).rows
+    assert row.verdict in ("slower", "too-variable") and not compare(a, b).regressions
+    # history: consecutive quiet calibrations of this point moved by half or more with nothing changed
+    flips = [stored(10 + i, g) for i, g in enumerate((93.0, 50.0, 93.0, 52.0, 90.0))]
+    flips.append(stored(20, 30.0, verdict="noisy"))  # a noisy one never sets a floor
+    floors = noise_floors(flips)
+    assert floors[("float64", 512, 2)] == pytest.approx(0.60, abs=0.01)
+    steady_a, slow_b = [stored(1, 93.0, (93.0, 92.0, 94.0))], [stored(2, 50.0, (50.0, 51.0, 49.0))]
+    (noisy_row,) = compare(steady_a, slow_b, floors=floors).rows
+    assert (noisy_row.verdict, noisy_row.floor_source) == ("same", "history")
+    # a stable history: the tolerance is the floor, and a 30% slowdown is a regression
+    calm = noise_floors([stored(10 + i, g) for i, g in enumerate((88.0, 89.0, 88.5, 88.0))])
+    slowed = [stored(2, 61.0, (61.0, 62.0, 60.5), blas_kernel="openblas Sandybridge")]
+    steady = [stored(1, 88.0, (88.0, 87.0, 89.0), blas_kernel="openblas SkylakeX")]
+    result = compare(steady, slowed, floors=calm)
+    (found,) = result.regressions
+    assert found.floor_source == "tolerance" and found.change == pytest.approx(61 / 88 - 1)
+    kernel = next(d for d in result.differences if d.what == "blas_kernel")
+    assert "SkylakeX" in kernel.message() and "Sandybridge" in kernel.message()

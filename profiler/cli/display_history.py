@@ -255,6 +255,7 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
         table.add_column(col, no_wrap=True)
     table.add_column("B GFLOP/s [95%] (runs/samples)", no_wrap=True)
     table.add_column("change", justify="right", no_wrap=True)
+    table.add_column("floor", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     for r in comparison.rows:
         table.add_row(
@@ -265,14 +266,27 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
             _figure(r.a),
             _figure(r.b),
             f"{r.change:+.1%}" if r.change is not None else "-",
+            f"{r.floor:.0%}" + (" h" if r.floor_source == "history" else ""),
             _text(r.verdict.upper() if r.verdict == REGRESSION else r.verdict),
         )
     out.print(table)
+    if any(r.floor_source == "history" for r in comparison.rows):
+        out.print(
+            "floor h = the node type's noise floor: the typical change between its "
+            "consecutive quiet calibrations, above the tolerance"
+        )
+    variable = sum(r.verdict == "too-variable" for r in comparison.rows)
+    if variable:
+        out.print(
+            f"{variable} point(s) too variable to judge (a floor or interval wider than half "
+            "the figure): their speed varies that much between runs"
+        )
     for difference in comparison.differences:
         out.print(_text(f"note: {difference.message()}"))
     found = comparison.regressions
     rule = (
-        f"B slower than A by more than {comparison.tolerance:.0%} and its "
+        f"B slower than A by more than {comparison.tolerance:.0%} (or the point's noise "
+        "floor) and its "
         f"{comparison.confidence:.0%} interval wholly below A's"
     )
     if found:
