@@ -207,7 +207,7 @@ def test_compare_judges_a_point_by_its_runs_and_the_node_types_noise_floor() -> 
     b = [stored(2, 70.0, (91.0, 50.0, 89.0))]
     (row,) = compare(a, b).rows
     assert row.verdict in ("slower", "too-variable") and not compare(a, b).regressions
-    # history: consecutive quiet calibrations of this point moved by half or more with nothing changed
+    # history: quiet calibrations of this point moved by half or more with nothing changed
     flips = [stored(10 + i, g) for i, g in enumerate((93.0, 50.0, 93.0, 52.0, 90.0))]
     flips.append(stored(20, 30.0, verdict="noisy"))  # a noisy one never sets a floor
     floors = noise_floors(flips)
@@ -224,3 +224,21 @@ def test_compare_judges_a_point_by_its_runs_and_the_node_types_noise_floor() -> 
     assert found.floor_source == "tolerance" and found.change == pytest.approx(61 / 88 - 1)
     kernel = next(d for d in result.differences if d.what == "blas_kernel")
     assert "SkylakeX" in kernel.message() and "Sandybridge" in kernel.message()
+
+
+def test_the_calibration_plot_shows_each_run_on_whole_thread_counts() -> None:
+    pytest.importorskip("matplotlib")
+    from profiler.history.plots import calibration_figure
+
+    points = [two_state(128, 1, (40.0, 41.0, 39.0)), two_state(128, 2, (55.0, 110.0, 56.0))]
+    doc = {"calibration_id": 1, "node_type": "t", "status": "complete",
+           "measurements": [m.to_json() for m in points]}  # fmt: skip
+    axes = calibration_figure(doc).axes[0]
+    axes.figure.canvas.draw()
+    ticks = [t for t in axes.get_xticks() if 1 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    dots = sorted(
+        round(float(y), 1) for line in axes.get_lines() if line.get_marker() == "."
+        for y in line.get_ydata()
+    )  # fmt: skip
+    assert dots == [39.0, 40.0, 41.0, 55.0, 56.0, 110.0]
