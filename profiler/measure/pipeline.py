@@ -59,6 +59,7 @@ def measure_node(
     from profiler.errors import UsageError
     from profiler.measure.conditions import Watch
     from profiler.measure.probe import probe
+    from profiler.measure.runs import latest_reports
     from profiler.measure.sweep import check_memory, resolve_threads, run_sweep
     from profiler.measure.verify import verify_preset
 
@@ -68,12 +69,7 @@ def measure_node(
 
     def on_point(m: Measurement) -> None:
         # a later run of a point comes back as the point with all its runs: it replaces it
-        key = (m.n, m.dtype, m.threads, m.workers, m.phase)
-        at = next((i for i, p in enumerate(measurements) if _key(p) == key), None)
-        if at is None or m.workers > 1:
-            measurements.append(m)
-        else:
-            measurements[at] = m
+        measurements[:] = latest_reports([*measurements, m])
         progress.point(m)
 
     try:
@@ -162,10 +158,6 @@ def _with_instability(
         )
     verdict = NOISY if flips and conditions.verdict == QUIET else conditions.verdict
     return replace(conditions, unstable=tuple(unstable), reasons=reasons, verdict=verdict)
-
-
-def _key(m: Measurement) -> tuple[int, str, int, int, str]:
-    return (m.n, m.dtype, m.threads, m.workers, m.phase)
 
 
 def _samples_and_floors(

@@ -29,7 +29,7 @@ from typing import Any
 from profiler.results import Measurement, Run, gemm_flops
 from profiler.settings import TimingSettings
 
-__all__ = ["combine", "measure_in_worker", "remeasure", "worker_timeout"]
+__all__ = ["combine", "latest_reports", "measure_in_worker", "remeasure", "worker_timeout"]
 
 #: the least time a worker is given: an interpreter start, numpy's import, the operands
 _START_S = 30.0
@@ -60,6 +60,23 @@ def combine(points: Sequence[Measurement]) -> Measurement:
         threads_verified=all(r.threads_verified for r in runs),
         runs=runs if len(runs) > 1 else (),
     )
+
+
+def latest_reports(reports: Sequence[Measurement]) -> list[Measurement]:
+    """The points of a stream of reports (a checkpoint, a progress log): a sweep point is
+    reported again with its runs so far, and its last report replaces the earlier ones in
+    the place of its first; a layout point is always its own."""
+    points: list[Measurement] = []
+    at: dict[tuple[int, str, int, str], int] = {}
+    for m in reports:
+        key = (m.n, m.dtype, m.threads, m.phase)
+        if m.workers == 1 and key in at:
+            points[at[key]] = m
+            continue
+        if m.workers == 1:
+            at[key] = len(points)
+        points.append(m)
+    return points
 
 
 def worker_timeout(points: Sequence[Measurement], timing: TimingSettings) -> float:
