@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,18 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "BLASPROF_HOME": str(home), **extra}
 
 
-def _calibrate(home: Path, **extra: str) -> dict[str, Any]:
+def _calibrate(home: Path, *args: str, **extra: str) -> dict[str, Any]:
+    start = time.monotonic()
     done = subprocess.run(
-        [_blasprof(), "calibrate", "--node-type", "bench", "--json"],
+        [_blasprof(), "calibrate", "--node-type", "bench", "--json", *args],
         capture_output=True, text=True, env=_env(home, **extra), timeout=1800, check=False,
     )  # fmt: skip
+    wall = time.monotonic() - start
     doc = json.loads(done.stdout)
     conditions = doc.get("conditions") or {}
     return {
         "exit": done.returncode,
+        "wall_s": round(wall, 1),
         "calibration_id": doc["calibration_id"],
         "verdict": conditions.get("verdict"),
         "reasons": conditions.get("reasons", []),
@@ -122,6 +126,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     power = _compare(home, runs[-1]["calibration_id"], slow["calibration_id"])
     named = any(d["what"] == "blas_kernel" for d in power["differences"])
 
+    # what a quick calibration cost before runs: the same one with every point in one process
+    single = _calibrate(Path(tempfile.mkdtemp(prefix="bench-runs-1-")), "--runs", "1")
+    wall = statistics.median(r["wall_s"] for r in runs)
+
     truth = []
     counts = sorted({m["threads"] for m in runs[-1]["measurements"]})
     for m in runs[-1]["measurements"]:
@@ -141,10 +149,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         Goal("compare finds an older kernel (Sandybridge)", f"exit {power['exit']}"
              + (", kernel named" if named else ""), "exit 1, kernel named",
              power["exit"] == 1 and named, ""),
+        Goal("quick calibration wall time, runs 3 / runs 1", f"{wall:.0f} s / "
+             f"{single['wall_s']:.0f} s = {wall / single['wall_s']:.2f}", "< ~30 s on 2 cores",
+             wall < 30, shared),
         Goal("points within 0.90-1.10 of 6 fresh tight loops", f"{within} of {len(ratios)}",
              f"{len(ratios)} of {len(ratios)}", within == len(ratios), shared),
     ]  # fmt: skip
-    for r in [*runs, slow]:
+    for r in [*runs, slow, single]:
         r.pop("measurements")
     return {"environment": environment(), "runs": runs, "compares": compares,
             "sandybridge": slow, "power": power, "truth": truth, "goals": goals}  # fmt: skip

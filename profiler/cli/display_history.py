@@ -85,18 +85,19 @@ def calibration_list_csv(rows: Sequence[CalibrationSummary]) -> None:
 
 _POINT_COLUMNS = (
     "job_id", "hostname", "kernel", "dtype", "n", "threads", "gflops", "median_s", "min_s",
-    "cv", "loops", "threads_verified", "phase",
+    "cv", "loops", "threads_verified", "phase", "spread",
 )  # fmt: skip
 
 
 def measurements_csv(doc: dict[str, Any]) -> None:
-    """``show ID --format csv``: one row per stored measurement, its samples last."""
-    header = ["calibration_id", "node_type", *_POINT_COLUMNS, "samples"]
+    """``show ID --format csv``: one row per stored measurement, each worker run's GFLOP/s
+    and its samples last."""
+    header = ["calibration_id", "node_type", *_POINT_COLUMNS, "run_gflops", "samples"]
     print_csv(
         header,
         (
             [doc["calibration_id"], doc["node_type"], *(m.get(k) for k in _POINT_COLUMNS),
-             m.get("samples", [])]
+             [r.get("gflops") for r in m.get("runs") or ()], m.get("samples", [])]
             for m in doc.get("measurements", [])
         ),
     )  # fmt: skip
