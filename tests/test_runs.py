@@ -242,3 +242,15 @@ def test_the_calibration_plot_shows_each_run_on_whole_thread_counts() -> None:
         for y in line.get_ydata()
     )  # fmt: skip
     assert dots == [39.0, 40.0, 41.0, 55.0, 56.0, 110.0]
+
+
+def test_a_choice_that_flips_between_states_is_not_called_a_busy_node() -> None:
+    from profiler.choice.adoption import NOISY, decide, quality
+
+    flip = "unstable: the runs of 1 points split into states, and the choice differs between them"
+    worth, detail = quality("noisy", [None], [flip])
+    assert worth == NOISY and detail.startswith("its figures hold in no single state: unstable")
+    assert quality("noisy", [None], ["other processes took 40%", flip])[1].startswith("the node")
+    # always unstable: still a preset where none is clean, never over a clean one
+    assert decide(worth, detail, current_quality=None, current_id=None, force=False).adopted
+    assert not decide(worth, detail, current_quality="clean", current_id=3, force=False).adopted
