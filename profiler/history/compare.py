@@ -249,21 +249,25 @@ def noise_floors(history: Sequence[Point]) -> dict[tuple[str, int, int], float]:
     return floors
 
 
-def _host_values(points: Sequence[Point]) -> list[list[float]]:
+def _host_values(points: Sequence[Point]) -> tuple[bool, list[list[float]]]:
     """Per host, what its spread is drawn from: its calibrations' figures when it has
-    several, else its one calibration's worker runs, else that one process's samples."""
+    several, else its one calibration's worker runs, else that one process's samples; and
+    whether every host's values are worker runs (whose figure is their harmonic mean, the
+    mean time, so that is what is resampled)."""
     by_host: defaultdict[str, list[Point]] = defaultdict(list)
     for p in points:
         by_host[p.hostname or f"job {p.job_id}"].append(p)
-    values = []
+    values, all_runs = [], True
     for _, runs in sorted(by_host.items()):
         if len(runs) > 1:
             values.append([p.gflops for p in runs])
+            all_runs = False
         elif len(runs[0].runs) > 1:
             values.append(list(runs[0].runs))
         else:
             values.append(sample_gflops(runs[0].n, runs[0].samples) or [runs[0].gflops])
-    return sorted(values, key=len)
+            all_runs = False
+    return all_runs, sorted(values, key=len)
 
 
 def _figures(
@@ -278,15 +282,16 @@ def _figures(
     """
     import numpy as np
 
-    shapes: defaultdict[tuple[int, ...], list[tuple[int, list[list[float]]]]] = defaultdict(list)
+    shapes: defaultdict[tuple[bool, tuple[int, ...]], list[tuple[int, list[list[float]]]]]
+    shapes = defaultdict(list)
     for i, points in enumerate(groups):
         if points:
-            values = _host_values(points)
-            shapes[tuple(len(v) for v in values)].append((i, values))
+            runs, values = _host_values(points)
+            shapes[(runs, tuple(len(v) for v in values))].append((i, values))
     rng = np.random.default_rng(seed)
     quantiles = [(1 - CONFIDENCE) / 2 * 100, (1 + CONFIDENCE) / 2 * 100]
     bounds: dict[int, tuple[float, float]] = {}
-    for shape, members in sorted(shapes.items()):
+    for (runs, shape), members in sorted(shapes.items()):
         per_chunk = max(1, _CHUNK // (resamples * sum(shape)))
         for start in range(0, len(members), per_chunk):
             chunk = members[start : start + per_chunk]
@@ -296,7 +301,10 @@ def _figures(
                 data = np.array([[values[h] for h in hosts] for _, values in chunk])
                 picks = rng.integers(0, length, size=(len(chunk), resamples, len(hosts), length))
                 drawn = np.take_along_axis(data[:, None, :, :], picks, axis=3)
-                host_medians.append(_median_last(drawn))
+                if runs:  # the harmonic mean: what the runs' figure is
+                    host_medians.append(1.0 / np.mean(1.0 / drawn, axis=-1))
+                else:
+                    host_medians.append(_median_last(drawn))
             medians = _median_last(np.concatenate(host_medians, axis=2))
             lows, highs = np.percentile(medians, quantiles, axis=1)
             for (i, _), lo, hi in zip(chunk, lows, highs, strict=True):
