@@ -267,14 +267,14 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
             _figure(r.a),
             _figure(r.b),
             f"{r.change:+.1%}" if r.change is not None else "-",
-            f"{r.floor:.0%}" + (" h" if r.floor_source == "history" else ""),
+            f"{r.floor:.1%}" + (" h" if r.floor_source == "history" else ""),
             _text(r.verdict.upper() if r.verdict == REGRESSION else r.verdict),
         )
     out.print(table)
     if any(r.floor_source == "history" for r in comparison.rows):
         out.print(
-            "floor h = the node type's noise floor: the typical change between its "
-            "consecutive quiet calibrations, above the tolerance"
+            "floor h = the node type's noise floor, above the tolerance: the change that 95% "
+            "of its consecutive quiet calibrations stay within"
         )
     variable = sum(r.verdict == "too-variable" for r in comparison.rows)
     if variable:

@@ -10,8 +10,8 @@ below A's: a difference within the spread of either side never counts. A node's 
 calibrations' figures when it has several, else its one calibration's worker runs (the
 spread between processes, which is what jobs meet), else its samples.
 
-The floor is the tolerance, or the point's noise floor where that is higher: the typical
-(median) change between consecutive quiet calibrations of the node type before B
+The floor is the tolerance, or the point's noise floor where that is higher: the change
+that 95% of consecutive quiet calibrations of the node type before B stay within
 (``noise_floors``), since a machine whose processes land in different states changes that
 much with nothing changed. A point whose floor or whose interval on either side is wider
 than ``TOO_VARIABLE`` of its figure cannot be judged and is said so, never a regression.
@@ -231,11 +231,15 @@ def _row(key: Key, a: Figure | None, b: Figure | None, tolerance: float, noise: 
     return Row(*key, a=a, b=b, change=change, verdict=verdict, floor=floor, floor_source=source)
 
 
+#: the median of |change| is 0.674 sigma for normal noise; 1.96 sigma bounds 95% of changes
+_FLOOR_PER_MEDIAN = 1.96 / 0.6745
+
+
 def noise_floors(history: Sequence[Point]) -> dict[tuple[str, int, int], float]:
-    """The typical change of each (dtype, n, threads) between consecutive quiet
-    calibrations in ``history`` (the median of their absolute relative changes; a point
-    needs at least two such pairs). What a calibration of that node type moves by when
-    nothing changed."""
+    """How far each (dtype, n, threads) moves between consecutive quiet calibrations in
+    ``history`` when nothing changed: the change that 95% of such pairs stay within,
+    estimated robustly from the median of their absolute relative changes (a point needs
+    at least two pairs)."""
     figures: defaultdict[tuple[str, int, int], dict[int, list[float]]] = defaultdict(dict)
     for p in sorted(history, key=lambda p: (p.created_at, p.calibration_id)):
         if p.verdict == "quiet":
@@ -245,7 +249,7 @@ def noise_floors(history: Sequence[Point]) -> dict[tuple[str, int, int], float]:
         values = [statistics.median(v) for v in by_calibration.values()]
         changes = [abs(b / a - 1) for a, b in pairwise(values) if a > 0]
         if len(changes) >= 2:
-            floors[key] = statistics.median(changes)
+            floors[key] = _FLOOR_PER_MEDIAN * statistics.median(changes)
     return floors
 
 
