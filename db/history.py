@@ -32,7 +32,7 @@ from db.tables import (
 from profiler.choice.preset import Preset
 from profiler.errors import NotFound
 from profiler.history.fleet import NodeFigures
-from profiler.history.selection import Point, Selection, blas_labels, blas_matches
+from profiler.history.selection import Point, Selection, blas_kernels, blas_labels, blas_matches
 
 __all__ = [
     "CurrentPreset",
@@ -88,8 +88,10 @@ def select_points(
         jobs.c.blas_environment_id, measurements.c.id,
     ]  # fmt: skip
     if with_samples:
-        columns += readable(measurements.c.samples)
-    labels = {env: ", ".join(names) for env, names in blas_by_environment(connection).items()}
+        columns += readable(measurements.c.samples, measurements.c.runs)
+    environments = _environments(connection)
+    labels = {env: ", ".join(blas_labels(libraries)) for env, libraries in environments}
+    kernels = {env: ", ".join(blas_kernels(libraries)) for env, libraries in environments}
     points = []
     for chunk in _chunks(ids):
         rows = connection.execute(
@@ -122,6 +124,8 @@ def select_points(
                     samples=at.numbers("samples", row[9]) if with_samples else (),
                     blas=labels.get(row[7], "") if row[7] is not None else "",
                     verdict=verdict,
+                    runs=_run_gflops(at, row[4], row[10]) if with_samples else (),
+                    blas_kernel=kernels.get(row[7], "") if row[7] is not None else "",
                 )
             )
     points.sort(key=lambda p: (p.created_at, p.calibration_id))
@@ -261,6 +265,12 @@ def current_presets(
                 raise
             bad.append(e)
     return current
+
+
+def _run_gflops(at: Any, n: int, raw: object) -> tuple[float, ...]:
+    from profiler.results import gemm_flops
+
+    return tuple(gemm_flops(n) / r.median_s / 1e9 for r in records.runs_of(at, raw))
 
 
 def blas_by_environment(connection: Connection) -> dict[int, tuple[str, ...]]:

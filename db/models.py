@@ -145,6 +145,7 @@ class MeasurementRow(Base):
     threads_observed: Mapped[list[int]]
     phase: Mapped[str]
     workers: Mapped[int]
+    runs: Mapped[list[dict[str, Any]] | None]
 
 
 class PresetRow(Base):

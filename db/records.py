@@ -18,7 +18,7 @@ from db.errors import BadRow
 from db.rows import At, Unreadable, shown
 from profiler.choice.preset import Preset
 from profiler.names import is_node_type
-from profiler.results import BlasLibrary, Measurement, NodeInfo, Verification
+from profiler.results import BlasLibrary, Measurement, NodeInfo, Run, Verification
 from profiler.statuses import NOISY, QUIET, VERDICT_UNKNOWN, VERDICTS
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "measurement",
     "preset",
     "row_at",
+    "runs_of",
 ]
 
 
@@ -244,9 +245,31 @@ def _conditions(raw: Any) -> dict[str, Any] | None:
     for key in _FIGURES:
         value = raw.get(key)
         out[key] = float(value) if isinstance(value, int | float) else None
+    out["unstable"] = _unstable(raw.get("unstable"))
     for key, value in raw.items():
         out.setdefault(key, value)
     return out
+
+
+def _unstable(raw: Any) -> list[dict[str, Any]]:
+    """The stored unstable points that have the shape blasprof writes; others are left out."""
+
+    def whole(x: Any) -> bool:
+        return type(x) is int and x >= 1
+
+    def state(x: Any) -> bool:
+        figure = x.get("gflops") if isinstance(x, dict) else None
+        return type(figure) in (int, float) and figure > 0 and whole(x.get("runs"))
+
+    return [
+        {"n": u["n"], "dtype": u["dtype"], "threads": u["threads"], "runs": u["runs"],
+         "states": [{"gflops": float(s["gflops"]), "runs": s["runs"]} for s in u["states"]]}
+        for u in (raw if isinstance(raw, list) else [])
+        if isinstance(u, dict)
+        and all(whole(u.get(k)) for k in ("n", "threads", "runs"))
+        and u.get("dtype") in ("float32", "float64")
+        and isinstance(u.get("states"), list) and all(state(s) for s in u["states"])
+    ]  # fmt: skip
 
 
 def _verification_json(verification: Verification | None) -> dict[str, Any] | None:
@@ -377,7 +400,35 @@ def measurement(row: Any) -> Measurement:
         ),
         phase=at.text("phase", row.phase),
         workers=at.positive("workers", row.workers),
+        runs=runs_of(at, getattr(row, "runs", None)),
     )
+
+
+def runs_of(at: At, value: object) -> tuple[Run, ...]:
+    """A measurement's stored runs; NULL (a row from before runs, or a one-process point)
+    is none, and the point reads as its one run."""
+    if value is None:
+        return ()
+    runs = []
+    for i, raw in enumerate(_list(at, "runs", value)):
+        if not isinstance(raw, dict):
+            raise at.bad(f"runs[{i}]", raw, "a JSON object")
+        if "median_s" not in raw:
+            raise at.missing(f"runs[{i}]", "median_s", raw)
+        median = at.number(f"runs[{i}].median_s", raw["median_s"])
+        if not median > 0:
+            raise at.bad(f"runs[{i}].median_s", median, "a positive number")
+        runs.append(
+            Run(
+                median_s=median,
+                samples=at.numbers(f"runs[{i}].samples", raw.get("samples", [])),
+                loops=at.integer(f"runs[{i}].loops", raw.get("loops", 1)),
+                threads_verified=at.flag(
+                    f"runs[{i}].threads_verified", raw.get("threads_verified", True)
+                ),
+            )
+        )
+    return tuple(runs)
 
 
 def _list(at: At, column: str, value: object) -> list[Any]:

@@ -440,6 +440,16 @@ def _measurement_row(job_row_id: int, m: dict[str, Any]) -> dict[str, Any]:
         "threads_observed": [int(t) for t in m["threads_observed"]],
         "phase": m["phase"],
         "workers": int(m.get("workers", 1)),
+        "runs": [
+            {
+                "median_s": float(r["median_s"]),
+                "samples": [float(s) for s in r["samples"]],
+                "loops": int(r["loops"]),
+                "threads_verified": bool(r["threads_verified"]),
+            }
+            for r in m.get("runs") or ()
+        ]
+        or None,
     }
 
 

@@ -57,7 +57,7 @@ __all__ = [
 
 #: the Alembic revision these tables describe (the head of ``db/migrations``): opening a
 #: database compares it with ``alembic_version`` without importing Alembic; a test checks it
-SCHEMA_REVISION = "0005_drop_blas_summary"
+SCHEMA_REVISION = "0006_measurement_runs"
 
 
 NAMING_CONVENTION = {
@@ -242,6 +242,8 @@ measurements = Table(
     _required("phase", String(32), default="full"),
     # processes measured at once: 1 for the thread sweep, W for a layout point
     _required("workers", Integer, default=1, server_default=text("1")),
+    # each worker process's figure and samples (``profiler.results.Run``); NULL: one run
+    Column("runs", JSON),
     # A job's points by job; `list` counts them and takes the best float64 figure from this
     # index alone, without reading the rows (their samples are most of the table's bytes).
     Index(None, "job_id", "dtype", "workers", "gflops"),

@@ -90,10 +90,11 @@ def build_result(
 
 def recovered_result(spec: TaskSpec, error: str) -> NodeResult:
     """What a task that returned nothing measured, read back from its checkpoint."""
+    from profiler.measure.runs import latest_reports
     from profiler.results import Measurement, NodeInfo
 
     checkpoint = read_checkpoint(spec.checkpoint)
-    points = [Measurement.from_dict(p) for p in checkpoint.measurements]
+    points = latest_reports([Measurement.from_dict(p) for p in checkpoint.measurements])
     node = NodeInfo.from_dict(checkpoint.node) if checkpoint.node else None
     status = PARTIAL if points else FAILED
     return build_result(spec, node, points, status, _now(), error=error)

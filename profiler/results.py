@@ -20,6 +20,7 @@ __all__ = [
     "BlasLibrary",
     "NodeInfo",
     "Measurement",
+    "Run",
     "Verification",
     "NodeResult",
     "blas_label",
@@ -159,12 +160,41 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
+class Run:
+    """One worker process's figure for one point: the median seconds per GEMM of its
+    samples, taken in that process with its own operands."""
+
+    median_s: float
+    samples: tuple[float, ...]
+    loops: int
+    threads_verified: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "samples": list(self.samples)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Run:
+        return cls(
+            median_s=float(d["median_s"]),
+            samples=tuple(float(s) for s in d.get("samples", ())),
+            loops=int(d.get("loops", 1)),
+            threads_verified=bool(d.get("threads_verified", True)),
+        )
+
+
+@dataclass(frozen=True)
 class Measurement:
     """One benchmark point: a GEMM of one size and dtype on one thread count.
 
     ``workers`` > 1: a layout point, that many processes of ``threads`` threads each at
     once; ``samples`` and ``median_s`` are then seconds per GEMM of the whole layout, so
     ``gflops`` is their aggregate.
+
+    ``runs``: the point measured in several worker processes, each a ``Run``. Then
+    ``median_s`` is the mean over runs of each run's median time (what a job meets on
+    average, so ``gflops`` is the harmonic mean of the runs' figures), ``samples`` all
+    runs' samples in order, and every spread is the spread between runs. No runs (older
+    calibrations, layout points): the point is its one run, its samples.
     """
 
     kernel: str
@@ -183,30 +213,56 @@ class Measurement:
     workers: int = 1
     #: the BLAS library the point ran on (a ``profiler.blas`` label)
     blas: str = "numpy"
+    runs: tuple[Run, ...] = ()
+
+    @property
+    def run_samples(self) -> tuple[tuple[float, ...], ...]:
+        """Each run's samples (the point's own samples when it has no runs)."""
+        return tuple(r.samples for r in self.runs) if self.runs else (self.samples,)
+
+    @property
+    def run_gflops(self) -> tuple[float, ...]:
+        """Each run's figure in GFLOP/s (the point's own when it has no runs)."""
+        if not self.runs:
+            return (self.gflops,)
+        return tuple(gemm_flops(self.n) * self.workers / r.median_s / 1e9 for r in self.runs)
 
     @property
     def spread(self) -> float:
-        """The samples' robust spread (scaled MAD) relative to their median."""
+        """The relative spread of the figure: between runs (their times' standard
+        deviation over their mean) when there are several, else the samples' scaled MAD."""
+        if len(self.runs) >= 2:
+            return stats.between_runs_spread([r.median_s for r in self.runs])
         return stats.relative_spread(self.samples)
 
     @property
     def uncertainty(self) -> float:
-        """The relative standard error of the median figure."""
+        """The relative standard error of the figure: of the mean over runs when there are
+        several (never less than one run's own), else of the samples' median."""
+        if len(self.runs) >= 2:
+            within = max(stats.uncertainty(r.samples) for r in self.runs)
+            return max(within, stats.mean_error([r.median_s for r in self.runs]))
         return stats.uncertainty(self.samples)
 
     @property
     def outliers(self) -> int:
-        """Samples far from the median (kept, but flagged)."""
-        return stats.outliers(self.samples)
+        """Samples far from their run's median (kept, but flagged); a run's state that the
+        other runs also saw is not an outlier (the between-run spread is the floor)."""
+        floor = self.spread if len(self.runs) >= 2 else 0.0
+        return sum(stats.outliers(s, floor=floor) for s in self.run_samples)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "runs": [r.to_dict() for r in self.runs]}
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form plus the figures derived from the samples."""
+        """The stored form plus the figures derived from the samples and runs."""
         d = self.to_dict()
         d["samples"] = list(self.samples)
         d["threads_observed"] = list(self.threads_observed)
+        if not self.runs:
+            d["runs"] = [Run(self.median_s, self.samples, self.loops).to_dict()]
+        for run, figure in zip(d["runs"], self.run_gflops, strict=True):
+            run["gflops"] = figure
         return {**d, "spread": self.spread, "outliers": self.outliers}
 
     @classmethod
@@ -214,6 +270,7 @@ class Measurement:
         d = dict(d)
         d["samples"] = tuple(d.get("samples", ()))
         d["threads_observed"] = tuple(d.get("threads_observed", ()))
+        d["runs"] = tuple(Run.from_dict(r) for r in d.get("runs") or ())
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

@@ -71,6 +71,12 @@ class SweepSettings:
     tolerance: float = CHOICE_TOLERANCE
     #: also measure job layouts (W processes x T threads); see ``profiler.measure.layouts``
     layouts: bool = False
+    #: worker processes each point is measured in (``profiler.measure.runs``)
+    runs: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.runs <= 100:
+            raise UsageError(f"--runs: must be 1 to 100, got {self.runs}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -91,6 +97,8 @@ class SweepSettings:
             strategy=d.get("strategy", "search"),
             tolerance=float(d.get("tolerance", CHOICE_TOLERANCE)),
             layouts=bool(d.get("layouts", False)),
+            # a calibration stored before runs measured every point in one process
+            runs=int(d.get("runs", 1)),
         )
 
 
@@ -100,6 +108,7 @@ PROFILES: dict[str, SweepSettings] = {
         sizes=(128, 512, 2048),
         dtypes=DTYPES,
         timing=TimingSettings(min_time=0.05, samples=5),
+        runs=3,
     ),
     "standard": SweepSettings(
         profile="standard",
@@ -107,6 +116,7 @@ PROFILES: dict[str, SweepSettings] = {
         dtypes=DTYPES,
         timing=TimingSettings(min_time=0.2, samples=7),
         layouts=True,
+        runs=5,
     ),
     "full": SweepSettings(
         profile="full",
@@ -114,6 +124,7 @@ PROFILES: dict[str, SweepSettings] = {
         dtypes=DTYPES,
         timing=TimingSettings(min_time=0.5, samples=11),
         layouts=True,
+        runs=10,
     ),
 }
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 __all__ = [
     "MAD_TO_SIGMA",
+    "between_runs_spread",
+    "mean_error",
     "OUTLIER_MADS",
     "differs",
     "outliers",
@@ -60,13 +62,28 @@ def uncertainty(samples: Sequence[float]) -> float:
     return _MEDIAN_ERROR * relative_spread(samples) / math.sqrt(len(samples))
 
 
-def outliers(samples: Sequence[float]) -> int:
-    """How many samples lie more than OUTLIER_MADS scaled MADs from the median."""
+def between_runs_spread(run_times: Sequence[float]) -> float:
+    """The standard deviation of the runs' times relative to their mean: not a robust
+    figure on purpose, since a run in another state is what jobs meet, not an outlier."""
+    if len(run_times) < 2:
+        return 0.0
+    mean = statistics.fmean(run_times)
+    return statistics.stdev(run_times) / mean if mean > 0 else 0.0
+
+
+def mean_error(run_times: Sequence[float]) -> float:
+    """The relative standard error of the mean of the runs' times."""
+    return between_runs_spread(run_times) / math.sqrt(len(run_times)) if run_times else 0.0
+
+
+def outliers(samples: Sequence[float], *, floor: float = 0.0) -> int:
+    """How many samples lie more than OUTLIER_MADS scaled MADs from the median; ``floor``
+    (relative to the median) is the least sigma taken, e.g. the spread between runs."""
     if len(samples) < 3:
         return 0
     median, mad = _mad(samples)
     # Timers resolve far better than a thousandth of a sample: below that, samples agree.
-    mad = max(mad, 1e-3 * abs(median))
+    mad = max(mad, 1e-3 * abs(median), floor * abs(median) / MAD_TO_SIGMA)
     if mad == 0:
         return 0
     return sum(abs(x - median) > OUTLIER_MADS * MAD_TO_SIGMA * mad for x in samples)

@@ -105,11 +105,14 @@ def test_calibrate_json_has_the_documented_keys(calibrated: dict[str, Any]) -> N
     sizes = {m["n"] for m in doc["measurements"]}
     assert sizes == {64, 192}
     for m in doc["measurements"]:
-        assert {"kernel", "dtype", "n", "threads", "median_s", "gflops", "samples", "cv"} <= set(m)
+        assert {"kernel", "dtype", "n", "threads", "median_s", "gflops", "samples", "cv", "runs",
+                "spread"} <= set(m)  # fmt: skip
         assert m["kernel"] == "gemm" and m["dtype"] == "float64"
         assert 1 <= m["threads"] <= usable
-        assert len(m["samples"]) == 3 and m["median_s"] > 0
-        # GFLOP/s is 2n^3 over the median, not something else
+        # the quick profile's 3 worker runs of 3 samples each
+        assert len(m["runs"]) == 3 and all(len(r["samples"]) == 3 for r in m["runs"])
+        assert len(m["samples"]) == 9 and m["median_s"] > 0
+        # GFLOP/s is 2n^3 over the mean of the runs' medians, not something else
         assert m["gflops"] == pytest.approx(2 * m["n"] ** 3 / m["median_s"] / 1e9, rel=1e-6)
         assert m["threads_verified"], m
     assert doc["conditions"]["verdict"] in ("quiet", "noisy")

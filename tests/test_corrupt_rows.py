@@ -91,6 +91,19 @@ DAMAGE = [
         "table measurements, row id {point}: samples[1] 'x' is not a finite number",
     ),
     (
+        "a run's time is text",
+        f'UPDATE measurements SET runs = \'[{{"median_s": "x", "samples": []}}]\' '
+        f"WHERE id = {LAST_POINT}",
+        [["show", "3"], ["compare", "1", "3"]],
+        "table measurements, row id {point}: runs[0].median_s 'x' is not a finite number",
+    ),
+    (
+        "runs is not a list",
+        f"UPDATE measurements SET runs = '{{\"a\": 1}}' WHERE id = {LAST_POINT}",
+        [["show", "3", "--json"], ["compare", "1", "3"]],
+        "table measurements, row id {point}: runs",
+    ),
+    (
         "created_at is no date",
         "UPDATE calibrations SET created_at = 'garbage' WHERE id = 3",
         [

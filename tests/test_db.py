@@ -158,6 +158,8 @@ def test_round_trip_keeps_every_measurement_and_the_metadata(
         assert record.status == "complete" and record.node_type == "db-test"
         stored = [m.measurement for m in record.measurements]
         assert stored == list(node_result.measurements)
+        # each point's worker runs, figure and samples, as the quick profile takes them
+        assert {len(m.runs) for m in stored} == {3}
         (job_record,) = record.jobs
         assert job_record.external_id == "123_0"
         assert job_record.hostname == node_result.node.hostname
@@ -165,6 +167,9 @@ def test_round_trip_keeps_every_measurement_and_the_metadata(
         doc = record.to_json()
         (node,) = doc["nodes"]
         assert node["cpu_model"] == node_result.node.cpu_model
+        shown = doc["measurements"][0]
+        assert [r["gflops"] for r in shown["runs"]] == pytest.approx(stored[0].run_gflops)
+        assert shown["spread"] == pytest.approx(stored[0].spread)
         assert {b["internal_api"] for b in node["blas"]} == {
             b.internal_api for b in node_result.node.blas
         }

@@ -158,6 +158,8 @@ def test_show_draws_a_curve_per_size_and_names_the_preset(fleet: dict[str, Any])
     assert len(rows) == 4 * 24
     assert {r["hostname"] for r in rows} == set(ROME.hosts)
     assert all(float(r["gflops"]) > 0 and len(r["samples"].split()) == 5 for r in rows)
+    # points stored without worker runs read as one run: their own figure
+    assert all([float(g) for g in r["run_gflops"].split()] == [float(r["gflops"])] for r in rows)
 
 
 # -- best -------------------------------------------------------------------------------------

@@ -53,11 +53,19 @@ def _job_rows(url: str) -> int:
 
 
 def _points(checkpoint: Path) -> list[str]:
+    """The points a checkpoint holds: a point reported again with more worker runs is one
+    point (its last report)."""
     try:
         lines = checkpoint.read_text().splitlines()
     except OSError:
         return []
-    return [line for line in lines if '"kind": "point"' in line]
+    latest: dict[tuple[object, ...], str] = {}
+    for line in lines:
+        if '"kind": "point"' in line:
+            p = json.loads(line)["point"]
+            key = (p["n"], p["dtype"], p["threads"], p["phase"], p.get("workers", 1))
+            latest[key if key[-1] == 1 else (*key, len(latest))] = line
+    return list(latest.values())
 
 
 def _ended(checkpoint: Path) -> bool:

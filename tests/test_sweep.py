@@ -110,14 +110,18 @@ def test_thread_limit_is_checked_against_threadpoolctl() -> None:
     assert set(point.threads_observed) == {usable}
 
 
-def test_run_sweep_reports_every_point_as_it_goes() -> None:
+def test_run_sweep_reports_every_point_as_it_goes_then_again_with_each_run() -> None:
+    # ~2 s: two extra worker processes per size
     settings = with_overrides(
-        PROFILES["quick"], sizes=(64, 96), dtypes=("float64",), min_time=0.005, samples=3
-    )
+        PROFILES["quick"], sizes=(64, 96), dtypes=("float64",), min_time=0.005, samples=3,
+        runs=2,
+    )  # fmt: skip
     seen = []
     outcome = run_sweep(settings, (1, 2), on_point=seen.append)
-    assert outcome.completed
-    assert seen == outcome.measurements
+    assert outcome.completed and outcome.notes == []
+    # first pass: one report per point, with one run; second pass: each again, with two
+    assert [len(m.run_gflops) for m in seen] == [1] * 4 + [2] * 4
+    assert seen[4:] == outcome.measurements
     assert {(m.n, m.threads) for m in seen} == {(64, 1), (64, 2), (96, 1), (96, 2)}
 
 

@@ -55,7 +55,13 @@ def quality(
             + (f" ({v.note})" if v.note else "")
         )
     if verdict == NOISY:
-        return NOISY, "the node was busy: " + "; ".join(reasons or ["see the conditions"])
+        # an unstable choice alone makes a calibration noisy: do not call that node busy
+        cause = (
+            "the node was busy"
+            if any(not r.startswith("unstable:") for r in reasons)
+            else ("its figures hold in no single state")
+        )
+        return NOISY, f"{cause}: " + "; ".join(reasons or ["see the conditions"])
     if verdict == "unknown":  # cannot be told quiet: as good as noisy
         return NOISY, "the node's load could not be judged: " + "; ".join(reasons)
     if not verifications or any(v is None for v in verifications):

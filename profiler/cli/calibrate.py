@@ -54,6 +54,13 @@ def calibrate_command(
     samples: Annotated[
         int | None, typer.Option(help="Samples per point (default: profile's).")
     ] = None,
+    runs: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes each point is measured in, spread over the calibration "
+            "(default: profile's; 3 quick, 5 standard, 10 full)."
+        ),
+    ] = None,
     tolerance: Annotated[
         float | None, typer.Option(help="Choose the fewest threads within this of the best.")
     ] = None,
@@ -145,6 +152,7 @@ def calibrate_command(
         threads=parse_threads(threads) if threads is not None else None,
         min_time=min_time,
         samples=samples,
+        runs=runs,
         exhaustive=exhaustive,
         tolerance=tolerance,
         verify=verify,

@@ -18,6 +18,7 @@ from profiler.errors import UsageError
 from profiler.settings import REGRESSION_TOLERANCE
 
 if TYPE_CHECKING:
+    from db.database import Database
     from profiler.history.selection import Point
 
 _SIDE_HELP = "Calibration id(s) such as 12 or 12,13, or a window such as now-30d:now"
@@ -71,7 +72,9 @@ def compare_command(
             f"note: A and B share calibration(s) {', '.join(map(str, shared))}; those points "
             "are compared with themselves"
         )
-    result = compare(points_a, points_b, tolerance=tolerance)
+    result = compare(
+        points_a, points_b, tolerance=tolerance, floors=_noise_floors(database, points_b)
+    )
     if how == "json":
         doc = result.to_json()
         display.print_json(
@@ -91,6 +94,21 @@ def compare_command(
         print_comparison(side_a, side_b, result)
     if result.regressions:
         raise typer.Exit(1)
+
+
+def _noise_floors(
+    database: "Database", points_b: "list[Point]"
+) -> "dict[tuple[str, int, int], float]":
+    """The noise floors of B's node type (one type only) from its calibrations before B."""
+    from profiler.history.compare import noise_floors
+    from profiler.history.selection import Selection
+
+    types = {p.node_type for p in points_b}
+    if len(types) != 1:
+        return {}
+    first_b = min(p.created_at for p in points_b)
+    history = database.select_points(Selection(node_type=types.pop(), end=first_b))
+    return noise_floors(history)
 
 
 def _side_summary(points: "list[Point]") -> dict[str, object]:

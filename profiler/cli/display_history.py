@@ -85,18 +85,19 @@ def calibration_list_csv(rows: Sequence[CalibrationSummary]) -> None:
 
 _POINT_COLUMNS = (
     "job_id", "hostname", "kernel", "dtype", "n", "threads", "gflops", "median_s", "min_s",
-    "cv", "loops", "threads_verified", "phase",
+    "cv", "loops", "threads_verified", "phase", "spread",
 )  # fmt: skip
 
 
 def measurements_csv(doc: dict[str, Any]) -> None:
-    """``show ID --format csv``: one row per stored measurement, its samples last."""
-    header = ["calibration_id", "node_type", *_POINT_COLUMNS, "samples"]
+    """``show ID --format csv``: one row per stored measurement, each worker run's GFLOP/s
+    and its samples last."""
+    header = ["calibration_id", "node_type", *_POINT_COLUMNS, "run_gflops", "samples"]
     print_csv(
         header,
         (
             [doc["calibration_id"], doc["node_type"], *(m.get(k) for k in _POINT_COLUMNS),
-             m.get("samples", [])]
+             [r.get("gflops") for r in m.get("runs") or ()], m.get("samples", [])]
             for m in doc.get("measurements", [])
         ),
     )  # fmt: skip
@@ -259,6 +260,7 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
         table.add_column(col, no_wrap=True)
     table.add_column("B GFLOP/s [95%] (runs/samples)", no_wrap=True)
     table.add_column("change", justify="right", no_wrap=True)
+    table.add_column("floor", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     for r in comparison.rows:
         table.add_row(
@@ -269,14 +271,27 @@ def print_comparison(a: Selection, b: Selection, comparison: Comparison) -> None
             _figure(r.a),
             _figure(r.b),
             f"{r.change:+.1%}" if r.change is not None else "-",
+            f"{r.floor:.1%}" + (" h" if r.floor_source == "history" else ""),
             _text(r.verdict.upper() if r.verdict == REGRESSION else r.verdict),
         )
     out.print(table)
+    if any(r.floor_source == "history" for r in comparison.rows):
+        out.print(
+            "floor h = the node type's noise floor, above the tolerance: the change that 95% "
+            "of its consecutive quiet calibrations stay within"
+        )
+    variable = sum(r.verdict == "too-variable" for r in comparison.rows)
+    if variable:
+        out.print(
+            f"{variable} point(s) too variable to judge (a floor or interval wider than half "
+            "the figure): their speed varies that much between runs"
+        )
     for difference in comparison.differences:
         out.print(_text(f"note: {difference.message()}"))
     found = comparison.regressions
     rule = (
-        f"B slower than A by more than {comparison.tolerance:.0%} and its "
+        f"B slower than A by more than {comparison.tolerance:.0%} (or the point's noise "
+        "floor) and its "
         f"{comparison.confidence:.0%} interval wholly below A's"
     )
     if found:

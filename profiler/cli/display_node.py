@@ -263,6 +263,18 @@ def _print_conditions(conditions: dict[str, Any] | None) -> None:
         out.print(safe(f"  ! {reason}"))
     for line in figures:
         out.print(f"  {line}")
+    unstable = [u for c in conditions.get("nodes", []) for u in c.get("unstable") or ()]
+    for u in unstable:
+        states = " and ".join(
+            f"{s['gflops']:.1f} GFLOP/s in {s['runs']} of {u['runs']} runs" for s in u["states"]
+        )
+        out.print(safe(f"  unstable: n={u['n']} {u['dtype']} on {u['threads']} threads: {states}"))
+    if unstable:
+        out.print(
+            "  unstable points: a job's speed at that count varies that much from one run to "
+            "the next; an exclusive node (--exclusive) or pinned threads (OMP_PROC_BIND=close, "
+            "OMP_PLACES=cores) may steady it"
+        )
 
 
 def _print_points(
@@ -296,6 +308,8 @@ def _print_points(
                 line.append("")
                 continue
             text = f"{m['gflops']:.1f}"
+            if len(m.get("runs") or ()) > 1:
+                text += f" ±{m.get('spread', 0.0):.0%}"
             peak = node.peak_gflops(dtype, t) if node else None
             if peak:
                 text += f" ({m['gflops'] / peak:.0%})"
@@ -322,8 +336,15 @@ def _print_points(
         out.print(f"theoretical peak {safe(node.peak_note)}")
     if any(not m.get("threads_verified", True) for m in points):
         out.print("! = the thread limit did not hold (threadpoolctl reported another count)")
+    runs = max((len(m.get("runs") or ()) for m in points), default=0)
+    if runs > 1:
+        out.print(
+            f"± = the spread between the point's {runs} worker processes (standard deviation "
+            "of their times over the mean, which is the figure): a job's speed at that count "
+            "varies about that much from one run to the next"
+        )
     if any(m.get("outliers") for m in points):
-        out.print("~ = some samples were outliers (kept; the median is the figure)")
+        out.print("~ = some samples were outliers (kept; each run's median is its figure)")
 
 
 def _print_layouts(points: Sequence[dict[str, Any]], preset: dict[str, Any]) -> None:

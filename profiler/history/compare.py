@@ -5,10 +5,18 @@ many). For every (node type, dtype, size, threads) both sides measured, a side's
 median over its nodes of each node's median run, and its spread a bootstrap interval of that
 figure: the nodes are kept, and each node's runs are resampled (its samples, when it has one
 run), so the spread is that of the measurements, not the differences between nodes. B is a
-regression when it is slower than A by more than the tolerance *and* its whole interval lies
-below A's: a difference within the spread of either side never counts. What else differs between
-the sides (the BLAS stack, the node type, the calibrations' conditions verdicts) is listed in
-``Comparison.differences``.
+regression when it is slower than A by more than its floor *and* its whole interval lies
+below A's: a difference within the spread of either side never counts. A node's values are its
+calibrations' figures when it has several, else its one calibration's worker runs (the
+spread between processes, which is what jobs meet), else its samples.
+
+The floor is the tolerance, or the point's noise floor where that is higher: the change
+that 95% of consecutive quiet calibrations of the node type before B stay within
+(``noise_floors``), since a machine whose processes land in different states changes that
+much with nothing changed. A point whose floor or whose interval on either side is wider
+than ``TOO_VARIABLE`` of its figure cannot be judged and is said so, never a regression.
+What else differs between the sides (the BLAS stack, its kernel, the node type, the
+calibrations' conditions verdicts) is listed in ``Comparison.differences``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from profiler.history.selection import Point, sample_gflops
@@ -24,6 +33,8 @@ from profiler.settings import REGRESSION_TOLERANCE
 
 __all__ = [
     "CONFIDENCE",
+    "TOO_VARIABLE",
+    "noise_floors",
     "Comparison",
     "Difference",
     "Figure",
@@ -38,9 +49,12 @@ _RESAMPLES = 500
 #: resampled values held at once (the bootstrap runs in chunks of this many)
 _CHUNK = 500_000
 
-REGRESSION, SLOWER, SAME, FASTER, ONLY_A, ONLY_B = (
-    "regression", "slower", "same", "faster", "only-a", "only-b",
+REGRESSION, SLOWER, SAME, FASTER, ONLY_A, ONLY_B, VARIABLE = (
+    "regression", "slower", "same", "faster", "only-a", "only-b", "too-variable",
 )  # fmt: skip
+#: a point whose noise floor, or interval on either side, spans more than this fraction of
+#: its figure is too variable to judge
+TOO_VARIABLE = 0.5
 Key = tuple[str, str, int, int]
 
 
@@ -76,6 +90,10 @@ class Row:
     b: Figure | None
     change: float | None
     verdict: str
+    #: the slowdown a regression must exceed here, and where it comes from: "tolerance" or
+    #: "history" (the node type's noise floor)
+    floor: float = 0.0
+    floor_source: str = "tolerance"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +105,8 @@ class Row:
             "b": self.b.to_json() if self.b else None,
             "change": self.change,
             "verdict": self.verdict,
+            "floor": self.floor,
+            "floor_source": self.floor_source,
         }
 
 
@@ -138,8 +158,10 @@ def compare(
     tolerance: float = REGRESSION_TOLERANCE,
     resamples: int = _RESAMPLES,
     seed: int = 0,
+    floors: dict[tuple[str, int, int], float] | None = None,
 ) -> Comparison:
-    """Compare the points of A and B key by key (see the module's docstring).
+    """Compare the points of A and B key by key (see the module's docstring); ``floors``
+    are the noise floors by (dtype, n, threads) (``noise_floors``).
 
     When each side holds a single node type and they differ, points are matched on
     (dtype, n, threads) and the node types are listed as a difference. The bootstrap uses
@@ -161,6 +183,10 @@ def compare(
     verdicts_b = tuple(sorted({p.verdict or "not judged" for p in b}))
     if verdicts_a != verdicts_b:
         differences.append(Difference("conditions", verdicts_a, verdicts_b))
+    kernels_a = tuple(sorted({p.blas_kernel for p in a if p.blas_kernel}))
+    kernels_b = tuple(sorted({p.blas_kernel for p in b if p.blas_kernel}))
+    if kernels_a != kernels_b:
+        differences.append(Difference("blas_kernel", kernels_a, kernels_b))
     label = f"{types_a[0]} -> {types_b[0]}" if cross else None
     groups_a = _groups(a, label)
     groups_b = _groups(b, label)
@@ -170,7 +196,8 @@ def compare(
     rows = []
     for i, key in enumerate(keys):
         fa, fb = figures[i], figures[len(keys) + i]
-        rows.append(_row(key, fa, fb, tolerance))
+        noise = (floors or {}).get(key[1:], 0.0)
+        rows.append(_row(key, fa, fb, tolerance, noise))
     return Comparison(tuple(rows), tuple(differences), tolerance)
 
 
@@ -181,34 +208,70 @@ def _groups(points: Iterable[Point], label: str | None) -> dict[Key, list[Point]
     return groups
 
 
-def _row(key: Key, a: Figure | None, b: Figure | None, tolerance: float) -> Row:
+def _width(f: Figure) -> float:
+    return (f.high - f.low) / f.gflops if f.gflops > 0 else float("inf")
+
+
+def _row(key: Key, a: Figure | None, b: Figure | None, tolerance: float, noise: float = 0.0) -> Row:
     change = None
+    floor, source = (noise, "history") if noise > tolerance else (tolerance, "tolerance")
     if a is None or b is None:
         verdict = ONLY_B if a is None else ONLY_A
     else:
         change = b.gflops / a.gflops - 1 if a.gflops > 0 else None
-        if change is None or abs(change) <= tolerance:
+        if change is None or abs(change) <= floor:
             verdict = SAME
+        elif change < 0 and b.high < a.low:
+            too_wide = max(floor, _width(a), _width(b)) > TOO_VARIABLE
+            verdict = VARIABLE if too_wide else REGRESSION
         elif change < 0:
-            verdict = REGRESSION if b.high < a.low else SLOWER
+            verdict = SLOWER
         else:
             verdict = FASTER if b.low > a.high else SAME
-    return Row(*key, a=a, b=b, change=change, verdict=verdict)
+    return Row(*key, a=a, b=b, change=change, verdict=verdict, floor=floor, floor_source=source)
 
 
-def _host_values(points: Sequence[Point]) -> list[list[float]]:
-    """Per host, what its spread is drawn from: its runs' figures when it has several, else
-    its one run's samples as GFLOP/s."""
+#: the median of |change| is 0.674 sigma for normal noise; 1.96 sigma bounds 95% of changes
+_FLOOR_PER_MEDIAN = 1.96 / 0.6745
+
+
+def noise_floors(history: Sequence[Point]) -> dict[tuple[str, int, int], float]:
+    """How far each (dtype, n, threads) moves between consecutive quiet calibrations in
+    ``history`` when nothing changed: the change that 95% of such pairs stay within,
+    estimated robustly from the median of their absolute relative changes (a point needs
+    at least two pairs)."""
+    figures: defaultdict[tuple[str, int, int], dict[int, list[float]]] = defaultdict(dict)
+    for p in sorted(history, key=lambda p: (p.created_at, p.calibration_id)):
+        if p.verdict == "quiet":
+            figures[(p.dtype, p.n, p.threads)].setdefault(p.calibration_id, []).append(p.gflops)
+    floors = {}
+    for key, by_calibration in figures.items():
+        values = [statistics.median(v) for v in by_calibration.values()]
+        changes = [abs(b / a - 1) for a, b in pairwise(values) if a > 0]
+        if len(changes) >= 2:
+            floors[key] = _FLOOR_PER_MEDIAN * statistics.median(changes)
+    return floors
+
+
+def _host_values(points: Sequence[Point]) -> tuple[bool, list[list[float]]]:
+    """Per host, what its spread is drawn from: its calibrations' figures when it has
+    several, else its one calibration's worker runs, else that one process's samples; and
+    whether every host's values are worker runs (whose figure is their harmonic mean, the
+    mean time, so that is what is resampled)."""
     by_host: defaultdict[str, list[Point]] = defaultdict(list)
     for p in points:
         by_host[p.hostname or f"job {p.job_id}"].append(p)
-    values = []
+    values, all_runs = [], True
     for _, runs in sorted(by_host.items()):
-        if len(runs) == 1:
-            values.append(sample_gflops(runs[0].n, runs[0].samples) or [runs[0].gflops])
-        else:
+        if len(runs) > 1:
             values.append([p.gflops for p in runs])
-    return sorted(values, key=len)
+            all_runs = False
+        elif len(runs[0].runs) > 1:
+            values.append(list(runs[0].runs))
+        else:
+            values.append(sample_gflops(runs[0].n, runs[0].samples) or [runs[0].gflops])
+            all_runs = False
+    return all_runs, sorted(values, key=len)
 
 
 def _figures(
@@ -223,15 +286,16 @@ def _figures(
     """
     import numpy as np
 
-    shapes: defaultdict[tuple[int, ...], list[tuple[int, list[list[float]]]]] = defaultdict(list)
+    shapes: defaultdict[tuple[bool, tuple[int, ...]], list[tuple[int, list[list[float]]]]]
+    shapes = defaultdict(list)
     for i, points in enumerate(groups):
         if points:
-            values = _host_values(points)
-            shapes[tuple(len(v) for v in values)].append((i, values))
+            runs, values = _host_values(points)
+            shapes[(runs, tuple(len(v) for v in values))].append((i, values))
     rng = np.random.default_rng(seed)
     quantiles = [(1 - CONFIDENCE) / 2 * 100, (1 + CONFIDENCE) / 2 * 100]
     bounds: dict[int, tuple[float, float]] = {}
-    for shape, members in sorted(shapes.items()):
+    for (runs, shape), members in sorted(shapes.items()):
         per_chunk = max(1, _CHUNK // (resamples * sum(shape)))
         for start in range(0, len(members), per_chunk):
             chunk = members[start : start + per_chunk]
@@ -241,7 +305,10 @@ def _figures(
                 data = np.array([[values[h] for h in hosts] for _, values in chunk])
                 picks = rng.integers(0, length, size=(len(chunk), resamples, len(hosts), length))
                 drawn = np.take_along_axis(data[:, None, :, :], picks, axis=3)
-                host_medians.append(_median_last(drawn))
+                if runs:  # the harmonic mean: what the runs' figure is
+                    host_medians.append(1.0 / np.mean(1.0 / drawn, axis=-1))
+                else:
+                    host_medians.append(_median_last(drawn))
             medians = _median_last(np.concatenate(host_medians, axis=2))
             lows, highs = np.percentile(medians, quantiles, axis=1)
             for (i, _), lo, hi in zip(chunk, lows, highs, strict=True):

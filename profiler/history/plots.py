@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIGURE_SIZE",
+    "calibration_figure",
     "INSTALL_HINT",
     "PLOT_SUFFIXES",
     "check_output",
@@ -88,17 +89,31 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def plot_calibration(doc: dict[str, Any], path: Path) -> None:
+    """Draw ``calibration_figure(doc)`` into ``path``."""
+    _save(calibration_figure(doc), path)
+
+
+def calibration_figure(doc: dict[str, Any]) -> Figure:
     """GFLOP/s against threads per (dtype, size) of one calibration (``show --json``'s
-    document): the theoretical peak as a dashed line per dtype, the preset's counts marked."""
+    document), each worker run a small dot beside its point's figure; the theoretical peak
+    as a dashed line per dtype, the preset's counts marked, whole thread counts on the axis."""
+    from matplotlib.ticker import MaxNLocator
+
     from profiler.results import NodeInfo
 
     figure = _figure()
     axes = figure.add_subplot()
     curves: dict[tuple[str, int], dict[int, float]] = {}
+    runs: dict[tuple[str, int], dict[int, list[float]]] = {}
     for m in doc.get("measurements", []):
         if m.get("threads_verified", True) and m.get("workers", 1) == 1:
             curve = curves.setdefault((m["dtype"], m["n"]), {})
-            curve[m["threads"]] = max(m["gflops"], curve.get(m["threads"], 0.0))
+            if m["gflops"] > curve.get(m["threads"], 0.0):
+                curve[m["threads"]] = m["gflops"]
+                figures = [r.get("gflops") for r in m.get("runs") or ()]
+                runs.setdefault((m["dtype"], m["n"]), {})[m["threads"]] = [
+                    g for g in figures if isinstance(g, int | float)
+                ]
     chosen = {}
     for c in (doc.get("preset") or {}).get("size_classes", []):
         for dtype in c.get("dtypes") or c.get("per_dtype", {}):
@@ -110,6 +125,11 @@ def plot_calibration(doc: dict[str, Any], path: Path) -> None:
         (line,) = axes.plot(
             threads, [curve[t] for t in threads], style, marker="o", label=_text(f"{dtype} n={n}")
         )
+        spread = runs.get((dtype, n), {})
+        dots = [(t, g) for t in threads for g in spread.get(t, ()) if len(spread[t]) > 1]
+        if dots:
+            axes.plot([t for t, _ in dots], [g for _, g in dots], marker=".", markersize=4,
+                      linestyle="none", color=line.get_color(), alpha=0.5)  # fmt: skip
         pick = chosen.get((dtype, n))
         if pick in curve:
             axes.plot([pick], [curve[pick]], marker="*", markersize=16, color=line.get_color(),
@@ -126,33 +146,48 @@ def plot_calibration(doc: dict[str, Any], path: Path) -> None:
                 label = _text(f"theoretical peak {dtype}")
                 axes.plot(counts, peaks, ":", color="grey", label=label)
     axes.plot([], [], marker="*", linestyle="none", color="black", label="preset's count")
+    axes.plot([], [], marker=".", linestyle="none", color="grey", label="each worker run")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("threads")
     axes.set_ylabel("GFLOP/s")
     title = f"calibration {doc['calibration_id']}: {doc['node_type']} ({doc['status']})"
     axes.set_title(_text(title))
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", ncols=2)
-    _save(figure, path)
+    return figure
 
 
 def plot_history(points: Sequence[Point], node_type: str, path: Path) -> None:
     """A node type's trend: per (dtype, size), each calibration's best GFLOP/s (the median
-    over its nodes at the best thread count), with a line where the BLAS changed."""
+    over its nodes at the best thread count) with the range of its worker runs there as an
+    error bar, and a line where the BLAS changed."""
     figure = _figure()
     axes = figure.add_subplot()
     per: defaultdict[tuple[str, int], defaultdict[Any, defaultdict[int, list[float]]]]
     per = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    spread: defaultdict[tuple[str, int, int, int], list[float]] = defaultdict(list)
     when: dict[int, Any] = {}
     blas: dict[int, str] = {}
     for p in points:
         per[(p.dtype, p.n)][p.calibration_id][p.threads].append(p.gflops)
+        spread[(p.dtype, p.n, p.calibration_id, p.threads)] += list(p.runs) or [p.gflops]
         when[p.calibration_id] = p.created_at
         blas.setdefault(p.calibration_id, p.blas)
     for (dtype, n), by_calibration in sorted(per.items()):
         ids = sorted(by_calibration, key=lambda i: when[i])
-        best = [max(statistics.median(v) for v in by_calibration[i].values()) for i in ids]
-        axes.plot([when[i] for i in ids], best, "-" if dtype == "float64" else "--",
-                  marker="o", label=_text(f"{dtype} n={n}"))  # fmt: skip
+        best, below, above = [], [], []
+        for i in ids:
+            threads, top = max(
+                ((t, statistics.median(v)) for t, v in by_calibration[i].items()),
+                key=lambda tv: tv[1],
+            )
+            values = spread[(dtype, n, i, threads)]
+            best.append(top)
+            below.append(max(0.0, top - min(values)))
+            above.append(max(0.0, max(values) - top))
+        axes.errorbar([when[i] for i in ids], best, yerr=[below, above],
+                      fmt="-" if dtype == "float64" else "--", marker="o", capsize=3,
+                      label=_text(f"{dtype} n={n}"))  # fmt: skip
     ordered = sorted(when, key=lambda i: when[i])
     for before, after in zip(ordered, ordered[1:], strict=False):
         if blas[before] != blas[after]:

@@ -82,6 +82,10 @@ class Point:
     blas: str = ""
     #: the calibration's conditions verdict: quiet, noisy, or None (not judged)
     verdict: str | None = None
+    #: each worker run's GFLOP/s (empty: the point was measured in one process)
+    runs: tuple[float, ...] = ()
+    #: the kernels the BLAS libraries chose, as threadpoolctl reports them (``blas_kernels``)
+    blas_kernel: str = ""
 
 
 def sample_gflops(n: int, samples: Iterable[float]) -> list[float]:
@@ -101,6 +105,17 @@ def blas_labels(libraries: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
             continue
         labels.append(blas_label(lib))
     return tuple(sorted(set(labels)))
+
+
+def blas_kernels(libraries: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The kernel (threadpoolctl's ``architecture``) each BLAS library of a stored stack
+    runs, as ``name kernel``: a rebuild or OPENBLAS_CORETYPE can change it alone."""
+    kernels = {
+        f"{lib.get('internal_api') or '?'} {lib['architecture']}"
+        for lib in libraries
+        if lib.get("user_api") == "blas" and isinstance(lib.get("architecture"), str)
+    }
+    return tuple(sorted(kernels))
 
 
 def check_blas_filter(text: str) -> str:

@@ -101,9 +101,12 @@ class Conditions:
     affinity_cpus: tuple[int, ...] = ()
     cgroup_cpu_limit: float | None = None
     notes: tuple[str, ...] = field(default=())
+    #: points whose runs split into states (``profiler.measure.instability``)
+    unstable: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["unstable"] = [dict(u) for u in self.unstable]
         for key in ("reasons", "load_before", "load_after", "governors", "affinity_cpus", "notes"):
             d[key] = list(d[key])
         return d
@@ -120,11 +123,13 @@ class Watch:
         self._before = _snapshot(self.cpus)
         return self
 
-    def stop(self, samples: Sequence[Sequence[float]] = ()) -> Conditions:
-        """The conditions since ``start()``; ``samples`` are the points' samples, whose
-        outliers count towards the verdict."""
+    def stop(
+        self, samples: Sequence[Sequence[float]] = (), floors: Sequence[float] = ()
+    ) -> Conditions:
+        """The conditions since ``start()``; ``samples`` are the runs' samples, whose
+        outliers count towards the verdict (``floors``: see ``judge``)."""
         assert self._before is not None, "Watch.stop() before start()"
-        return judge(self._before, _snapshot(self.cpus), self.cpus, samples)
+        return judge(self._before, _snapshot(self.cpus), self.cpus, samples, floors)
 
 
 def judge(
@@ -132,8 +137,11 @@ def judge(
     after: Snapshot,
     cpus: Sequence[int],
     samples: Sequence[Sequence[float]] = (),
+    floors: Sequence[float] = (),
 ) -> Conditions:
-    """The verdict on the interval between two snapshots of ``cpus``."""
+    """The verdict on the interval between two snapshots of ``cpus``. ``floors[i]`` (0 if
+    absent) is the least relative sigma the outliers of ``samples[i]`` are judged by: the
+    spread between the runs of its point."""
     from profiler.stats import outliers
 
     ticks = after.total_ticks - before.total_ticks
@@ -147,7 +155,8 @@ def judge(
         others = min(1.0, max(0.0, busy_s - own_s) / capacity_s)
         steal = min(1.0, max(0, after.steal_ticks - before.steal_ticks) / ticks)
     all_samples = sum(len(s) for s in samples)
-    flagged = sum(outliers(s) for s in samples)
+    floor_of = list(floors) + [0.0] * (len(samples) - len(floors))
+    flagged = sum(outliers(s, floor=f) for s, f in zip(samples, floor_of, strict=False))
     outlier_fraction = flagged / all_samples if all_samples else 0.0
     n = len(cpus) or 1
     reasons = []

@@ -59,6 +59,7 @@ def measure_node(
     from profiler.errors import UsageError
     from profiler.measure.conditions import Watch
     from profiler.measure.probe import probe
+    from profiler.measure.runs import latest_reports
     from profiler.measure.sweep import check_memory, resolve_threads, run_sweep
     from profiler.measure.verify import verify_preset
 
@@ -67,7 +68,8 @@ def measure_node(
     watch = None
 
     def on_point(m: Measurement) -> None:
-        measurements.append(m)
+        # a later run of a point comes back as the point with all its runs: it replaces it
+        measurements[:] = latest_reports([*measurements, m])
         progress.point(m)
 
     try:
@@ -86,11 +88,14 @@ def measure_node(
         outcome = run_sweep(
             settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
         )
-        notes: list[str] = []
+        notes: list[str] = list(outcome.notes)
         if outcome.completed and settings.layouts and node.usable_cpus > 1:
             progress.phase("layouts")
             notes += _layouts(settings, node, on_point)
-        conditions = watch.stop([m.samples for m in measurements])
+        conditions = _with_instability(
+            watch.stop(*_samples_and_floors(measurements)), measurements, settings, node,
+            node_type,
+        )  # fmt: skip
         verification = None
         if outcome.completed and verify:
             progress.phase("verification")
@@ -114,10 +119,59 @@ def measure_node(
             conditions=conditions,
         )
     except KeyboardInterrupt:
-        conditions = watch.stop([m.samples for m in measurements]) if watch else None
+        conditions = watch.stop(*_samples_and_floors(measurements)) if watch else None
         return NodeOutcome(
             PARTIAL, node, tuple(measurements), error="interrupted", conditions=conditions
         )
+
+
+def _with_instability(
+    conditions: Conditions,
+    measurements: list[Measurement],
+    settings: SweepSettings,
+    node: NodeInfo,
+    node_type: str,
+) -> Conditions:
+    """``conditions`` with the points whose runs split into states, and, where the choice
+    does not hold in every state, a reason that makes the calibration count as noisy."""
+    from dataclasses import replace
+
+    from profiler.measure.instability import choice_flips, unstable_points
+    from profiler.statuses import NOISY, QUIET
+
+    sweep = [m for m in measurements if m.workers == 1]
+    unstable = unstable_points(sweep)
+    if not unstable:
+        return conditions
+    try:
+        flips = choice_flips(
+            sweep, node_type=node_type, calibrated_cpus=node.usable_cpus,
+            tolerance=settings.tolerance,
+        )  # fmt: skip
+    except ValueError:  # no point whose thread count held: no choice to flip
+        flips = []
+    reasons = conditions.reasons
+    if flips:
+        reasons += (
+            f"unstable: the runs of {len(unstable)} points split into states, and the choice "
+            f"differs between them ({'; '.join(flips)})",
+        )
+    verdict = NOISY if flips and conditions.verdict == QUIET else conditions.verdict
+    return replace(conditions, unstable=tuple(unstable), reasons=reasons, verdict=verdict)
+
+
+def _samples_and_floors(
+    measurements: list[Measurement],
+) -> tuple[list[tuple[float, ...]], list[float]]:
+    """Each run's samples, and the least sigma its outliers are judged by: the spread
+    between its point's runs (a state the other runs saw too is not an outlier)."""
+    samples, floors = [], []
+    for m in measurements:
+        floor = m.spread if len(m.runs) >= 2 else 0.0
+        for run in m.run_samples:
+            samples.append(run)
+            floors.append(floor)
+    return samples, floors
 
 
 def _layouts(

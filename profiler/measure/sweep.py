@@ -13,7 +13,7 @@ it can be replayed on modelled curves.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from profiler.errors import UsageError
 from profiler.measure.timing import check_fits, operand_bytes
@@ -192,6 +192,8 @@ class SweepOutcome:
     measurements: list[Measurement]
     completed: bool
     error: str | None = None
+    #: runs that failed (a point keeps the runs it has)
+    notes: list[str] = field(default_factory=list)
 
 
 def _search_estimate(counts: int) -> int:
@@ -243,9 +245,13 @@ def run_sweep(
 ) -> SweepOutcome:
     """Measure the sweep, reporting each point to ``on_point`` as soon as it is taken.
 
+    The first pass measures in this process; with ``settings.runs`` > 1 every point it
+    measured is then measured again in fresh worker processes (``profiler.measure.runs``),
+    and ``on_point`` gets each point again, with its runs so far, as they arrive.
     An interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the caller) stops the
     sweep and returns the points already measured with ``completed=False``.
     """
+    from profiler.measure.runs import remeasure
     from profiler.measure.timing import ThreadLimiter, Workspace, time_points
 
     limiter = ThreadLimiter()
@@ -272,9 +278,12 @@ def run_sweep(
                         thread_counts, measure, tolerance=settings.tolerance, anchors=anchors
                     )
                 del workspace
+        notes: list[str] = []
+        if settings.runs > 1 and done:
+            done, notes = remeasure(done, settings.runs, settings.timing, on_point=on_point)
     except KeyboardInterrupt:
         return SweepOutcome(done, completed=False, error="interrupted")
     except MemoryError:
         need = max(operand_bytes(n, d) for n in settings.sizes for d in settings.dtypes)
         return SweepOutcome(done, completed=False, error=f"out of memory (needs {need:,} bytes)")
-    return SweepOutcome(done, completed=True)
+    return SweepOutcome(done, completed=True, notes=notes)
