@@ -10,27 +10,8 @@ from profiler.choice.preset import LAYOUT_PHASE, OVERSUBSCRIBED_PHASE, class_of,
 from profiler.choice.rule import choose, curves_of
 from profiler.jobstart.budget import plan
 from profiler.jobstart.forms.checked import entry
-from profiler.results import Measurement, Verification
-
-
-def point(
-    n: int,
-    threads: int,
-    gflops: float,
-    dtype: str = "float64",
-    *,
-    spread: float = 0.0,
-    workers: int = 1,
-    phase: str = "search",
-) -> Measurement:
-    """A point whose samples spread by +-``spread`` around the median."""
-    seconds = 2 * n**3 / gflops / 1e9
-    samples = tuple(seconds * (1 + d) for d in (-spread, 0.0, spread, -spread / 2, spread / 2))
-    return Measurement(
-        kernel="gemm", dtype=dtype, n=n, threads=threads, median_s=seconds, min_s=min(samples),
-        cv=spread, samples=samples, loops=1, gflops=gflops, threads_verified=True,
-        threads_observed=(threads,) * workers, phase=phase, workers=workers,
-    )  # fmt: skip
+from profiler.results import Verification
+from tests.builders import spread_point as point
 
 
 def test_a_count_100x_slower_for_float64_is_never_chosen() -> None:

@@ -40,7 +40,7 @@ def _store_clean_preset(home: Path, node_type: str) -> int:
     """A preset from an earlier, clean calibration: what a busy one must not replace."""
     from db import open_database
     from profiler.choice.preset import derive
-    from tests.test_choice import point
+    from tests.builders import spread_point as point
 
     with open_database(f"sqlite:///{home / 'blasprof.sqlite'}") as database:
         cal = database.create_calibration(node_type, executor="local", profile="quick", settings={})

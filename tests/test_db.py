@@ -47,14 +47,6 @@ def node_result() -> NodeResult:
     )  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database URL of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite'}"
-    return request.getfixturevalue("pg_database")
-
-
 def test_migration_from_empty_creates_every_table_at_head(db_url: str) -> None:
     before, after = upgrade(db_url)
     assert before is None and after

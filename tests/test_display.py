@@ -112,7 +112,7 @@ def test_best_shows_each_librarys_counts_and_what_it_obeys(
 
     from db.history import CurrentPreset
     from profiler.cli.display_history import print_best
-    from tests.test_preset_forms import node_l
+    from tests.builders import node_l
 
     when = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
     print_best([CurrentPreset("node-l", node_l(), when, 7, when, "complete", ("openblas",))])

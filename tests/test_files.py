@@ -163,7 +163,7 @@ def _two_types(url: str) -> dict[str, int]:
     import dataclasses
 
     from db import open_database
-    from tests.test_preset_forms import node_y
+    from tests.builders import node_y
 
     rows = {}
     with open_database(url) as database:
@@ -242,7 +242,7 @@ def test_stored_names_with_nul_esc_bel_or_the_dispatchers_name_are_named_not_obe
 
     from db import open_database
     from tests import forms
-    from tests.test_preset_forms import node_y
+    from tests.builders import node_y
 
     url = f"sqlite:///{tmp_path / 'names.sqlite'}"
     names = ["good", "nul\x00name", "esc\x1b]0;title\x07bel", "blasprof"]

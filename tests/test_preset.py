@@ -26,25 +26,7 @@ from profiler.jobstart.forms import files
 from profiler.names import default_node_type
 from profiler.results import Measurement
 from tests import forms
-
-
-def point(
-    n: int, threads: int, gflops: float, dtype: str = "float64", ok: bool = True
-) -> Measurement:
-    seconds = 2 * n**3 / gflops / 1e9
-    return Measurement(
-        kernel="gemm", dtype=dtype, n=n, threads=threads, median_s=seconds, min_s=seconds,
-        cv=0.01, samples=(seconds,) * 3, loops=1, gflops=gflops, threads_verified=ok,
-        threads_observed=(threads,),
-    )  # fmt: skip
-
-
-# Small GEMMs lose with more threads, large ones scale until 6 and then flatten.
-CURVES = {
-    256: {1: 30.0, 2: 28.0, 4: 25.0, 8: 20.0},
-    1024: {1: 35.0, 2: 68.0, 4: 120.0, 8: 121.0},
-    4096: {1: 38.0, 2: 75.0, 4: 140.0, 6: 200.0, 8: 204.0},
-}
+from tests.builders import CURVES, point
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def test_workers_means_the_processes_each_launched_task_runs_in_every_form(
     """srun -n 2 on 8 CPUs, each task running 2 workers: 4 processes share the node, so the
     4-worker row (2 threads) applies in env, run and the Python form alike."""
     from profiler.jobstart.forms.files import write_presets
-    from tests.test_preset_forms import node_x
+    from tests.builders import node_x
 
     directory = tmp_path / "presets"
     directory.mkdir()
@@ -248,7 +248,7 @@ def test_wrap_takes_the_sh_family(first: str, blasprof_exe: str, tmp_path: Path)
 def test_env_and_run_give_each_library_its_own_variable(blasprof_exe: str, tmp_path: Path) -> None:
     """``blasprof env`` and ``run`` apply the same per-library rule as the forms."""
     from profiler.jobstart.forms.files import write_presets
-    from tests.test_preset_forms import LIBS_RECORD, node_l
+    from tests.builders import LIBS_RECORD, node_l
 
     directory = tmp_path / "presets"
     directory.mkdir()

@@ -10,7 +10,6 @@ blasprof`` in Lmod; every one must leave exactly the variables and notes that
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -21,14 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from profiler.choice.preset import Preset, derive
 from profiler.jobstart.budget import THREAD_VARIABLES
 from profiler.jobstart.cpus import cores_here
-from profiler.jobstart.detect import machine_fingerprint
 from profiler.jobstart.forms.files import write_presets
 from tests import forms
+from tests.builders import LIBS_RECORD, node_l, node_x, node_y
 from tests.services import absent
-from tests.test_preset import CURVES, point
 
 LOADERS = [
     forms.shell("dash"),
@@ -40,51 +37,6 @@ LOADERS = [
     forms.python(),
     forms.lmod(),
 ]
-
-
-def node_x(**extra: object) -> Preset:
-    """8 CPUs: small 1, medium 4, large 6; layout rows 2 -> 4, 4 -> 2, 8 -> 1; this CPU."""
-    model, _, online = machine_fingerprint().partition("|")
-    points = [point(n, t, g) for n, curve in CURVES.items() for t, g in curve.items()]
-    preset = derive(
-        points, node_type="node-x", calibrated_cpus=8, cpu_model=model.replace("-", " "),
-        logical_cpus=int(online), partitions=("px",),
-    )  # fmt: skip
-    return dataclasses.replace(preset, **extra)  # type: ignore[arg-type]
-
-
-def node_y(**extra: object) -> Preset:
-    """2 CPUs, one class of 2 threads."""
-    preset = derive(
-        [point(1024, 1, 40.0), point(1024, 2, 80.0)], node_type="node-y", calibrated_cpus=2,
-        cpu_model="Other CPU", logical_cpus=2, partitions=("py",),
-    )  # fmt: skip
-    return dataclasses.replace(preset, **extra)  # type: ignore[arg-type]
-
-
-#: node-l's other libraries: (label, variables strongest first, float64 n=4096 curve)
-LIBRARIES = (
-    ("blis", ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"), {1: 30.0, 2: 58.0, 3: 86.0, 4: 87.0}),
-    ("mkl", ("MKL_NUM_THREADS", "OMP_NUM_THREADS"), {1: 40.0, 2: 80.0, 5: 180.0, 8: 182.0}),
-    ("openblas-openmp", ("OMP_NUM_THREADS",), {1: 40.0, 2: 80.0, 4: 81.0}),
-    # obeys numpy's variable first: it runs numpy's count, whatever its own curve says
-    ("openblas-pthread", ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"), {1: 40.0, 4: 150.0}),
-    ("atlas", (), {1: 10.0}),  # obeys nothing: runs one thread whatever is set
-)
-
-
-def node_l() -> Preset:
-    """node-x's numpy curves (large 6) beside BLIS (large 3), MKL (5) and an OpenMP
-    OpenBLAS (2), each from its own curve."""
-    points = [point(n, t, g) for n, curve in CURVES.items() for t, g in curve.items()]
-    for label, _, curve in LIBRARIES:
-        points += [dataclasses.replace(point(4096, t, g), blas=label) for t, g in curve.items()]
-    obeyed = {label: names for label, names, _ in LIBRARIES}
-    obeyed["numpy"] = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-    preset = derive(
-        points, node_type="node-l", calibrated_cpus=8, partitions=("pl",), variables=obeyed
-    )
-    return dataclasses.replace(preset, variables=obeyed["numpy"])
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +82,6 @@ LIBS_SET = {
     "NUMEXPR_NUM_THREADS": "6",
     "BLASPROF_PRESET_SET": LIBS_OURS,
 }
-LIBS_RECORD = "numpy=6:atlas=1:blis=3:mkl=5:openblas-openmp=2:openblas-pthread=6"
 OURS = "OMP_NUM_THREADS:OPENBLAS_NUM_THREADS:MKL_NUM_THREADS"
 SITUATIONS = [
     Situation("this CPU, nothing declared", {}, node_type="node-x"),

@@ -24,10 +24,9 @@ from sqlalchemy import create_engine, update
 from db import open_database
 from db.models import PresetRow
 from tests import forms
+from tests.builders import node_y
 from tests.conftest import TINY, run_blasprof
 from tests.services import absent
-from tests.test_db import db_url  # noqa: F401  (the fixture: a fresh SQLite and PostgreSQL)
-from tests.test_preset_forms import node_y
 
 
 def hostile(mark: Path) -> list[str]:

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from profiler import stats
 from profiler.choice.preset import derive
 from profiler.choice.rule import choose, curves_of
 from profiler.history.selection import Point
-from profiler.measure import stats
 from profiler.measure.runs import combine, measure_in_worker
 from profiler.measure.sweep import run_sweep
 from profiler.results import Measurement, NodeResult, Run

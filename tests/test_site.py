@@ -22,8 +22,8 @@ import pytest
 
 from profiler.choice.preset import LibraryPreset
 from profiler.jobstart.forms.files import write_presets
+from tests.builders import node_y
 from tests.services import ROOT, SLURM, absent
-from tests.test_preset_forms import node_y
 
 pytestmark = pytest.mark.slurm
 
