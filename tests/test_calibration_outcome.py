@@ -48,3 +48,9 @@ def test_one_that_did_not_complete_fails_calibrate_and_is_only_said_by_collect()
 def test_a_calibration_still_running_is_neither_done_nor_failed() -> None:
     assert ending([_report("running", None)]) == ending([])
     assert ending([]).code == 0
+
+
+def test_a_calibration_another_collector_finished_is_not_this_commands_to_judge() -> None:
+    # two `collect` at once: the one that lost the race has no adoption to report
+    lost = CalibrationReport(7, "typea", "complete", (), None, elsewhere=True)
+    assert ending([lost]) == ending([])

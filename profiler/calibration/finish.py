@@ -42,13 +42,15 @@ __all__ = [
 @dataclass(frozen=True)
 class CalibrationReport:
     """How one node type's calibration ended, whether its preset was adopted (None: it
-    has none), and the preset files it wrote."""
+    has none), and the preset files it wrote. ``elsewhere``: another process (a second
+    ``collect``) finished it first, and said how."""
 
     calibration_id: int
     node_type: str
     status: str
     preset_paths: tuple[Path, ...] = ()
     adoption: Adoption | None = None
+    elsewhere: bool = False
 
 
 def collect_one(database: Database, handle: Handle, row: int) -> NodeResult | None:
@@ -119,7 +121,7 @@ def finish(
     if not finished:
         # another collector finished it (and wrote its presets) first
         now = database.get_calibration(cal_id).status
-        return CalibrationReport(cal_id, record.node_type, now)
+        return CalibrationReport(cal_id, record.node_type, now, elsewhere=True)
     return _ended(database, record, status, chosen, underived, sink)
 
 

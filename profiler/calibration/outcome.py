@@ -7,7 +7,8 @@ or the preset did not verify). A calibration that ended without completing (its 
 stored, but a preset comes from complete sweeps only) is said too; it fails ``calibrate``,
 whose work was the sweep, and not ``collect``, whose work was to store what a sweep left
 (a killed calibrate's points, say). Each is said in one line. A calibration still running
-(its jobs outlive the command) is neither.
+(its jobs outlive the command) is neither, nor is one another process finished first (a
+second ``collect``, which says how it ended).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def ending(reports: Sequence[CalibrationReport], *, incomplete_fails: bool = Tru
     """How the calibrations of ``reports`` end the command (0 done, 1 the work failed);
     ``incomplete_fails``: whether one that did not complete fails it."""
     lines = []
+    reports = [r for r in reports if not r.elsewhere]
     for r in reports:
         where = f"calibration {r.calibration_id} ({r.node_type})"
         if r.adoption is not None and not r.adoption.adopted:
