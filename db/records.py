@@ -223,6 +223,26 @@ class CalibrationRecord(CalibrationSummary):
             "preset": self.preset.to_dict() if self.preset else None,
             "preset_quality": self.preset_quality,
             "preset_note": self.preset_note,
+            **self.fastest(),
+        }
+
+    def fastest(self) -> dict[str, Any]:
+        """Which library is fastest per size class (where several were calibrated), and
+        the warnings where the system default BLAS is far slower than another."""
+        from profiler.choice.fastest import fastest_per_class, slow_default
+
+        rows = fastest_per_class(self.preset) if self.preset else []
+        libraries = [
+            lib
+            for job in self.jobs
+            if isinstance(job.node_info, dict)
+            and isinstance(listed := job.node_info.get("libraries"), list)
+            for lib in listed
+            if isinstance(lib, dict) and is_blas_label(lib.get("label"))
+        ]
+        return {
+            "fastest": [row.to_dict() for row in rows],
+            "blas_warnings": slow_default(rows, libraries),
         }
 
 

@@ -42,7 +42,9 @@ def calibrated_libraries(
         if label not in found:
             absent(f"the BLAS library {label} is not installed (.ci/run installs it)")
     home = tmp_path_factory.mktemp("blas") / "home"
-    env = _clean_env(home)
+    # the reference BLAS as this calibration's system default, the way a job's dynamic
+    # linker finds it first (the machine's alternatives are left alone)
+    env = {**_clean_env(home), "LD_LIBRARY_PATH": str(Path(found["reference"].path).parent)}
     proc = run_blasprof(
         blasprof_exe, "calibrate", "--executor", "local", "--node-type", "here",
         "--blas", ",".join(LABELS), *SWEEP, "--force", "--json", env=env,
@@ -106,6 +108,24 @@ def test_the_written_forms_set_each_calibrated_librarys_count(
     assert loaded.other_stderr == []
     assert loaded.variables["BLIS_NUM_THREADS"] == str(counts["blis-openmp"])
     assert f"reference={counts['reference']}" in loaded.variables["BLASPROF_PRESET"]
+
+
+def test_the_fastest_library_per_class_is_said_and_a_slow_system_default_warned(
+    calibrated_libraries: dict[str, Any], blasprof_exe: str
+) -> None:
+    doc, env = calibrated_libraries["doc"], calibrated_libraries["env"]
+    (row,) = doc["fastest"]
+    figures = {x["blas"]: x["gflops"] for x in row["libraries"]}
+    assert set(figures) == set(LABELS)
+    assert row["fastest"] == max(figures, key=figures.__getitem__) != "reference"
+    (warning,) = doc["blas_warnings"]
+    assert warning.startswith("the system default BLAS (reference, what libblas.so.3")
+    shown = run_blasprof(blasprof_exe, "show", str(doc["calibration_id"]), env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "fastest BLAS per size class" in shown.stdout
+    assert "warning: the system default BLAS (reference" in " ".join(shown.stdout.split())
+    for label in LABELS[1:]:
+        assert f"{label}:" in shown.stdout  # each library's own table and counts
 
 
 def test_an_unknown_library_is_refused_with_those_found(home: Path, blasprof_exe: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,10 +40,16 @@ def gemm_of(member: Member) -> Callable[..., None]:
 
 class LibraryLimiter:
     """Sets a loaded library's threads through its own function, and reads back the
-    threads that really ran a few of its GEMMs."""
+    threads that really ran a few of its GEMMs.
 
-    def __init__(self, member: Member) -> None:
+    ``others`` are the threads that another library started before this one loaded
+    (numpy's OpenBLAS, imported for the operands, starts its pool at import, and its
+    threads spin for about a tenth of a second before they sleep): they are not counted.
+    """
+
+    def __init__(self, member: Member, others: Iterable[int] = ()) -> None:
         self._member = member
+        self._others = set(others)
         self.set_by_api = False
 
     def limit(self, threads: int) -> contextlib.AbstractContextManager[None]:
@@ -65,7 +71,8 @@ class LibraryLimiter:
         while calls < 2 or time.perf_counter() - start < _WATCH_S:
             work()
             calls += 1
-        ran = threads_that_ran(before, thread_cpu())
+        after = {tid: cpu for tid, cpu in thread_cpu().items() if tid not in self._others}
+        ran = threads_that_ran(before, after)
         return (ran,) if ran else ()
 
 

@@ -206,12 +206,14 @@ def main(argv: Sequence[str]) -> int:
         from pathlib import Path
 
         from profiler.blas import member_named
+        from profiler.blas.worker import thread_cpu
         from profiler.measure.library import LibraryLimiter, check_result, gemm_of
 
+        others = set(thread_cpu()) - {os.getpid()}  # numpy's, started by its import
         member = member_named(str(library["member"]))(Path(str(library["path"])))
         member.load()
         points = time_points(
-            workspace, counts, LibraryLimiter(member), timing, phase=phase,
+            workspace, counts, LibraryLimiter(member, others), timing, phase=phase,
             gemm=gemm_of(member), blas=str(library["label"]),
         )  # fmt: skip
         wrong = check_result(workspace)
