@@ -128,6 +128,35 @@ def test_the_fastest_library_per_class_is_said_and_a_slow_system_default_warned(
         assert f"{label}:" in shown.stdout  # each library's own table and counts
 
 
+def test_compare_reads_two_libraries_of_one_calibration_and_list_filters_on_them(
+    calibrated_libraries: dict[str, Any], blasprof_exe: str
+) -> None:
+    doc, env = calibrated_libraries["doc"], calibrated_libraries["env"]
+    cid = str(doc["calibration_id"])
+    proc = run_blasprof(blasprof_exe, "compare", f"{cid}:numpy", f"{cid}:reference", "--json",
+                        env=env)  # fmt: skip
+    # the reference BLAS is far slower: B regressed, unless the load made the runs too
+    # variable to judge (this machine is shared); the change says it either way
+    assert proc.returncode in (0, 1), proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["a"]["library"], result["b"]["library"]) == ("numpy", "reference")
+    verified = {m["blas"]: m for m in doc["measurements"] if m["threads"] == 1}
+    (row,) = [r for r in result["rows"] if r["threads"] == 1]
+    assert row["change"] < -0.5
+    assert row["verdict"] in ("regression", "too-variable")
+    assert proc.returncode == (row["verdict"] == "regression")
+    assert row["a"]["gflops"] == pytest.approx(verified["numpy"]["gflops"], rel=0.05)
+    assert row["b"]["gflops"] == pytest.approx(verified["reference"]["gflops"], rel=0.05)
+    assert "share calibration" not in proc.stderr  # two libraries are not one compared twice
+    same = run_blasprof(blasprof_exe, "compare", cid, cid, "--blas", "blis-openmp", "--json",
+                        env=env)  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["b"]["library"] == "blis-openmp"
+    for label, listed in (("blis-openmp", [doc["calibration_id"]]), ("mkl", [])):
+        out = run_blasprof(blasprof_exe, "list", "--blas", label, "--json", env=env)
+        assert [c["calibration_id"] for c in json.loads(out.stdout)] == listed, label
+
+
 def test_an_unknown_library_is_refused_with_those_found(home: Path, blasprof_exe: str) -> None:
     proc = run_blasprof(blasprof_exe, "calibrate", "--executor", "local", "--blas", "numpy,nope")
     assert proc.returncode == 2
