@@ -157,6 +157,15 @@ def test_compare_reads_two_libraries_of_one_calibration_and_list_filters_on_them
         assert [c["calibration_id"] for c in json.loads(out.stdout)] == listed, label
 
 
+def test_the_plot_draws_one_curve_set_per_library(calibrated_libraries: dict[str, Any]) -> None:
+    pytest.importorskip("matplotlib")
+    from profiler.history.plots import calibration_figure
+
+    figure = calibration_figure(calibrated_libraries["doc"])
+    labels = {line.get_label() for line in figure.axes[0].get_lines()}
+    assert {f"{label} float64 n=256" for label in LABELS} <= labels
+
+
 def test_an_unknown_library_is_refused_with_those_found(home: Path, blasprof_exe: str) -> None:
     proc = run_blasprof(blasprof_exe, "calibrate", "--executor", "local", "--blas", "numpy,nope")
     assert proc.returncode == 2
