@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from profiler.blas.base import Member
     from profiler.measure.timing import Workspace
 
-__all__ = ["LibraryLimiter", "check_result", "gemm_of"]
+__all__ = ["LibraryLimiter", "check_result", "gemm_of", "settle"]
 
 #: how long the threads are watched while a count is checked: long enough that a thread
 #: that shares the work has used a visible share of CPU time on a busy machine
@@ -74,6 +74,25 @@ class LibraryLimiter:
         after = {tid: cpu for tid, cpu in thread_cpu().items() if tid not in self._others}
         ran = threads_that_ran(before, after)
         return (ran,) if ran else ()
+
+
+def settle(most_s: float = 1.0) -> None:
+    """Wait (at most ``most_s``) until no thread but this one burns CPU: a pthreads OpenBLAS
+    starts its pool when it loads, and the pool spins for about a tenth of a second before
+    it sleeps, which would be counted as threads that shared the first GEMMs."""
+    import os
+
+    from profiler.blas.worker import thread_cpu
+
+    main = os.getpid()
+    deadline = time.perf_counter() + most_s
+    while time.perf_counter() < deadline:
+        before = thread_cpu()
+        time.sleep(_WATCH_S)
+        after = thread_cpu()
+        busy = [t for t in after if t != main and after[t] - before.get(t, 0.0) > 0.2 * _WATCH_S]
+        if not busy:
+            return
 
 
 def check_result(workspace: Workspace) -> str | None:

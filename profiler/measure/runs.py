@@ -207,11 +207,12 @@ def main(argv: Sequence[str]) -> int:
 
         from profiler.blas import member_named
         from profiler.blas.worker import thread_cpu
-        from profiler.measure.library import LibraryLimiter, check_result, gemm_of
+        from profiler.measure.library import LibraryLimiter, check_result, gemm_of, settle
 
         others = set(thread_cpu()) - {os.getpid()}  # numpy's, started by its import
         member = member_named(str(library["member"]))(Path(str(library["path"])))
         member.load()
+        settle()
         points = time_points(
             workspace, counts, LibraryLimiter(member, others), timing, phase=phase,
             gemm=gemm_of(member), blas=str(library["label"]),
