@@ -30,10 +30,16 @@ _TOLERANCE = {"float32": 1e-3, "float64": 1e-9}
 
 
 def gemm_of(member: Member) -> Callable[..., None]:
-    """``member``'s GEMM with ``np.matmul``'s call shape (``gemm(a, b, out=c)``)."""
+    """``member``'s GEMM with ``np.matmul``'s call shape (``gemm(a, b, out=c)``), its
+    arguments converted once per set of operands (a worker times one set)."""
+    # the operands are held with their call, so their ids cannot name other arrays later
+    prepared: dict[tuple[int, int, int], tuple[Any, Callable[[], None]]] = {}
 
     def gemm(a: Any, b: Any, out: Any) -> None:
-        member.gemm(a, b, out)
+        key = (id(a), id(b), id(out))
+        if key not in prepared:
+            prepared[key] = ((a, b, out), member.gemm_call(a, b, out))
+        prepared[key][1]()
 
     return gemm
 
