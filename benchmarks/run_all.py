@@ -30,6 +30,7 @@ BENCHMARKS = {
     "conditions": "bench_conditions",
     "queries": "bench_queries",
     "preset_value": "bench_preset_value",
+    "libraries": "bench_libraries",
 }
 
 

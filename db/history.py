@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from db import records
 from db.errors import BadRow
@@ -33,6 +33,7 @@ from profiler.choice.preset import Preset
 from profiler.errors import NotFound
 from profiler.history.fleet import NodeFigures
 from profiler.history.selection import Point, Selection, blas_kernels, blas_labels, blas_matches
+from profiler.settings import NUMPY_BLAS
 
 __all__ = [
     "CurrentPreset",
@@ -40,6 +41,7 @@ __all__ = [
     "current_presets",
     "environments_matching",
     "latest_node_points",
+    "of_library",
     "select_points",
 ]
 
@@ -57,6 +59,14 @@ class CurrentPreset:
     calibration_created_at: dt.datetime
     calibration_status: str
     blas: tuple[str, ...]
+
+
+def of_library(label: str) -> ColumnElement[bool]:
+    """The measurements of the library ``label``: NULL is numpy's (every point stored
+    before points named their library)."""
+    if label == NUMPY_BLAS:
+        return or_(measurements.c.blas.is_(None), measurements.c.blas == NUMPY_BLAS)
+    return measurements.c.blas == label
 
 
 def select_points(
@@ -103,6 +113,7 @@ def select_points(
                 measurements.c.kernel == "gemm",
                 measurements.c.threads_verified.is_(True),
                 measurements.c.workers == 1,
+                of_library(selection.library),
             )
             .order_by(jobs.c.id, measurements.c.id)
         )

@@ -146,6 +146,7 @@ class MeasurementRow(Base):
     phase: Mapped[str]
     workers: Mapped[int]
     runs: Mapped[list[dict[str, Any]] | None]
+    blas: Mapped[str | None]
 
 
 class PresetRow(Base):

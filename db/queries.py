@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Row, Select, and_, case, func, select
+from sqlalchemy import Connection, Integer, Row, Select, and_, case, func, or_, select
 
 from db import records
 from db.errors import BadRow
-from db.history import blas_by_environment, environments_matching, type_names
+from db.history import blas_by_environment, environments_matching, of_library, type_names
 from db.records import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
 from db.rows import readable
 from db.tables import calibrations, jobs, measurements, node_types, presets
@@ -68,10 +68,19 @@ def list_calibrations(
     if status is not None:
         query = query.where(calibrations.c.status == status)
     if blas is not None:
+        # the BLAS stack numpy loaded (openblas@0.3.26), or a library the calibration swept
         stacks = environments_matching(connection, blas)
+        swept = (
+            select(jobs.c.calibration_id)
+            .join(measurements, measurements.c.job_id == jobs.c.id)
+            .where(of_library(blas))
+        )
         query = query.where(
-            calibrations.c.id.in_(
-                select(jobs.c.calibration_id).where(jobs.c.blas_environment_id.in_(stacks))
+            or_(
+                calibrations.c.id.in_(
+                    select(jobs.c.calibration_id).where(jobs.c.blas_environment_id.in_(stacks))
+                ),
+                calibrations.c.id.in_(swept),
             )
         )
     if limit is not None:

@@ -18,7 +18,15 @@ from db.errors import BadRow
 from db.rows import At, Unreadable, shown
 from profiler.choice.preset import Preset
 from profiler.names import is_node_type
-from profiler.results import BlasLibrary, Measurement, NodeInfo, Run, Verification
+from profiler.results import (
+    NUMPY_BLAS,
+    BlasLibrary,
+    Measurement,
+    NodeInfo,
+    Run,
+    Verification,
+    is_blas_label,
+)
 from profiler.statuses import NOISY, QUIET, VERDICT_UNKNOWN, VERDICTS
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "measurement",
     "preset",
     "row_at",
+    "blas_of",
     "runs_of",
 ]
 
@@ -214,6 +223,26 @@ class CalibrationRecord(CalibrationSummary):
             "preset": self.preset.to_dict() if self.preset else None,
             "preset_quality": self.preset_quality,
             "preset_note": self.preset_note,
+            **self.fastest(),
+        }
+
+    def fastest(self) -> dict[str, Any]:
+        """Which library is fastest per size class (where several were calibrated), and
+        the warnings where the system default BLAS is far slower than another."""
+        from profiler.choice.fastest import fastest_per_class, slow_default
+
+        rows = fastest_per_class(self.preset) if self.preset else []
+        libraries = [
+            lib
+            for job in self.jobs
+            if isinstance(job.node_info, dict)
+            and isinstance(listed := job.node_info.get("libraries"), list)
+            for lib in listed
+            if isinstance(lib, dict) and is_blas_label(lib.get("label"))
+        ]
+        return {
+            "fastest": [row.to_dict() for row in rows],
+            "blas_warnings": slow_default(rows, libraries),
         }
 
 
@@ -401,7 +430,17 @@ def measurement(row: Any) -> Measurement:
         phase=at.text("phase", row.phase),
         workers=at.positive("workers", row.workers),
         runs=runs_of(at, getattr(row, "runs", None)),
+        blas=blas_of(at, getattr(row, "blas", None)),
     )
+
+
+def blas_of(at: At, value: object) -> str:
+    """A measurement's library label; NULL (every row from before the column) is numpy's."""
+    if value is None:
+        return NUMPY_BLAS
+    if not is_blas_label(value):
+        raise at.bad("blas", value, "a BLAS library label (lower-case letters, digits, '-')")
+    return str(value)
 
 
 def runs_of(at: At, value: object) -> tuple[Run, ...]:

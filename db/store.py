@@ -34,7 +34,7 @@ from db.models import (
 )
 from profiler.choice.preset import Preset
 from profiler.errors import DatabaseError, NotFound, UsageError
-from profiler.results import NodeInfo, NodeResult
+from profiler.results import NUMPY_BLAS, NodeInfo, NodeResult
 from profiler.statuses import COMPLETE, PARTIAL, PENDING, RUNNING
 
 if TYPE_CHECKING:
@@ -440,6 +440,8 @@ def _measurement_row(job_row_id: int, m: dict[str, Any]) -> dict[str, Any]:
         "threads_observed": [int(t) for t in m["threads_observed"]],
         "phase": m["phase"],
         "workers": int(m.get("workers", 1)),
+        # numpy's, the default, is stored as NULL like every point from before the column
+        "blas": None if m.get("blas", NUMPY_BLAS) == NUMPY_BLAS else str(m["blas"]),
         "runs": [
             {
                 "median_s": float(r["median_s"]),

@@ -57,7 +57,7 @@ __all__ = [
 
 #: the Alembic revision these tables describe (the head of ``db/migrations``): opening a
 #: database compares it with ``alembic_version`` without importing Alembic; a test checks it
-SCHEMA_REVISION = "0006_measurement_runs"
+SCHEMA_REVISION = "0007_measurement_blas"
 
 
 NAMING_CONVENTION = {
@@ -244,6 +244,8 @@ measurements = Table(
     _required("workers", Integer, default=1, server_default=text("1")),
     # each worker process's figure and samples (``profiler.results.Run``); NULL: one run
     Column("runs", JSON),
+    # the BLAS library the point ran on (a ``profiler.blas`` label); NULL: numpy's
+    Column("blas", String(64)),
     # A job's points by job; `list` counts them and takes the best float64 figure from this
     # index alone, without reading the rows (their samples are most of the table's bytes).
     Index(None, "job_id", "dtype", "workers", "gflops"),

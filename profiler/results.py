@@ -8,12 +8,13 @@ record is frozen; the stored form carries ``schema_version``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from profiler import stats
-from profiler.settings import SweepSettings
+from profiler.settings import NUMPY_BLAS, SweepSettings
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -23,11 +24,21 @@ __all__ = [
     "Run",
     "Verification",
     "NodeResult",
+    "NUMPY_BLAS",
     "blas_label",
     "gemm_flops",
+    "is_blas_label",
 ]
 
 SCHEMA_VERSION = 2
+
+_BLAS_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+def is_blas_label(value: object) -> bool:
+    """Whether ``value`` has the shape of a library label (``profiler.blas``'s
+    ``Member.label``): the only library names that reach a report, a row or a preset."""
+    return isinstance(value, str) and _BLAS_LABEL.fullmatch(value) is not None
 
 
 def gemm_flops(n: int) -> float:
@@ -212,7 +223,7 @@ class Measurement:
     phase: str = "full"
     workers: int = 1
     #: the BLAS library the point ran on (a ``profiler.blas`` label)
-    blas: str = "numpy"
+    blas: str = NUMPY_BLAS
     runs: tuple[Run, ...] = ()
 
     @property

@@ -9,21 +9,25 @@ from it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from profiler.errors import UsageError
 
 __all__ = [
+    "ALL_BLAS",
     "ALL_THREADS",
     "CHOICE_TOLERANCE",
     "DTYPES",
+    "NUMPY_BLAS",
     "PROFILES",
     "REGRESSION_TOLERANCE",
     "SLOW_NODE_FLOOR",
     "SweepSettings",
     "ThreadCounts",
     "TimingSettings",
+    "check_blas_specs",
     "with_overrides",
 ]
 
@@ -35,6 +39,13 @@ CHOICE_TOLERANCE = 0.03
 REGRESSION_TOLERANCE = 0.05
 #: nodes: a suspect node is also at least this fraction below its type's median
 SLOW_NODE_FLOOR = 0.05
+#: the label of numpy's own BLAS: what a point ran on unless it says otherwise, and what
+#: every point stored before points named their library ran on
+NUMPY_BLAS = "numpy"
+#: ``--blas all``: every library the node has that can run a GEMM
+ALL_BLAS = "all"
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,1000}")
+_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 #: every thread count from 1 to the CPUs the task may use
 ALL_THREADS: Literal["all"] = "all"
 ThreadCounts = tuple[int, ...] | Literal["all"]
@@ -73,15 +84,20 @@ class SweepSettings:
     layouts: bool = False
     #: worker processes each point is measured in (``profiler.measure.runs``)
     runs: int = 1
+    #: the BLAS libraries to sweep, as ``calibrate --blas`` names them: labels as ``blasprof
+    #: probe`` prints them, library files, or ``all``; each node finds its own by these
+    blas: tuple[str, ...] = (NUMPY_BLAS,)
 
     def __post_init__(self) -> None:
         if not 1 <= self.runs <= 100:
             raise UsageError(f"--runs: must be 1 to 100, got {self.runs}")
+        check_blas_specs(self.blas)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
         d["dtypes"] = list(self.dtypes)
+        d["blas"] = list(self.blas)
         d["threads"] = ALL_THREADS if self.threads == ALL_THREADS else list(self.threads)
         return d
 
@@ -99,7 +115,30 @@ class SweepSettings:
             layouts=bool(d.get("layouts", False)),
             # a calibration stored before runs measured every point in one process
             runs=int(d.get("runs", 1)),
+            # a calibration stored before --blas measured numpy's alone
+            blas=tuple(d.get("blas") or (NUMPY_BLAS,)),
         )
+
+
+def check_blas_specs(specs: tuple[str, ...]) -> None:
+    """Refuse a ``--blas`` list that names no library, repeats one, or holds something
+    that is neither a label, ``all``, nor the absolute path of a file (whether the node
+    has them is the node's to say: it finds its own libraries)."""
+    rule = (
+        "labels as `blasprof probe` prints them (numpy, blis-openmp, ...), library files, or 'all'"
+    )
+    if not specs:
+        raise UsageError(f"--blas: names no library; give {rule}")
+    for spec in specs:
+        if not isinstance(spec, str) or not (
+            _LABEL.fullmatch(spec) or spec.startswith("/") and _PRINTABLE.fullmatch(spec)
+        ):
+            shown = str(spec).encode("unicode_escape").decode()[:100]
+            raise UsageError(f"--blas: '{shown}' is not a library; give {rule}")
+    if len(set(specs)) != len(specs):
+        raise UsageError(f"--blas: names a library twice: {', '.join(specs)}")
+    if ALL_BLAS in specs and len(specs) > 1:
+        raise UsageError("--blas: 'all' already names every library; give it alone")
 
 
 PROFILES: dict[str, SweepSettings] = {

@@ -104,6 +104,12 @@ DAMAGE = [
         "table measurements, row id {point}: runs",
     ),
     (
+        "a point's library is no label",
+        f"UPDATE measurements SET blas = 'x; rm -rf /' WHERE id = {LAST_POINT}",
+        [["show", "3", "--json"], ["show", "3"]],
+        "table measurements, row id {point}: blas 'x; rm -rf /' is not a BLAS library label",
+    ),
+    (
         "created_at is no date",
         "UPDATE calibrations SET created_at = 'garbage' WHERE id = 3",
         [

@@ -345,9 +345,9 @@ def test_threads_that_ran_count_only_those_that_shared_the_work(
     before: dict[int, float], after: dict[int, float], ran: int | None
 ) -> None:
     """A fake beside the real measurements above: the counting rule on made-up clocks."""
-    from profiler.blas.worker import _threads_that_ran
+    from profiler.blas.worker import threads_that_ran
 
-    assert _threads_that_ran(before, after) == ran
+    assert threads_that_ran(before, after) == ran
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,10 @@ def test_db_upgrade_from_0001_keeps_every_row(
     assert {"ix_measurements_job_id_dtype_workers_gflops", "ix_jobs_node_id_finished_at",
             "ix_calibrations_node_type_id_created_at"} <= after["indexes"]  # fmt: skip
     with open_database(schema_0001, migrate=False) as database:
-        assert [database.get_calibration(i).to_json() for i in (1, 2, 3, 4)] == documents
+        upgraded = [database.get_calibration(i).to_json() for i in (1, 2, 3, 4)]
+        assert upgraded == documents
+    # every point from before points named their library ran on numpy's: so they read
+    assert {m["blas"] for doc in upgraded for m in doc["measurements"]} == {"numpy"}
     listed = run_blasprof(blasprof_exe, "--db", schema_0001, "list", "--json")
     assert [r["calibration_id"] for r in json.loads(listed.stdout)] == [4, 3, 2, 1]
     again = run_blasprof(blasprof_exe, "--db", schema_0001, "db", "upgrade")

@@ -11,8 +11,9 @@ once, when it loads, and two builds of one library cannot share a process).
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -135,6 +136,13 @@ class Member:
         """``c = a @ b`` for square C-ordered operands of one dtype (float32 or float64),
         through CBLAS where the library has it (and ``fortran`` is False), else through
         the Fortran symbol."""
+        self.gemm_call(a, b, c, fortran=fortran)()
+
+    def gemm_call(
+        self, a: np.ndarray, b: np.ndarray, c: np.ndarray, *, fortran: bool = False
+    ) -> Callable[[], None]:
+        """``gemm`` on these operands with every argument converted once: a timed loop then
+        pays one foreign call per GEMM, as a C program's loop would."""
         n = a.shape[0]
         real = ctypes.c_float if a.dtype.itemsize == 4 else ctypes.c_double
         integer = ctypes.c_int64 if self.ilp64 else ctypes.c_int
@@ -143,10 +151,11 @@ class Member:
         cblas = None if fortran else self.symbol(f"cblas_{letter}gemm")
         if cblas is not None:
             cblas.restype = None
-            cblas(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, integer(n), integer(n), integer(n),
-                  real(1.0), ptrs[0], integer(n), ptrs[1], integer(n), real(0.0), ptrs[2],
-                  integer(n))  # fmt: skip
-            return
+            size = integer(n)
+            return functools.partial(
+                cblas, _ROW_MAJOR, _NO_TRANS, _NO_TRANS, size, size, size, real(1.0), ptrs[0],
+                size, ptrs[1], size, real(0.0), ptrs[2], size,
+            )  # fmt: skip
         func = self.symbol(f"{letter}gemm_")
         if func is None:
             raise OSError(f"{self.path} has neither cblas_{letter}gemm nor {letter}gemm_")
@@ -154,10 +163,12 @@ class Member:
         # hidden lengths of the character arguments that gfortran-built libraries expect
         no, size, one, zero = ctypes.c_char(b"N"), integer(n), real(1.0), real(0.0)
         func.restype = None
-        func(ctypes.byref(no), ctypes.byref(no), ctypes.byref(size), ctypes.byref(size),
-             ctypes.byref(size), ctypes.byref(one), ptrs[1], ctypes.byref(size), ptrs[0],
-             ctypes.byref(size), ctypes.byref(zero), ptrs[2], ctypes.byref(size),
-             ctypes.c_size_t(1), ctypes.c_size_t(1))  # fmt: skip
+        return functools.partial(
+            func, ctypes.byref(no), ctypes.byref(no), ctypes.byref(size), ctypes.byref(size),
+            ctypes.byref(size), ctypes.byref(one), ptrs[1], ctypes.byref(size), ptrs[0],
+            ctypes.byref(size), ctypes.byref(zero), ptrs[2], ctypes.byref(size),
+            ctypes.c_size_t(1), ctypes.c_size_t(1),
+        )  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
         """What the loaded library says about itself (plain data)."""

@@ -122,7 +122,12 @@ def candidates(locations: Iterable[Path] = ()) -> list[Path]:
 
 
 def libblas_so_3() -> tuple[Path, Path] | None:
-    """The ``libblas.so.3`` a program linked against the generic BLAS loads (as the linker's
-    cache names it) and the file it resolves to (where Debian's alternatives point)."""
+    """The ``libblas.so.3`` a program linked against the generic BLAS loads and the file it
+    resolves to (where Debian's alternatives point): the first in ``LD_LIBRARY_PATH``'s
+    directories, which the dynamic linker searches before its cache, else the cache's."""
+    for directory in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        path = Path(directory) / "libblas.so.3"
+        if directory and _usable(path):
+            return path, path.resolve()
     path = ld_cache().get("libblas.so.3")
     return (path, path.resolve()) if path else None

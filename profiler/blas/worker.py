@@ -17,10 +17,10 @@ from typing import Any
 
 from profiler.blas import member_named
 
-__all__ = ["main"]
+__all__ = ["main", "thread_cpu", "threads_that_ran"]
 
 
-def _thread_cpu() -> dict[int, float]:
+def thread_cpu() -> dict[int, float]:
     """CPU seconds of each thread of this process, by thread id (Linux's per-thread CPU
     clocks, nanosecond resolution); {} where the system has none."""
     clocks = {}
@@ -36,7 +36,7 @@ def _thread_cpu() -> dict[int, float]:
     return clocks
 
 
-def _threads_that_ran(before: dict[int, float], after: dict[int, float]) -> int | None:
+def threads_that_ran(before: dict[int, float], after: dict[int, float]) -> int | None:
     """Threads that each did at least a fifth of the busiest one's work: contention from
     other processes slows every thread alike, so it does not change the count."""
     used = [after[t] - before.get(t, 0.0) for t in after]
@@ -57,12 +57,12 @@ def _gemm(member: Any, request: dict[str, Any]) -> dict[str, Any]:
     member.gemm(a, b, c)  # starts the library's threads outside the timed loop
     reps, wall, cpu = 1, 0.0, 0.0
     while True:
-        threads_before = _thread_cpu()
+        threads_before = thread_cpu()
         start_cpu, start = time.process_time(), time.perf_counter()
         for _ in range(reps):
             member.gemm(a, b, c)
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        threads_after = _thread_cpu()
+        threads_after = thread_cpu()
         if wall >= float(request["min_time"]) or reps >= 1 << 20:
             break
         reps *= 2
@@ -71,7 +71,7 @@ def _gemm(member: Any, request: dict[str, Any]) -> dict[str, Any]:
     error = float(np.max(np.abs(c - reference)) / max(float(np.max(np.abs(reference))), 1e-300))
     return {
         "gflops": 2.0 * n**3 * reps / wall / 1e9,
-        "threads_ran": _threads_that_ran(threads_before, threads_after),
+        "threads_ran": threads_that_ran(threads_before, threads_after),
         "cpu_per_wall": cpu / wall,
         "cpu_s": cpu,
         "wall_s": wall,

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 from jobs.registry import backend_class, choose
 from profiler.errors import UsageError
 from profiler.names import check_node_type
-from profiler.settings import PROFILES, SweepSettings, ThreadCounts, with_overrides
+from profiler.settings import (
+    ALL_BLAS,
+    NUMPY_BLAS,
+    PROFILES,
+    SweepSettings,
+    ThreadCounts,
+    with_overrides,
+)
 
 if TYPE_CHECKING:
     from jobs.cluster import Cluster
@@ -41,6 +48,22 @@ class CalibrationRequest:
         return backend_class(self.executor).batch
 
 
+def check_blas_here(specs: tuple[str, ...]) -> None:
+    """Refuse a ``--blas`` name that no library on this machine answers to, listing the
+    libraries found (``all`` and numpy's own need no search)."""
+    from profiler.blas.run import find, select
+
+    if specs in ((NUMPY_BLAS,), (ALL_BLAS,)):
+        return
+    found = find()
+    for spec in specs:
+        if spec != NUMPY_BLAS:
+            try:
+                select(found, spec)
+            except UsageError as exc:
+                raise UsageError(f"--blas: {exc}") from None
+
+
 def build_request(
     *,
     executor: str,
@@ -62,6 +85,7 @@ def build_request(
     layouts: bool | None = None,
     force: bool = False,
     partial_node: bool = False,
+    blas: tuple[str, ...] | None = None,
 ) -> CalibrationRequest:
     """Check the options (parsed by the caller); every problem is a UsageError naming the
     option."""
@@ -82,6 +106,7 @@ def build_request(
         strategy="exhaustive" if exhaustive else None,
         tolerance=tolerance,
         layouts=layouts,
+        blas=blas,
     )
     names = tuple(check_node_type(n) for n in node_types)
     if len(set(names)) != len(names):
@@ -121,6 +146,9 @@ def build_request(
                 "--no-wait: only with a batch executor such as --executor slurm (local runs "
                 "end with the command)"
             )
+        # this machine is the node: what it lacks is known now (a batch node finds its
+        # own libraries by these names, and says which it does not have)
+        check_blas_here(settings.blas)
     if partial_node and backend.batch:
         raise UsageError(
             "--partial-node: only for this machine (a batch job gets the CPUs its node type "

@@ -64,6 +64,14 @@ def calibrate_command(
     tolerance: Annotated[
         float | None, typer.Option(help="Choose the fewest threads within this of the best.")
     ] = None,
+    blas: Annotated[
+        str,
+        typer.Option(
+            help="BLAS libraries to sweep, comma-separated: labels as `blasprof probe` prints "
+            "them (numpy, openblas-openmp, blis-openmp, ...), library files, or 'all' (every "
+            "library found that can run a GEMM). Each is swept through the same worker runs."
+        ),
+    ] = "numpy",
     verify: Annotated[
         bool, typer.Option(help="Check the preset in a fresh process started with it.")
     ] = True,
@@ -133,6 +141,8 @@ def calibrate_command(
 
       blasprof calibrate --node-type login-amd --exhaustive
 
+      blasprof calibrate --blas numpy,openblas-openmp,blis-openmp
+
       blasprof calibrate --cluster cluster.toml --node-type A --node-type B --no-wait
 
     A preset is adopted (written for jobs) unless the node was busy while it measured and a
@@ -163,6 +173,7 @@ def calibrate_command(
         layouts=layouts,
         force=force,
         partial_node=partial_node,
+        blas=tuple(part.strip() for part in blas.split(",")),
     )
     database = open_db()
     # A signal from here on is noted, not raised: what was measured is stored first. One

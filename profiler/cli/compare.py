@@ -15,6 +15,7 @@ from profiler.cli.options import (
     parse_selection,
 )
 from profiler.errors import UsageError
+from profiler.results import is_blas_label
 from profiler.settings import REGRESSION_TOLERANCE
 
 if TYPE_CHECKING:
@@ -33,6 +34,13 @@ def compare_command(
         float,
         typer.Option(help="B slower than A by more than this fraction can be a regression."),
     ] = REGRESSION_TOLERANCE,
+    blas: Annotated[
+        str | None,
+        typer.Option(
+            help="The BLAS library both sides are read through (a label as `blasprof probe` "
+            "prints it; default numpy). A side written ID:LABEL names its own."
+        ),
+    ] = None,
     json_output: JsonOption = False,
     fmt: TableFormatOption = None,
 ) -> None:
@@ -49,12 +57,21 @@ def compare_command(
       blasprof compare 12 15
 
       blasprof compare --node-type typea now-60d:now-30d now-30d:now --json
+
+      blasprof compare 12 15 --blas blis-openmp
+
+      blasprof compare 12:numpy 12:blis-openmp   (which library is faster, per point)
     """
     from profiler.history.compare import compare
 
     how = output_format(json_output, fmt)
-    side_a = parse_selection(a, node_type)
-    side_b = parse_selection(b, node_type)
+    if blas is not None and not is_blas_label(blas):
+        raise UsageError(
+            f"--blas: {blas[:40]!r} is not a library label; give one as `blasprof probe` "
+            "prints it (numpy, blis-openmp, ...)"
+        )
+    side_a = parse_selection(a, node_type, blas)
+    side_b = parse_selection(b, node_type, blas)
     check_tolerance(tolerance)
     database = open_db()
     points_a = database.select_points(side_a)
@@ -66,7 +83,7 @@ def compare_command(
                 "`blasprof list` shows what is stored"
             )
     shared = sorted({p.calibration_id for p in points_a} & {p.calibration_id for p in points_b})
-    if shared:
+    if shared and side_a.library == side_b.library:
         # allowed (a calibration against itself is a sanity check), but never unnoticed
         display.err(
             f"note: A and B share calibration(s) {', '.join(map(str, shared))}; those points "

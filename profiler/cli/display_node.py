@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from profiler.cli.display import console, safe
+from profiler.cli.display_blas import print_libraries
 from profiler.results import blas_label
-from profiler.settings import CHOICE_TOLERANCE
+from profiler.settings import CHOICE_TOLERANCE, NUMPY_BLAS
 from profiler.statuses import QUIET, VERDICT_UNKNOWN
 
 if TYPE_CHECKING:
@@ -202,13 +203,21 @@ def print_calibration(doc: dict[str, Any]) -> None:
     preset = doc.get("preset") or {}
     if not points:
         out.print("no measurements")
-    else:
-        _print_points(points, preset, node)
+    by_blas: dict[str, list[dict[str, Any]]] = {}
+    for m in points:
+        by_blas.setdefault(m.get("blas", NUMPY_BLAS), []).append(m)
+    own = {lib["label"]: lib for lib in preset.get("libraries") or ()}
+    for label, group in by_blas.items():
+        if len(by_blas) > 1:
+            out.print(f"[bold]{safe(label)}[/]:")
+        chosen = preset if label == preset.get("default_blas", NUMPY_BLAS) else own.get(label, {})
+        _print_points(group, chosen, node)
     layouts = [m for m in doc.get("measurements", []) if m.get("phase", "").startswith("layout")]
     if layouts:
         _print_layouts(layouts, preset)
     if preset:
         print_choice(preset)
+    print_libraries(doc)
     for job in doc.get("jobs", []):
         v = job.get("verification")
         if v:
@@ -335,7 +344,10 @@ def _print_points(
     elif node:
         out.print(f"theoretical peak {safe(node.peak_note)}")
     if any(not m.get("threads_verified", True) for m in points):
-        out.print("! = the thread limit did not hold (threadpoolctl reported another count)")
+        out.print(
+            "! = the thread limit did not hold (numpy's: threadpoolctl reported another "
+            "count; another library: another count of threads ran)"
+        )
     runs = max((len(m.get("runs") or ()) for m in points), default=0)
     if runs > 1:
         out.print(

@@ -284,15 +284,23 @@ def parse_window(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     )
 
 
-def parse_selection(text: str, node_type: str | None) -> Selection:
-    """One side of ``compare``: ``12``, ``12,13,14`` or a window of ``node_type``."""
+def parse_selection(text: str, node_type: str | None, library: str | None = None) -> Selection:
+    """One side of ``compare``: ``12``, ``12,13,14`` or a window of ``node_type``, through
+    ``library`` (numpy's unless given); ``12:blis-openmp`` names the library of its ids."""
     from profiler.history.selection import Selection
+    from profiler.settings import NUMPY_BLAS
 
     text = text.strip()
-    if re.fullmatch(r"[0-9]{1,19}(?:\s*,\s*[0-9]{1,19})*", text):
-        ids = tuple(check_id(int(i)) for i in text.split(","))
-        return Selection(calibration_ids=ids, text=text)
+    ids_and_library = re.fullmatch(
+        r"([0-9]{1,19}(?:\s*,\s*[0-9]{1,19})*)(?::([a-z][a-z0-9-]{0,39}))?", text
+    )
+    if ids_and_library:
+        ids = tuple(check_id(int(i)) for i in ids_and_library.group(1).split(","))
+        chosen = ids_and_library.group(2) or library or NUMPY_BLAS
+        return Selection(calibration_ids=ids, text=text, library=chosen)
     start, end = parse_window(text)
     if node_type is None:
         raise UsageError(f"window {text!r}: give the node type it is of with --node-type NAME")
-    return Selection(node_type=node_type, start=start, end=end, text=text)
+    return Selection(
+        node_type=node_type, start=start, end=end, text=text, library=library or NUMPY_BLAS
+    )

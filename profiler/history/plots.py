@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from profiler.errors import UsageError
 from profiler.files import replace
+from profiler.settings import NUMPY_BLAS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -103,34 +104,43 @@ def calibration_figure(doc: dict[str, Any]) -> Figure:
 
     figure = _figure()
     axes = figure.add_subplot()
-    curves: dict[tuple[str, int], dict[int, float]] = {}
-    runs: dict[tuple[str, int], dict[int, list[float]]] = {}
+    # one curve set per library: (library, dtype, n) -> threads -> GFLOP/s
+    curves: dict[tuple[str, str, int], dict[int, float]] = {}
+    runs: dict[tuple[str, str, int], dict[int, list[float]]] = {}
     for m in doc.get("measurements", []):
         if m.get("threads_verified", True) and m.get("workers", 1) == 1:
-            curve = curves.setdefault((m["dtype"], m["n"]), {})
+            key = (str(m.get("blas", NUMPY_BLAS)), m["dtype"], m["n"])
+            curve = curves.setdefault(key, {})
             if m["gflops"] > curve.get(m["threads"], 0.0):
                 curve[m["threads"]] = m["gflops"]
                 figures = [r.get("gflops") for r in m.get("runs") or ()]
-                runs.setdefault((m["dtype"], m["n"]), {})[m["threads"]] = [
+                runs.setdefault(key, {})[m["threads"]] = [
                     g for g in figures if isinstance(g, int | float)
                 ]
+    preset = doc.get("preset") or {}
+    own = [(preset.get("default_blas", NUMPY_BLAS), preset.get("size_classes", []))]
     chosen = {}
-    for c in (doc.get("preset") or {}).get("size_classes", []):
-        for dtype in c.get("dtypes") or c.get("per_dtype", {}):
-            for n in c.get("sizes") or [c["measured_n"]]:
-                chosen[(dtype, n)] = c["threads"]
-    for (dtype, n), curve in sorted(curves.items()):
+    for label, classes in own + [
+        (x["label"], x["size_classes"]) for x in preset.get("libraries") or ()
+    ]:
+        for c in classes:
+            for dtype in c.get("dtypes") or c.get("per_dtype", {}):
+                for n in c.get("sizes") or [c["measured_n"]]:
+                    chosen[(label, dtype, n)] = c["threads"]
+    several = len({key[0] for key in curves}) > 1
+    for (label, dtype, n), curve in sorted(curves.items()):
         threads = sorted(curve)
         style = "-" if dtype == "float64" else "--"
+        name = f"{label} {dtype} n={n}" if several else f"{dtype} n={n}"
         (line,) = axes.plot(
-            threads, [curve[t] for t in threads], style, marker="o", label=_text(f"{dtype} n={n}")
+            threads, [curve[t] for t in threads], style, marker="o", label=_text(name)
         )
-        spread = runs.get((dtype, n), {})
+        spread = runs.get((label, dtype, n), {})
         dots = [(t, g) for t in threads for g in spread.get(t, ()) if len(spread[t]) > 1]
         if dots:
             axes.plot([t for t, _ in dots], [g for _, g in dots], marker=".", markersize=4,
                       linestyle="none", color=line.get_color(), alpha=0.5)  # fmt: skip
-        pick = chosen.get((dtype, n))
+        pick = chosen.get((label, dtype, n))
         if pick in curve:
             axes.plot([pick], [curve[pick]], marker="*", markersize=16, color=line.get_color(),
                       markeredgecolor="black", linestyle="none")  # fmt: skip
@@ -140,7 +150,7 @@ def calibration_figure(doc: dict[str, Any]) -> Figure:
     )
     if node is not None and node.peak_gflops_f64:
         counts = sorted({t for curve in curves.values() for t in curve})
-        for dtype in sorted({d for d, _ in curves}):
+        for dtype in sorted({d for _, d, _ in curves}):
             peaks = [node.peak_gflops(dtype, t) for t in counts]
             if all(p is not None for p in peaks):
                 label = _text(f"theoretical peak {dtype}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from profiler.errors import UsageError
 from profiler.results import blas_label
+from profiler.settings import NUMPY_BLAS
 
 __all__ = [
     "BLAS_FILTER_HELP",
@@ -42,14 +43,17 @@ class Selection:
     end: dt.datetime | None = None
     #: what the user wrote, for messages and JSON
     text: str = ""
+    #: the BLAS library whose points are selected (a calibration may measure several)
+    library: str = NUMPY_BLAS
 
     def describe(self) -> str:
+        through = f" through {self.library}" if self.library != NUMPY_BLAS else ""
         if self.calibration_ids:
             ids = ", ".join(str(i) for i in self.calibration_ids)
-            return f"calibration{'s' if len(self.calibration_ids) > 1 else ''} {ids}"
+            return f"calibration{'s' if len(self.calibration_ids) > 1 else ''} {ids}{through}"
         start = self.start.strftime("%Y-%m-%d %H:%M") if self.start else "the first"
         end = self.end.strftime("%Y-%m-%d %H:%M") if self.end else "now"
-        return f"{self.node_type} from {start} to {end} (UTC)"
+        return f"{self.node_type} from {start} to {end} (UTC){through}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class Selection:
             "node_type": self.node_type,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
+            "library": self.library,
         }
 
 

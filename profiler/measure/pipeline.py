@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from profiler.settings import ALL_BLAS, NUMPY_BLAS
 from profiler.statuses import COMPLETE, FAILED, PARTIAL
 
 if TYPE_CHECKING:
+    from profiler.blas.run import Library
     from profiler.measure.conditions import Conditions
     from profiler.results import Measurement, NodeInfo, Verification
     from profiler.settings import SweepSettings
@@ -81,15 +83,21 @@ def measure_node(
         except UsageError as exc:
             return NodeOutcome(FAILED, node, (), error=str(exc))
 
+        libraries, notes = _chosen_libraries(settings.blas)
+        if not libraries:
+            return NodeOutcome(FAILED, node, (), error="; ".join(notes))
         progress.phase("sweep")
         # the whole affinity mask: the sweep's threads are not pinned, and others on any of
         # these CPUs compete with them
         watch = Watch(node.affinity_cpus).start()
         outcome = run_sweep(
-            settings, counts, physical_cores=node.usable_cores or None, on_point=on_point
-        )
-        notes: list[str] = list(outcome.notes)
-        if outcome.completed and settings.layouts and node.usable_cpus > 1:
+            settings, counts, physical_cores=node.usable_cores or None, on_point=on_point,
+            libraries=libraries,
+        )  # fmt: skip
+        notes += outcome.notes
+        # layouts and the verification run numpy's matmul: they measure numpy's curves
+        with_numpy = NUMPY_BLAS in libraries
+        if outcome.completed and settings.layouts and node.usable_cpus > 1 and with_numpy:
             progress.phase("layouts")
             notes += _layouts(settings, node, on_point)
         conditions = _with_instability(
@@ -97,7 +105,7 @@ def measure_node(
             node_type,
         )  # fmt: skip
         verification = None
-        if outcome.completed and verify:
+        if outcome.completed and verify and with_numpy:
             progress.phase("verification")
             try:
                 preset = derive(
@@ -109,7 +117,9 @@ def measure_node(
             except ValueError as exc:  # no point whose thread count held: nothing to verify
                 notes.append(f"not verified: {exc}")
             else:
-                verification = verify_preset(preset, measurements, settings)
+                verification = verify_preset(
+                    preset, [m for m in measurements if m.blas == NUMPY_BLAS], settings
+                )
         return NodeOutcome(
             COMPLETE if outcome.completed else PARTIAL,
             node,
@@ -123,6 +133,32 @@ def measure_node(
         return NodeOutcome(
             PARTIAL, node, tuple(measurements), error="interrupted", conditions=conditions
         )
+
+
+def _chosen_libraries(specs: tuple[str, ...]) -> tuple[dict[str, Library | None], list[str]]:
+    """The libraries ``--blas`` names, as this node has them (label -> library; numpy's
+    own is None: it runs in this process), and a note for each it does not have. ``all``
+    is every library found here that can run a GEMM."""
+    from profiler.blas.run import find, select
+    from profiler.errors import UsageError
+
+    if specs == (NUMPY_BLAS,):
+        return {NUMPY_BLAS: None}, []
+    found = find()
+    if specs == (ALL_BLAS,):
+        picked = [lib for lib in found if lib.error is None and lib.gemm_symbol]
+        notes = [f"{lib.label} not swept: {lib.error}" for lib in found if lib.error]
+    else:
+        picked, notes = [], []
+        for spec in specs:
+            try:
+                picked.append(select(found, spec))
+            except UsageError as exc:
+                notes.append(f"not swept: {exc}")
+    chosen: dict[str, Library | None] = {}
+    for lib in picked:
+        chosen.setdefault(lib.label, None if lib.label == NUMPY_BLAS else lib)
+    return chosen, notes
 
 
 def _with_instability(

@@ -22,14 +22,24 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from profiler.results import Measurement, Run, gemm_flops
+from profiler.results import NUMPY_BLAS, Measurement, Run, gemm_flops
 from profiler.settings import TimingSettings
 
-__all__ = ["combine", "latest_reports", "measure_in_worker", "remeasure", "worker_timeout"]
+if TYPE_CHECKING:
+    from profiler.blas.run import Library
+
+__all__ = [
+    "combine",
+    "first_pass_timeout",
+    "latest_reports",
+    "measure_in_worker",
+    "remeasure",
+    "worker_timeout",
+]
 
 #: the least time a worker is given: an interpreter start, numpy's import, the operands
 _START_S = 30.0
@@ -67,9 +77,9 @@ def latest_reports(reports: Sequence[Measurement]) -> list[Measurement]:
     reported again with its runs so far, and its last report replaces the earlier ones in
     the place of its first; a layout point is always its own."""
     points: list[Measurement] = []
-    at: dict[tuple[int, str, int, str], int] = {}
+    at: dict[tuple[int, str, int, str, str], int] = {}
     for m in reports:
-        key = (m.n, m.dtype, m.threads, m.phase)
+        key = (m.n, m.dtype, m.threads, m.phase, m.blas)
         if m.workers == 1 and key in at:
             points[at[key]] = m
             continue
@@ -86,6 +96,15 @@ def worker_timeout(points: Sequence[Measurement], timing: TimingSettings) -> flo
     return _START_S + 4.0 * per_round * (timing.samples + timing.warmup + 3)
 
 
+def first_pass_timeout(n: int, counts: Sequence[int], timing: TimingSettings) -> float:
+    """Seconds a worker measuring ``counts`` for the first time may take: four times what
+    their samples and loop calibration need, each GEMM taken at 1 GFLOP/s at least (the
+    reference BLAS runs about 2): a slower library, or one that hangs, is killed."""
+    per_count = timing.min_time * (timing.samples + timing.warmup + 3)
+    per_count += gemm_flops(n) / 1e9 * (timing.warmup + 4)
+    return _START_S + 4.0 * per_count * len(counts)
+
+
 def measure_in_worker(
     n: int,
     dtype: str,
@@ -94,13 +113,19 @@ def measure_in_worker(
     *,
     timeout: float,
     phase: str,
+    library: Library | None = None,
 ) -> list[Measurement] | str:
     """Time ``counts`` in a fresh process started with the thread variables for the
-    largest: one point per count, or the reason there is none."""
+    largest, through ``library`` (numpy's matmul when None): one point per count, or the
+    reason there is none."""
     from profiler.jobstart.budget import thread_environment
 
-    request = {"n": n, "dtype": dtype, "counts": list(counts), "timing": vars(timing),
-               "phase": phase}  # fmt: skip
+    label = library.label if library is not None else NUMPY_BLAS
+    request: dict[str, Any] = {"n": n, "dtype": dtype, "counts": list(counts),
+                               "timing": vars(timing), "phase": phase}  # fmt: skip
+    if library is not None:
+        request["library"] = {"label": label, "member": library.member, "path": library.path}
+    where = f"n={n} {dtype}" if library is None else f"{label} n={n} {dtype}"
     env = {**os.environ, **thread_environment(max(counts))}
     command = [sys.executable, "-m", "profiler.measure.runs", json.dumps(request)]
     try:
@@ -108,19 +133,21 @@ def measure_in_worker(
             command, env=env, capture_output=True, text=True, errors="replace", timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return f"n={n} {dtype}: a run gave no answer within {timeout:.0f} s (killed)"
+        return f"{where}: a run gave no answer within {timeout:.0f} s (killed)"
     except OSError as exc:
-        return f"n={n} {dtype}: a run could not start: {exc.strerror or exc}"
+        return f"{where}: a run could not start: {exc.strerror or exc}"
     lines = done.stdout.strip().splitlines()
     try:
         points = [Measurement.from_dict(d) for d in json.loads(lines[-1])]
     except (IndexError, ValueError, TypeError, KeyError, AttributeError):
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        return f"n={n} {dtype}: a run exited {done.returncode} without figures: {last}"
+        from profiler.text import clean_text
+
+        last = clean_text((done.stderr.strip().splitlines() or ["no output"])[-1], 300)
+        return f"{where}: a run exited {done.returncode} without figures: {last}"
     if [m.threads for m in points] != list(counts) or any(
-        (m.n, m.dtype) != (n, dtype) or not m.median_s > 0 for m in points
+        (m.n, m.dtype, m.blas) != (n, dtype, label) or not m.median_s > 0 for m in points
     ):
-        return f"n={n} {dtype}: a run answered for other points than it was asked"
+        return f"{where}: a run answered for other points than it was asked"
     return points
 
 
@@ -130,28 +157,30 @@ def remeasure(
     timing: TimingSettings,
     *,
     on_point: Callable[[Measurement], None] | None = None,
+    libraries: Mapping[str, Library] | None = None,
 ) -> tuple[list[Measurement], list[str]]:
     """``points`` (the sweep's first pass, one process) with ``runs - 1`` more runs each,
-    and the reasons of the runs that failed. Each pass measures every (size, dtype) group
-    once, in order, so a point's runs are spread over the whole re-measurement."""
-    groups: dict[tuple[str, int], list[Measurement]] = {}
+    and the reasons of the runs that failed. Each pass measures every (library, size,
+    dtype) group once, in order, so a point's runs are spread over the whole
+    re-measurement. ``libraries`` gives each label other than numpy's its library."""
+    groups: dict[tuple[str, str, int], list[Measurement]] = {}
     for m in points:
-        groups.setdefault((m.dtype, m.n), []).append(m)
-    taken: dict[tuple[str, int], list[list[Measurement]]] = {
+        groups.setdefault((m.blas, m.dtype, m.n), []).append(m)
+    taken: dict[tuple[str, str, int], list[list[Measurement]]] = {
         key: [[m] for m in group] for key, group in groups.items()
     }
     failures: list[str] = []
     for _pass in range(1, runs):
-        for (dtype, n), group in groups.items():
+        for (blas, dtype, n), group in groups.items():
             counts = [m.threads for m in group]
             answer = measure_in_worker(
-                n, dtype, counts, timing,
-                timeout=worker_timeout(group, timing), phase=group[0].phase,
+                n, dtype, counts, timing, timeout=worker_timeout(group, timing),
+                phase=group[0].phase, library=(libraries or {}).get(blas),
             )  # fmt: skip
             if isinstance(answer, str):
                 failures.append(answer)
                 continue
-            for so_far, point in zip(taken[(dtype, n)], answer, strict=True):
+            for so_far, point in zip(taken[(blas, dtype, n)], answer, strict=True):
                 so_far.append(point)
                 if on_point is not None:
                     on_point(combine(so_far))
@@ -169,7 +198,29 @@ def main(argv: Sequence[str]) -> int:
     seed = int.from_bytes(os.urandom(4), "little")
     workspace = Workspace(int(request["n"]), str(request["dtype"]), seed=seed)
     counts = [int(t) for t in request["counts"]]
-    points = time_points(workspace, counts, ThreadLimiter(), timing, phase=str(request["phase"]))
+    phase = str(request["phase"])
+    library = request.get("library")
+    if library is None:
+        points = time_points(workspace, counts, ThreadLimiter(), timing, phase=phase)
+    else:
+        from pathlib import Path
+
+        from profiler.blas import member_named
+        from profiler.blas.worker import thread_cpu
+        from profiler.measure.library import LibraryLimiter, check_result, gemm_of, settle
+
+        others = set(thread_cpu()) - {os.getpid()}  # numpy's, started by its import
+        member = member_named(str(library["member"]))(Path(str(library["path"])))
+        member.load()
+        settle()
+        points = time_points(
+            workspace, counts, LibraryLimiter(member, others), timing, phase=phase,
+            gemm=gemm_of(member), blas=str(library["label"]),
+        )  # fmt: skip
+        wrong = check_result(workspace)
+        if wrong:
+            sys.stderr.write(f"{library['label']}: {wrong}\n")
+            return 1
     sys.stdout.write(json.dumps([m.to_dict() for m in points]) + "\n")
     return 0
 

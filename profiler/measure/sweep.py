@@ -12,14 +12,24 @@ it can be replayed on modelled curves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from profiler.errors import UsageError
 from profiler.measure.timing import check_fits, operand_bytes
 from profiler.results import Measurement
-from profiler.settings import ALL_THREADS, CHOICE_TOLERANCE, SweepSettings, ThreadCounts
+from profiler.settings import (
+    ALL_THREADS,
+    CHOICE_TOLERANCE,
+    NUMPY_BLAS,
+    SweepSettings,
+    ThreadCounts,
+)
 from profiler.stats import differs
+
+if TYPE_CHECKING:
+    from profiler.blas.run import Library
 
 __all__ = [
     "Reading",
@@ -242,48 +252,91 @@ def run_sweep(
     *,
     physical_cores: int | None = None,
     on_point: Callable[[Measurement], None] | None = None,
+    libraries: Mapping[str, Library | None] | None = None,
 ) -> SweepOutcome:
     """Measure the sweep, reporting each point to ``on_point`` as soon as it is taken.
 
-    The first pass measures in this process; with ``settings.runs`` > 1 every point it
-    measured is then measured again in fresh worker processes (``profiler.measure.runs``),
-    and ``on_point`` gets each point again, with its runs so far, as they arrive.
+    ``libraries`` (label -> library; None is numpy's own, the default) are swept one after
+    the other. numpy's first pass measures in this process; another library's in a fresh
+    worker process per batch of counts (``profiler.measure.runs``: a library loads once per
+    process, and a worker has a time limit), so a library that hangs or fails ends its own
+    curve with the reason as a note and never the sweep. With ``settings.runs`` > 1 every
+    point is then measured again in fresh worker processes, and ``on_point`` gets each
+    point again, with its runs so far, as they arrive.
     An interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the caller) stops the
     sweep and returns the points already measured with ``completed=False``.
     """
     from profiler.measure.runs import remeasure
-    from profiler.measure.timing import ThreadLimiter, Workspace, time_points
 
-    limiter = ThreadLimiter()
+    chosen = dict(libraries) if libraries is not None else {NUMPY_BLAS: None}
     done: list[Measurement] = []
+    notes: list[str] = []
     anchors = [physical_cores] if physical_cores else []
 
     try:
-        for dtype in settings.dtypes:
-            for n in settings.sizes:
-                workspace = Workspace(n, dtype)
-
-                def measure(counts: Sequence[int], ws: Workspace = workspace) -> list[Reading]:
-                    points = time_points(
-                        ws, counts, limiter, settings.timing, phase=settings.strategy
-                    )
-                    done.extend(points)
-                    _report_all(points, on_point)
-                    return [(m.gflops, m.uncertainty) for m in points]
-
-                if settings.strategy == "exhaustive":
-                    measure(thread_counts)
-                else:
-                    search_threads(
-                        thread_counts, measure, tolerance=settings.tolerance, anchors=anchors
-                    )
-                del workspace
-        notes: list[str] = []
+        for library in chosen.values():
+            for dtype in settings.dtypes:
+                for n in settings.sizes:
+                    measure = _measure_batch(settings, n, dtype, library, done, on_point)
+                    try:
+                        if settings.strategy == "exhaustive":
+                            measure(thread_counts)
+                        else:
+                            search_threads(
+                                thread_counts, measure, tolerance=settings.tolerance,
+                                anchors=anchors,
+                            )  # fmt: skip
+                    except _RunFailed as exc:
+                        notes.append(str(exc))
         if settings.runs > 1 and done:
-            done, notes = remeasure(done, settings.runs, settings.timing, on_point=on_point)
+            others = {k: v for k, v in chosen.items() if v is not None}
+            done, failed = remeasure(
+                done, settings.runs, settings.timing, on_point=on_point, libraries=others
+            )
+            notes += failed
     except KeyboardInterrupt:
-        return SweepOutcome(done, completed=False, error="interrupted")
+        return SweepOutcome(done, completed=False, error="interrupted", notes=notes)
     except MemoryError:
         need = max(operand_bytes(n, d) for n in settings.sizes for d in settings.dtypes)
         return SweepOutcome(done, completed=False, error=f"out of memory (needs {need:,} bytes)")
     return SweepOutcome(done, completed=True, notes=notes)
+
+
+class _RunFailed(Exception):
+    """A library's worker gave no figures: its curve for one (size, dtype) ends here."""
+
+
+def _measure_batch(
+    settings: SweepSettings,
+    n: int,
+    dtype: str,
+    library: Library | None,
+    done: list[Measurement],
+    on_point: Callable[[Measurement], None] | None,
+) -> Callable[[Sequence[int]], list[Reading]]:
+    """The search's ``measure`` for one (library, size, dtype): numpy's in this process on
+    operands allocated once, another library's in a worker process per batch."""
+    from profiler.measure.runs import first_pass_timeout, measure_in_worker
+    from profiler.measure.timing import ThreadLimiter, Workspace, time_points
+
+    workspace = Workspace(n, dtype) if library is None else None
+    limiter = ThreadLimiter() if library is None else None
+
+    def measure(counts: Sequence[int]) -> list[Reading]:
+        if workspace is not None and limiter is not None:
+            points = time_points(
+                workspace, counts, limiter, settings.timing, phase=settings.strategy
+            )
+        else:
+            answer = measure_in_worker(
+                n, dtype, counts, settings.timing, phase=settings.strategy, library=library,
+                timeout=first_pass_timeout(n, counts, settings.timing),
+            )  # fmt: skip
+            if isinstance(answer, str):
+                raise _RunFailed(answer)
+            points = answer
+        done.extend(points)
+        _report_all(points, on_point)
+        return [(m.gflops, m.uncertainty) for m in points]
+
+    return measure

@@ -16,11 +16,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import UsageError
-from profiler.results import Measurement, gemm_flops
+from profiler.results import NUMPY_BLAS, Measurement, gemm_flops
 from profiler.settings import TimingSettings
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from profiler.measure.library import LibraryLimiter
 
 __all__ = [
     "Workspace",
@@ -83,8 +85,9 @@ class ThreadLimiter:
         """A context manager that holds the limit; use ``observed()`` inside it."""
         return self._controller.limit(limits=threads)
 
-    def observed(self) -> tuple[int, ...]:
-        """The thread count each BLAS library reports now (OpenMP runtimes excluded)."""
+    def observed(self, work: Callable[[], None] | None = None) -> tuple[int, ...]:
+        """The thread count each BLAS library reports now (OpenMP runtimes excluded);
+        ``work`` is not needed: numpy's OpenBLAS tells (``LibraryLimiter`` watches it run)."""
         return tuple(
             lib.num_threads for lib in self._controller.lib_controllers if lib.user_api == "blas"
         )
@@ -103,12 +106,17 @@ def _time_loops(matmul: Callable[..., Any], a: Any, b: Any, c: Any, loops: int) 
 def time_points(
     workspace: Workspace,
     thread_counts: Sequence[int | None],
-    limiter: ThreadLimiter,
+    limiter: ThreadLimiter | LibraryLimiter,
     settings: TimingSettings = _DEFAULT_TIMING,
     *,
     phase: str = "full",
+    gemm: Callable[..., Any] | None = None,
+    blas: str = NUMPY_BLAS,
 ) -> list[Measurement]:
     """Time ``c = a @ b`` at each thread count, in interleaved rounds; one point per count.
+
+    ``gemm`` (numpy's matmul unless given, with its call shape) is the library ``blas``
+    labels, whose threads ``limiter`` sets and reads back.
 
     Each count is warmed up and its loop count calibrated first; then each of
     ``settings.samples`` rounds takes one sample of every count, in alternating order, so
@@ -120,7 +128,7 @@ def time_points(
 
     import numpy as np
 
-    matmul = np.matmul
+    matmul = gemm or np.matmul
     a, b, c = workspace.a, workspace.b, workspace.c
 
     def held(threads: int | None) -> Any:
@@ -131,9 +139,9 @@ def time_points(
     observed: list[tuple[int, ...]] = []
     for threads in counts:
         with held(threads):
-            observed.append(limiter.observed())
             for _ in range(settings.warmup):
                 matmul(a, b, out=c)
+            observed.append(limiter.observed(lambda: matmul(a, b, out=c)))
             n_loops = 1
             while True:
                 elapsed = _time_loops(matmul, a, b, c, n_loops)
@@ -151,7 +159,9 @@ def time_points(
     for threads, seen, n_loops, times in zip(counts, observed, loops, per_call, strict=True):
         count = threads if threads is not None else (seen[0] if seen else 0)
         points.append(
-            gemm_point(workspace.n, workspace.dtype, count, times, n_loops, seen, phase=phase)
+            gemm_point(
+                workspace.n, workspace.dtype, count, times, n_loops, seen, phase=phase, blas=blas
+            )
         )
     return points
 
@@ -179,6 +189,7 @@ def gemm_point(
     *,
     phase: str,
     workers: int = 1,
+    blas: str = NUMPY_BLAS,
 ) -> Measurement:
     """The point of ``per_call`` seconds per GEMM of order ``n`` measured on ``threads``
     threads (each of ``workers`` processes), its limit checked against ``observed``."""
@@ -199,4 +210,5 @@ def gemm_point(
         threads_observed=tuple(observed),
         phase=phase,
         workers=workers,
+        blas=blas,
     )
