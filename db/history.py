@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
-from db import records
+from db import checked
 from db.errors import BadRow
 from db.rows import readable
 from db.tables import (
@@ -119,8 +119,8 @@ def select_points(
         )
         for row in rows:
             name, created_at, verdict = about[row[0]]
-            at = records.row_at("measurements", row[8])
-            hosts = records.row_at("jobs", row[2])
+            at = checked.row_at("measurements", row[8])
+            hosts = checked.row_at("jobs", row[2])
             points.append(
                 Point(
                     calibration_id=row[0],
@@ -147,8 +147,8 @@ def _about(
     cal_id: int, type_id: int, name: object, created_at: object, verdict: object
 ) -> tuple[str, dt.datetime, str | None]:
     """A calibration's node type, time and verdict, checked."""
-    name = records.row_at("node_types", type_id).text("name", name)
-    at = records.row_at("calibrations", cal_id)
+    name = checked.row_at("node_types", type_id).text("name", name)
+    at = checked.row_at("calibrations", cal_id)
     return name, at.timestamp("created_at", created_at), at.text("verdict", verdict, optional=True)  # type: ignore[return-value]
 
 
@@ -194,7 +194,7 @@ def latest_node_points(connection: Connection, node_type: str | None = None) -> 
                 measurements.c.workers == 1,
             )
         ):  # fmt: skip
-            at = records.row_at("measurements", row_id)
+            at = checked.row_at("measurements", row_id)
             key = (at.text("dtype", dtype), at.positive("n", n), at.positive("threads", threads))
             # a point measured twice in one job (search, then refine): its better figure
             figures[job_id][key] = max(at.number("gflops", gflops), figures[job_id].get(key, 0.0))
@@ -218,9 +218,9 @@ def _latest(
     type_id: int, name: object,
 ) -> tuple[int, int, Any, int | None, str, str]:  # fmt: skip
     """A node's newest job, checked: (job, calibration, finished_at, BLAS stack, host, type)."""
-    name = records.row_at("node_types", type_id).text("name", name)
-    finished = records.row_at("jobs", job_id).timestamp("finished_at", finished, optional=True)
-    host = records.row_at("nodes", node_id).text("hostname", host)
+    name = checked.row_at("node_types", type_id).text("name", name)
+    finished = checked.row_at("jobs", job_id).timestamp("finished_at", finished, optional=True)
+    host = checked.row_at("nodes", node_id).text("hostname", host)
     return job_id, cal_id, finished, env, host, name
 
 
@@ -254,10 +254,10 @@ def current_presets(
     stacks = _calibration_blas(connection, [row[5] for row in rows])
     current = []
     for preset_id, type_id, name, data, stored_at, cal_id, created_at, status in rows:
-        at, cal = records.row_at("presets", preset_id), records.row_at("calibrations", cal_id)
+        at, cal = checked.row_at("presets", preset_id), checked.row_at("calibrations", cal_id)
         try:
-            records.row_at("node_types", type_id).text("name", name)
-            preset = records.preset(data, at)
+            checked.row_at("node_types", type_id).text("name", name)
+            preset = checked.preset(data, at)
             if preset.node_type != name:
                 raise at.bad("data.node_type", preset.node_type, f"its node type {name!r}")
             current.append(
@@ -281,7 +281,7 @@ def current_presets(
 def _run_gflops(at: Any, n: int, raw: object) -> tuple[float, ...]:
     from profiler.results import gemm_flops
 
-    return tuple(gemm_flops(n) / r.median_s / 1e9 for r in records.runs_of(at, raw))
+    return tuple(gemm_flops(n) / r.median_s / 1e9 for r in checked.runs_of(at, raw))
 
 
 def blas_by_environment(connection: Connection) -> dict[int, tuple[str, ...]]:
@@ -303,7 +303,7 @@ def _environments(connection: Connection) -> list[tuple[int, list[dict[str, Any]
     for env_id, libraries in connection.execute(
         select(blas_environments.c.id, *readable(blas_environments.c.libraries))
     ):
-        at = records.row_at("blas_environments", env_id)
+        at = checked.row_at("blas_environments", env_id)
         if not isinstance(libraries, list):
             raise at.bad("libraries", getattr(libraries, "raw", libraries), "a JSON list")
         for i, lib in enumerate(libraries):
@@ -336,7 +336,7 @@ def type_names(connection: Connection) -> list[str]:
     for type_id, name in connection.execute(
         select(node_types.c.id, node_types.c.name).order_by(node_types.c.name)
     ):
-        names.append(records.row_at("node_types", type_id).text("name", name))
+        names.append(checked.row_at("node_types", type_id).text("name", name))
     return names
 
 
@@ -369,7 +369,7 @@ def _selected_ids(connection: Connection, selection: Selection) -> list[int]:
     )
     chosen = []
     for cal_id, created_at in rows:
-        when = records.row_at("calibrations", cal_id).timestamp("created_at", created_at)
+        when = checked.row_at("calibrations", cal_id).timestamp("created_at", created_at)
         if (selection.start is None or when >= selection.start) and (
             selection.end is None or when < selection.end
         ):

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, Select, and_, case, func, or_, select
 
-from db import records
+from db import checked
 from db.errors import BadRow
 from db.history import blas_by_environment, environments_matching, of_library, type_names
 from db.records import CalibrationRecord, CalibrationSummary, JobRecord, StoredMeasurement
@@ -105,7 +105,7 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
     summary = _summary(connection, row, _stats(connection, [calibration_id]))
     job_records = tuple(
-        records.job_record(job, row.node_type)
+        checked.job_record(job, row.node_type)
         for job in connection.execute(
             select(*readable(jobs))
             .where(jobs.c.calibration_id == calibration_id)
@@ -117,7 +117,7 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
         StoredMeasurement(
             job_id=m.job_id,
             hostname=hostnames.get(m.job_id),
-            measurement=records.measurement(m),
+            measurement=checked.measurement(m),
         )
         for m in connection.execute(
             select(*readable(measurements))
@@ -132,13 +132,13 @@ def get_calibration(connection: Connection, calibration_id: int) -> CalibrationR
         .order_by(presets.c.created_at.desc(), presets.c.id.desc())
         .limit(1)
     ).first()
-    at = records.row_at("presets", stored.id) if stored is not None else None
+    at = checked.row_at("presets", stored.id) if stored is not None else None
     return CalibrationRecord(
         **{name: getattr(summary, name) for name in CalibrationSummary.__dataclass_fields__},
-        **records.calibration_details(row),
+        **checked.calibration_details(row),
         jobs=job_records,
         measurements=points,
-        preset=records.preset(stored.data, at) if at is not None else None,
+        preset=checked.preset(stored.data, at) if at is not None else None,
         preset_quality=at.text("quality", stored.quality, optional=True) if at else None,
         preset_note=at.text("note", stored.note, optional=True) if at else None,
     )
@@ -149,7 +149,7 @@ def latest_preset(connection: Connection, node_type: str) -> Preset | None:
     found = connection.execute(_adopted(presets.c.id, *readable(presets.c.data), node_type)).first()
     if found is None:
         return None
-    return records.preset(found[1], records.row_at("presets", found[0]), typed=False)
+    return checked.preset(found[1], checked.row_at("presets", found[0]), typed=False)
 
 
 def current_quality(connection: Connection, node_type: str) -> str | None:
@@ -158,7 +158,7 @@ def current_quality(connection: Connection, node_type: str) -> str | None:
     found = connection.execute(_adopted(presets.c.id, presets.c.quality, node_type)).first()
     if found is None:
         return None
-    return records.row_at("presets", found[0]).text("quality", found[1], optional=True)
+    return checked.row_at("presets", found[0]).text("quality", found[1], optional=True)
 
 
 def node_type_names(connection: Connection) -> list[str]:
@@ -177,7 +177,7 @@ def pending_jobs(connection: Connection, calibration_id: int | None = None) -> l
     )
     if calibration_id is not None:
         query = query.where(jobs.c.calibration_id == calibration_id)
-    return [records.job_record(row, row.node_type) for row in connection.execute(query)]
+    return [checked.job_record(row, row.node_type) for row in connection.execute(query)]
 
 
 def calibration_ids_with_pending_jobs(connection: Connection) -> list[int]:
@@ -299,7 +299,7 @@ def _summary(connection: Connection, calibration: Row[Any], stats: _Stats) -> Ca
     best = stats.best_gflops.get(cal_id)
     if best is not None and not (type(best) in (int, float) and math.isfinite(best)):
         _check_figures(connection, cal_id)
-    return records.calibration_summary(
+    return checked.calibration_summary(
         calibration,
         n_jobs=stats.n_jobs.get(cal_id, 0),
         n_measurements=stats.n_measurements.get(cal_id, 0),
@@ -319,4 +319,4 @@ def _check_figures(connection: Connection, calibration_id: int) -> None:
         .where(jobs.c.calibration_id == calibration_id)
     )
     for row_id, gflops in connection.execute(at_figures):
-        records.row_at("measurements", row_id).number("gflops", gflops)
+        checked.row_at("measurements", row_id).number("gflops", gflops)
