@@ -44,7 +44,7 @@ from profiler.errors import DatabaseUnavailable
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from db import store
+    from db import store, store_preset
 
 __all__ = ["Database", "open_database", "upgrade"]
 
@@ -73,6 +73,7 @@ class _Deferred:
 if not TYPE_CHECKING:
     # the writes need the ORM, which a command that only reads never imports
     store = _Deferred("db.store")
+    store_preset = _Deferred("db.store_preset")
 
 
 def _bound(
@@ -146,9 +147,9 @@ class Database:
     add_job = _write(store.add_job)
     store_node_result = _write(store.store_node_result)
     finish_calibration = _write(store.finish_calibration)
-    finish_with_preset = _write(store.finish_with_preset)
-    store_missing_preset = _write(store.store_missing_preset)
-    store_preset = _write(store.store_preset)
+    finish_with_preset = _write(store_preset.finish_with_preset)
+    store_missing_preset = _write(store_preset.store_missing_preset)
+    store_preset = _write(store_preset.store_preset)
     claim_calibration = _write(ownership.claim_calibration)
 
     list_calibrations = _read(queries.list_calibrations)

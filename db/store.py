@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import numbers
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
@@ -29,31 +28,25 @@ from db.models import (
     MeasurementRow,
     Node,
     NodeType,
-    PresetRow,
     utcnow,
 )
-from profiler.choice.preset import Preset
 from profiler.errors import DatabaseError, NotFound, UsageError
 from profiler.results import NUMPY_BLAS, NodeInfo, NodeResult
-from profiler.statuses import COMPLETE, PARTIAL, PENDING, RUNNING
+from profiler.statuses import COMPLETE, PENDING, RUNNING
 
 if TYPE_CHECKING:
-    from profiler.choice.adoption import Adoption
-
-#: what a finished calibration's preset came to, given the node type's adopted preset and
-#: its quality as they stand inside the finishing transaction: the preset and whether it is
-#: adopted, or None when it has none
-PresetChoice = Callable[[Preset | None, str | None], "tuple[Preset, Adoption] | None"]
+    pass
 
 __all__ = [
     "add_job",
+    "calibration_row",
     "blas_fingerprint",
     "create_calibration",
     "finish_calibration",
-    "finish_with_preset",
-    "store_missing_preset",
+    "node_type_id",
+    "node_type_name",
+    "plain_json",
     "store_node_result",
-    "store_preset",
 ]
 
 # What identifies a BLAS library; the thread count a process ran with does not.
@@ -89,11 +82,11 @@ def create_calibration(
     if not node_type:
         raise UsageError("a calibration needs a node type name; got an empty one")
     calibration = Calibration(
-        node_type_id=_node_type_id(session, node_type),
+        node_type_id=node_type_id(session, node_type),
         status=status,
         executor=executor,
         profile=profile,
-        settings=_plain_json(settings),
+        settings=plain_json(settings),
         created_at=created_at or utcnow(),
         blasprof_version=_blasprof_version(),
     )
@@ -114,7 +107,7 @@ def add_job(
     array_index: int | None = None,
 ) -> int:
     """Insert a job of ``calibration_id``; return its row id."""
-    _calibration(session, calibration_id)
+    calibration_row(session, calibration_id)
     job = Job(
         calibration_id=calibration_id,
         external_id=external_id,
@@ -156,7 +149,7 @@ def store_node_result(
         raise NotFound(f"no job with row id {job_row_id}")
     if not claimed:
         return False
-    calibration = _calibration(session, job.calibration_id)
+    calibration = calibration_row(session, job.calibration_id)
     node_type = session.get_one(NodeType, calibration.node_type_id)
     if result.node_type != node_type.name:
         raise DatabaseError(
@@ -167,11 +160,11 @@ def store_node_result(
         job.node_id = _upsert_node(session, node_type.id, result.node)
         job.blas_environment_id = _blas_environment_id(session, result.node)
         job.hostname = result.node.hostname
-        job.node_info = _plain_json(result.node.to_dict())
+        job.node_info = plain_json(result.node.to_dict())
     if result.verification is not None:
-        job.verification = _plain_json(dataclasses.asdict(result.verification))
+        job.verification = plain_json(dataclasses.asdict(result.verification))
     if result.conditions is not None:
-        job.conditions = _plain_json(result.conditions)
+        job.conditions = plain_json(result.conditions)
     # The job's state in the batch system's words (COMPLETED, TIMEOUT, ...), stored in the
     # same transaction as the result: a reader never sees one without the other.
     job.state = state or ("COMPLETED" if result.status == COMPLETE else "FAILED")
@@ -203,7 +196,7 @@ def finish_calibration(
     two collectors finishing it at once exactly one wins); returns whether this call did.
     """
     _check_status(status)
-    _calibration(session, calibration_id)
+    calibration_row(session, calibration_id)
     return bool(
         session.execute(
             update(Calibration)
@@ -217,105 +210,6 @@ def finish_calibration(
             .execution_options(synchronize_session=False)
         ).rowcount
     )
-
-
-def finish_with_preset(
-    session: Session,
-    calibration_id: int,
-    status: str,
-    choose: PresetChoice,
-    *,
-    error: str | None = None,
-    verdict: str | None = None,
-) -> tuple[bool, tuple[Preset, Adoption] | None]:
-    """Finish a calibration and store its preset in one transaction; return whether this
-    call finished it, and what ``choose`` made of it.
-
-    A calibration whose status says it ended always has the preset it derived: a database
-    busy or a process killed in between leaves it unfinished, for ``collect`` to finish
-    again, instead of complete with its preset lost. The node type's current preset is
-    read inside the same transaction, so the choice weighs the preset it replaces.
-    """
-    if not finish_calibration(session, calibration_id, status, error, verdict):
-        return False, None
-    return True, _choose_and_store(session, calibration_id, choose)
-
-
-def store_missing_preset(
-    session: Session, calibration_id: int, choose: PresetChoice
-) -> tuple[bool, tuple[Preset, Adoption] | None]:
-    """Store the preset of a calibration that ended without one (a blasprof older than
-    ``finish_with_preset`` could end so); return whether it had none, and what ``choose``
-    made of it. Of two collectors at once, one stores it."""
-    # the row lock makes a second collector wait here, then find the preset stored
-    calibration = session.get(Calibration, calibration_id, with_for_update=True)
-    if calibration is None:
-        raise NotFound(f"no calibration with id {calibration_id}")
-    if calibration.status not in (COMPLETE, PARTIAL):
-        return False, None
-    if session.scalars(select(PresetRow.id).filter_by(calibration_id=calibration_id)).first():
-        return False, None
-    return True, _choose_and_store(session, calibration_id, choose)
-
-
-def _choose_and_store(
-    session: Session, calibration_id: int, choose: PresetChoice
-) -> tuple[Preset, Adoption] | None:
-    """What ``choose`` makes of the node type's current preset, stored."""
-    from db.queries import current_quality, latest_preset
-
-    node_type = _node_type_name(session, calibration_id)
-    connection = session.connection()
-    try:
-        previous = latest_preset(connection, node_type)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        previous = None  # an unreadable row cannot be weighed; the new preset replaces it
-    current = current_quality(connection, node_type) if previous is not None else None
-    chosen = choose(previous, current)
-    if chosen is not None:
-        preset, adoption = chosen
-        store_preset(
-            session,
-            calibration_id,
-            preset,
-            adopted=adoption.adopted,
-            quality=adoption.quality,
-            note=adoption.note,
-        )
-    return chosen
-
-
-def store_preset(
-    session: Session,
-    calibration_id: int,
-    preset: Preset,
-    *,
-    adopted: bool = True,
-    quality: str | None = None,
-    note: str | None = None,
-    created_at: dt.datetime | None = None,
-) -> int:
-    """Store ``preset`` as derived from ``calibration_id`` (at ``created_at``, default now);
-    return its row id.
-
-    ``adopted`` False keeps it on record without serving it to jobs (``latest_preset``
-    skips it); ``quality`` says what its calibration was worth and ``note`` why.
-    """
-    _calibration(session, calibration_id)
-    if preset.calibration_id is None:
-        preset = dataclasses.replace(preset, calibration_id=calibration_id)
-    row = PresetRow(
-        calibration_id=calibration_id,
-        node_type_id=_node_type_id(session, preset.node_type),
-        created_at=created_at or utcnow(),
-        data=_plain_json(preset.to_dict()),
-        adopted=adopted,
-        quality=quality,
-        note=note,
-    )
-    session.add(row)
-    session.flush()
-    return row.id
 
 
 def blas_fingerprint(node: NodeInfo) -> str:
@@ -335,15 +229,15 @@ def _check_status(status: str) -> None:
         )
 
 
-def _calibration(session: Session, calibration_id: int) -> Calibration:
+def calibration_row(session: Session, calibration_id: int) -> Calibration:
     calibration = session.get(Calibration, calibration_id)
     if calibration is None:
         raise NotFound(f"no calibration with id {calibration_id}; `blasprof list` shows the ids")
     return calibration
 
 
-def _node_type_name(session: Session, calibration_id: int) -> str:
-    calibration = _calibration(session, calibration_id)
+def node_type_name(session: Session, calibration_id: int) -> str:
+    calibration = calibration_row(session, calibration_id)
     return session.get_one(NodeType, calibration.node_type_id).name
 
 
@@ -366,7 +260,7 @@ def _insert_missing(
     )
 
 
-def _node_type_id(session: Session, name: str) -> int:
+def node_type_id(session: Session, name: str) -> int:
     _insert_missing(session, NodeType, {"name": name, "created_at": utcnow()}, ["name"])
     return session.scalars(select(NodeType.id).where(NodeType.name == name)).one()
 
@@ -405,7 +299,7 @@ def _blas_identity(node: NodeInfo) -> dict[str, Any]:
 
 def _blas_environment_id(session: Session, node: NodeInfo) -> int:
     fingerprint = blas_fingerprint(node)
-    identity = _plain_json(_blas_identity(node))
+    identity = plain_json(_blas_identity(node))
     _insert_missing(
         session,
         BlasEnvironment,
@@ -463,16 +357,16 @@ def _parse_time(value: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _plain_json(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """``value`` as JSON gives it back (tuples become lists, NaN and infinities None).
 
     PostgreSQL's JSON refuses NaN, and storing exactly what a read returns keeps records
     equal across a round trip.
     """
     if isinstance(value, dict):
-        return {str(k): _plain_json(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain_json(v) for v in value]
+        return [plain_json(v) for v in value]
     if value is None or isinstance(value, str | bool):
         return value
     if isinstance(value, numbers.Integral):

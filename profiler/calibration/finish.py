@@ -24,7 +24,7 @@ from profiler.statuses import CANCELLED, COMPLETE, FAILED, PARTIAL
 
 if TYPE_CHECKING:
     from db import CalibrationRecord, Database
-    from db.store import PresetChoice
+    from db.store_preset import PresetChoice
     from jobs.base import Handle
     from profiler.calibration.sink import Sink
     from profiler.choice.adoption import Adoption
