@@ -240,7 +240,7 @@ def test_a_job_cancelled_mid_run_is_stored_cancelled_and_its_sibling_kept(
     # distinct nodes, so they go out through the backend as `calibrate --no-wait` sends them.
     settings = with_overrides(
         PROFILES["quick"], sizes=(64, 96, 128, 160, 192), dtypes=("float64",), threads=(1,),
-        min_time=0.5, samples=3,
+        min_time=0.5, samples=3, runs=1,  # one run: this is about cancelling, not runs
     )  # fmt: skip
     with open_database() as database:
         cal_id = database.create_calibration(
