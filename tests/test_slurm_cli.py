@@ -290,3 +290,27 @@ def test_a_job_past_its_time_limit_is_stored_timed_out_with_its_points(
     assert job["state"] == "TIMEOUT", job
     assert "TIME LIMIT" in (job["reason"] or "") and job["log_tail"]
     assert shown["status"] == "partial" and shown["measurements"]
+
+
+@pytest.mark.slurm
+def test_calibrate_blas_on_slurm_sweeps_each_library_the_node_finds(
+    slurm_cluster: Path, home: Path, blasprof_exe: str, tmp_path: Path
+) -> None:
+    """`--blas` travels to the node in the sweep settings; the job finds the libraries there
+    by label and sweeps each through the same worker runs, as a local calibration does."""
+    cluster = _cluster_file(tmp_path)
+    doc = _json(
+        run_blasprof(
+            blasprof_exe, "calibrate", "--cluster", str(cluster), "--node-type", "typea",
+            *TINY, "--threads", "1,2", "--runs", "2", "--no-verify",
+            "--blas", "numpy,openblas-openmp", "--json",
+        )
+    )  # fmt: skip
+    assert doc["status"] == "complete" and doc["executor"] == "slurm"
+    (job,) = doc["jobs"]
+    assert job["state"] == "COMPLETED"
+    swept = {(m["blas"], m["n"], m["threads"]) for m in doc["measurements"]}
+    assert swept == {(b, n, t) for b in ("numpy", "openblas-openmp") for n in (64, 192)
+                     for t in (1, 2)}  # fmt: skip
+    assert all(len(m["runs"]) == 2 for m in doc["measurements"])
+    assert [lib["label"] for lib in doc["preset"]["libraries"]] == ["openblas-openmp"]
