@@ -4,6 +4,7 @@ them. Tests import these from here, never from one another."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from profiler.choice.preset import Preset, derive
 from profiler.jobstart.detect import machine_fingerprint
@@ -11,6 +12,7 @@ from profiler.results import Measurement
 
 __all__ = [
     "CURVES",
+    "TINY_TASK",
     "LIBRARIES",
     "LIBS_RECORD",
     "node_l",
@@ -107,3 +109,13 @@ def node_l() -> Preset:
 
 #: what BLASPROF_PRESET records after node_l's libraries (large class, 8 CPUs, one process)
 LIBS_RECORD = "numpy=6:atlas=1:blis=3:mkl=5:openblas-openmp=2:openblas-pthread=6"
+
+
+#: a node task's sweep settings that take a few seconds (for the backend tests)
+TINY_TASK: dict[str, Any] = {
+    "profile": "quick",
+    "sizes": [64, 128],
+    "dtypes": ["float64"],
+    "threads": [1, 2],
+    "timing": {"min_time": 0.01, "samples": 3},
+}

@@ -213,3 +213,16 @@ def reference(
         after[name] = None
     after.update(done["set"])
     return Loaded(after, notes + done["notes"], [])
+
+
+#: every form's loader, each in its real interpreter (the form matrix runs them all)
+LOADERS = [
+    shell("dash"),
+    shell("bash"),
+    shell("zsh"),
+    shell("ksh"),
+    csh(),
+    task_prolog,
+    python(),
+    lmod(),
+]

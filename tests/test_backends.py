@@ -23,15 +23,9 @@ from jobs.checkpoint import read_checkpoint
 from jobs.registry import BACKENDS, backend_class, get_backend
 from jobs.task import TaskSpec
 from profiler.settings import SweepSettings
+from tests.builders import TINY_TASK
 
-#: a task of a few seconds
-TINY: dict[str, Any] = {
-    "profile": "quick",
-    "sizes": [64, 128],
-    "dtypes": ["float64"],
-    "threads": [1, 2],
-    "timing": {"min_time": 0.01, "samples": 3},
-}
+TINY = TINY_TASK
 #: one of minutes: about 1 s a sample, a point every few seconds
 LONG: dict[str, Any] = {
     "profile": "quick",

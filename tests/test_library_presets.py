@@ -28,16 +28,7 @@ from tests.services import absent
 
 LABELS = ("numpy", "openblas-openmp", "blis-openmp")
 N = 256  # above OpenBLAS's 64^3 threshold for threading
-LOADERS = [
-    forms.shell("dash"),
-    forms.shell("bash"),
-    forms.shell("zsh"),
-    forms.shell("ksh"),
-    forms.csh(),
-    forms.task_prolog,
-    forms.python(),
-    forms.lmod(),
-]
+LOADERS = forms.LOADERS
 
 
 @pytest.fixture(scope="module")

@@ -27,16 +27,7 @@ from tests import forms
 from tests.builders import LIBS_RECORD, node_l, node_x, node_y
 from tests.services import absent
 
-LOADERS = [
-    forms.shell("dash"),
-    forms.shell("bash"),
-    forms.shell("zsh"),
-    forms.shell("ksh"),
-    forms.csh(),
-    forms.task_prolog,
-    forms.python(),
-    forms.lmod(),
-]
+LOADERS = forms.LOADERS
 
 
 @pytest.fixture(scope="module")

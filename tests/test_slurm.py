@@ -27,16 +27,10 @@ from jobs.slurm import SlurmBackend
 from jobs.task import TaskSpec
 from profiler.errors import UsageError
 from profiler.settings import SweepSettings
+from tests.builders import TINY_TASK
 from tests.conftest import ROOT
 
-#: a calibration that takes a few seconds
-TINY: dict[str, Any] = {
-    "profile": "quick",
-    "sizes": [64, 128],
-    "dtypes": ["float64"],
-    "threads": [1, 2],
-    "timing": {"min_time": 0.01, "samples": 3},
-}
+TINY = TINY_TASK
 #: one that would take minutes: about 1 s per sample, a point every 5 s
 LONG: dict[str, Any] = {
     "profile": "quick",
